@@ -1,0 +1,173 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("upload_progress", parseCaddyfile)
+	// After the auth directives, so they guard the status endpoints too, and
+	// before handle/route/reverse_proxy, so the endpoints answer whatever
+	// routes the site has and uploads are counted on their way to the proxy.
+	httpcaddyfile.RegisterDirectiveOrder("upload_progress", httpcaddyfile.Before, "encode")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	upload_progress [<matcher>] {
+//		protocol        <name...>
+//		zone            <name>
+//		retain          <duration>
+//		max_keys        <n>
+//		key             <template>
+//		owner           <template> | off
+//		status_path     <path>
+//		websocket_path  <path...>
+//		origin_patterns <pattern...>
+//		exists_probe    [<method>] <url> {
+//			forward_headers <name...>
+//			cache_for       <duration>
+//			timeout         <duration>
+//		}
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "protocol", "protocols":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.Protocols = append(h.Protocols, args...)
+		case "zone":
+			if err := oneArg(d, &h.Zone); err != nil {
+				return err
+			}
+		case "retain":
+			if err := durationArg(d, &h.Retain); err != nil {
+				return err
+			}
+		case "max_keys":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return d.Errf("max_keys must be a positive whole number, not %q", s)
+			}
+			h.MaxKeys = n
+		case "key":
+			if err := oneArg(d, &h.Key); err != nil {
+				return err
+			}
+		case "owner":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			if s == "off" {
+				h.DisableOwnerCheck = true
+			} else {
+				h.Owner = s
+			}
+		case "status_path":
+			if err := oneArg(d, &h.StatusPath); err != nil {
+				return err
+			}
+		case "websocket_path", "websocket_paths":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.WebSocketPaths = append(h.WebSocketPaths, args...)
+		case "origin_patterns":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.OriginPatterns = append(h.OriginPatterns, args...)
+		case "exists_probe":
+			p, err := unmarshalExistsProbe(d)
+			if err != nil {
+				return err
+			}
+			h.ExistsProbe = p
+		default:
+			return d.Errf("unknown upload_progress option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func unmarshalExistsProbe(d *caddyfile.Dispenser) (*ExistsProbe, error) {
+	p := new(ExistsProbe)
+	switch args := d.RemainingArgs(); len(args) {
+	case 1:
+		p.URL = args[0]
+	case 2:
+		p.Method, p.URL = args[0], args[1]
+	default:
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "forward_headers":
+			p.ForwardHeaders = append([]string{}, d.RemainingArgs()...)
+		case "cache_for":
+			if err := durationArg(d, &p.CacheFor); err != nil {
+				return nil, err
+			}
+		case "timeout":
+			if err := durationArg(d, &p.Timeout); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("unknown exists_probe option %q", d.Val())
+		}
+	}
+	return p, nil
+}
+
+// oneArg reads exactly one argument into dst.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// durationArg reads exactly one duration into dst.
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	v, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("bad duration %q: %v", s, err)
+	}
+	*dst = caddy.Duration(v)
+	return nil
+}
+
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

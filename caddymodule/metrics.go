@@ -1,0 +1,121 @@
+package caddymodule
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// The collectors are made once per process and registered into each config's
+// registry, so counters keep counting across reloads. No label ever holds a
+// key or any other per-upload value.
+var (
+	metricsNamespace = "caddy"
+	metricsSubsystem = "upload_progress"
+
+	uploadsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "uploads_started_total",
+		Help: "Uploads whose tracking began.",
+	}, []string{"zone", "protocol"})
+
+	uploadsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "uploads_finished_total",
+		Help: "Tracked uploads that ended, by outcome (completed, origin_error, origin_unreachable, client_aborted, client_timeout, body_too_large, aborted).",
+	}, []string{"zone", "protocol", "outcome"})
+
+	uploadsUntracked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "uploads_untracked_total",
+		Help: "Uploads that asked for progress but passed untracked, by reason (no_key, invalid_key, no_credential, tracker_full, tracker_closed).",
+	}, []string{"zone", "protocol", "reason"})
+
+	receivedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "received_bytes_total",
+		Help: "Body bytes received by tracked uploads, counted when each upload ends.",
+	}, []string{"zone", "protocol"})
+
+	uploadDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:    "upload_duration_seconds",
+		Help:    "Time from the start of tracking to the end of tracked uploads.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
+	}, []string{"zone", "protocol", "outcome"})
+
+	uploadSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:    "upload_size_bytes",
+		Help:    "Body bytes received by each tracked upload.",
+		Buckets: prometheus.ExponentialBuckets(1024, 4, 14), // 1 KiB to 64 GiB
+	}, []string{"zone", "protocol"})
+
+	statusRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "status_requests_total",
+		Help: "Progress status requests, by protocol, transport (rest or websocket) and response code.",
+	}, []string{"zone", "protocol", "transport", "code"})
+
+	zoneStats = zoneCollector{
+		inFlight: prometheus.NewDesc("caddy_upload_progress_uploads_in_flight",
+			"Tracked uploads being received now.", []string{"zone"}, nil),
+		watchers: prometheus.NewDesc("caddy_upload_progress_watchers",
+			"WebSocket watchers connected now.", []string{"zone"}, nil),
+		keys: prometheus.NewDesc("caddy_upload_progress_keys",
+			"Keys the tracker holds now (records and watched keys).", []string{"zone"}, nil),
+	}
+)
+
+// zoneCollector reads the live gauges from the trackers at scrape time, so
+// the upload path never touches a gauge.
+type zoneCollector struct {
+	inFlight, watchers, keys *prometheus.Desc
+}
+
+func (c zoneCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.inFlight
+	ch <- c.watchers
+	ch <- c.keys
+}
+
+func (c zoneCollector) Collect(ch chan<- prometheus.Metric) {
+	rangeZones(func(z *zone) {
+		s := z.tracker.Stats()
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.InFlight), z.name)
+		ch <- prometheus.MustNewConstMetric(c.watchers, prometheus.GaugeValue, float64(s.Watchers), z.name)
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(s.Keys), z.name)
+	})
+}
+
+// registerMetrics adds the collectors to a config's registry. They are
+// already there when several handlers share one config.
+func registerMetrics(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{
+		uploadsStarted, uploadsFinished, uploadsUntracked, receivedBytes,
+		uploadDuration, uploadSize, statusRequests, zoneStats,
+	} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// observeFinished records a tracked upload's end.
+func observeFinished(zone, proto string, rec *progress.Record, o progress.Outcome, took time.Duration) {
+	n := rec.Snapshot().Received
+	uploadsFinished.WithLabelValues(zone, proto, o.Reason).Inc()
+	receivedBytes.WithLabelValues(zone, proto).Add(float64(n))
+	uploadDuration.WithLabelValues(zone, proto, o.Reason).Observe(took.Seconds())
+	uploadSize.WithLabelValues(zone, proto).Observe(float64(n))
+}

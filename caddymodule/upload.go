@@ -1,0 +1,148 @@
+package caddymodule
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// serveUpload tracks an upload on its way to next. Whatever happens to
+// tracking, the request goes on to next unchanged but for its body being
+// counted as it is read.
+func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p *protocol) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	key, err := repl.ReplaceOrErr(p.key, true, true)
+	if err != nil {
+		return h.passUntracked(w, r, next, p, "no_key", err)
+	}
+	if err := progress.CheckKey(key); err != nil {
+		return h.passUntracked(w, r, next, p, "invalid_key", errors.New("key "+err.Error()))
+	}
+	owner := progress.Anyone
+	if !h.DisableOwnerCheck {
+		cred, err := repl.ReplaceOrErr(p.owner, true, true)
+		if err != nil {
+			return h.passUntracked(w, r, next, p, "no_credential", err)
+		}
+		owner = h.tracker().Owner(cred)
+	}
+	total := r.ContentLength
+	if total < 0 {
+		total = -1
+	}
+	rec, err := h.tracker().Begin(owner, key, total)
+	if err != nil {
+		reason := "tracker_full"
+		if errors.Is(err, progress.ErrClosed) {
+			reason = "tracker_closed"
+		}
+		return h.passUntracked(w, r, next, p, reason, err)
+	}
+	uploadsStarted.WithLabelValues(h.Zone, p.name).Inc()
+
+	u := &upload{h: h, p: p, r: r, rec: rec}
+	r.Body = progress.NewBody(r.Body, rec)
+	uw := &uploadWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, u: u}
+
+	// A failure while copying the response panics (http.ErrAbortHandler);
+	// the record must still end, and the panic go on.
+	defer func() {
+		if v := recover(); v != nil {
+			u.finish(progress.Event{Status: uw.status, Panicked: true})
+			panic(v)
+		}
+	}()
+	err = next.ServeHTTP(uw, r)
+	if uw.status == 0 {
+		ev := progress.Event{HandlerFailed: err != nil}
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) {
+			ev.HandlerStatus = he.StatusCode
+		}
+		u.finish(ev)
+	}
+	return err
+}
+
+// passUntracked lets an upload that cannot be tracked through, and says why.
+func (h *Handler) passUntracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p *protocol, reason string, err error) error {
+	uploadsUntracked.WithLabelValues(h.Zone, p.name, reason).Inc()
+	h.logger.Debug("upload passes untracked",
+		zap.String("protocol", p.name), zap.String("reason", reason), zap.Error(err),
+		zap.String("uri", r.RequestURI))
+	return next.ServeHTTP(w, r)
+}
+
+// upload is one tracked upload in flight.
+type upload struct {
+	h   *Handler
+	p   *protocol
+	r   *http.Request
+	rec *progress.Record
+}
+
+// finish judges the upload from ev plus what the body and the request
+// context say, ends its record, and logs and counts it, once.
+func (u *upload) finish(ev progress.Event) {
+	ev.ReadErr = u.rec.ReadError()
+	ev.ClientGone = u.r.Context().Err() != nil
+	ev.Received = u.rec.Received()
+	o := progress.Judge(ev)
+	if !u.h.tracker().Finish(u.rec, o) {
+		return
+	}
+	took := time.Since(u.rec.Started())
+	observeFinished(u.h.Zone, u.p.name, u.rec, o, took)
+	snap := u.rec.Snapshot()
+	u.h.logger.Info("upload finished",
+		zap.String("protocol", u.p.name),
+		zap.String("key", snap.Key),
+		zap.Int64("bytes", snap.Received),
+		zap.Int64("total", snap.Total),
+		zap.Duration("duration", took),
+		zap.String("outcome", o.Reason),
+		zap.Int("status", o.HTTPStatus),
+		zap.String("error", o.Error),
+	)
+}
+
+// uploadWriter ends the record the moment the final response status is
+// written, before the response body is copied: the origin's answer is
+// what makes an upload done, and a client that polls right after its
+// answer must see it.
+type uploadWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	u      *upload
+	status int
+}
+
+func (w *uploadWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+		w.u.finish(progress.Event{Status: code})
+	}
+	w.ResponseWriterWrapper.WriteHeader(code)
+}
+
+func (w *uploadWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom keeps the status hook when the response is copied with io.Copy.
+func (w *uploadWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriterWrapper.ReadFrom(r)
+}
+

@@ -1,0 +1,48 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// zones holds one tracker per zone name for every handler that names it.
+// A usage pool keeps it alive across config reloads: the new config takes
+// a reference before the old one lets go of its own, so uploads in flight
+// keep their records and their watchers.
+var zones = caddy.NewUsagePool()
+
+// zone is a named tracker shared by handlers.
+type zone struct {
+	name    string
+	tracker *progress.MemoryTracker
+}
+
+// Destruct closes the tracker when the last handler using the zone is
+// cleaned up: its watchers are told the server is going away.
+func (z *zone) Destruct() error {
+	z.tracker.Close()
+	return nil
+}
+
+// loadZone returns the zone of name, creating it if this is its first
+// user, and applies opts to it.
+func loadZone(name string, opts progress.Options) (*zone, error) {
+	v, _, err := zones.LoadOrNew(name, func() (caddy.Destructor, error) {
+		return &zone{name: name, tracker: progress.NewMemoryTracker(opts)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	z := v.(*zone)
+	z.tracker.Configure(opts)
+	return z, nil
+}
+
+// rangeZones calls f for each live zone; metrics read them at scrape time.
+func rangeZones(f func(*zone)) {
+	zones.Range(func(_, v any) bool {
+		f(v.(*zone))
+		return true
+	})
+}

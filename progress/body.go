@@ -1,0 +1,34 @@
+package progress
+
+import "io"
+
+// Body counts the bytes of a request body into a Record as they are read.
+//
+// It is a plain Read/Close type on purpose: it does not implement
+// io.WriterTo (io.Copy would then bypass Read and the count), and it changes
+// nothing about the bytes. Reads happen on the transport's goroutine and
+// Close may come after the handler returned; Record is safe for both.
+type Body struct {
+	rc  io.ReadCloser
+	rec *Record
+}
+
+// NewBody wraps rc so that its bytes count into rec.
+func NewBody(rc io.ReadCloser, rec *Record) *Body {
+	return &Body{rc: rc, rec: rec}
+}
+
+// Read reads from the wrapped body and counts what it got.
+func (b *Body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.rec.add(n)
+	}
+	if err != nil && err != io.EOF {
+		b.rec.noteReadError(err)
+	}
+	return n, err
+}
+
+// Close closes the wrapped body.
+func (b *Body) Close() error { return b.rc.Close() }

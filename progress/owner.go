@@ -1,0 +1,39 @@
+package progress
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+)
+
+// Owner identifies who made an upload without keeping their credential: it
+// is an HMAC of the credential under a secret of the tracker, so a memory
+// dump or a shared store never holds a usable key.
+//
+// Records are namespaced by owner: the same key uploaded by two owners is two
+// records, and one owner's lookups can never see, or learn of, another's.
+type Owner [sha256.Size]byte
+
+// Anyone is the owner of records when ownership checks are off.
+var Anyone Owner
+
+// ownerHasher turns credentials into Owners.
+type ownerHasher struct {
+	secret [32]byte
+}
+
+func newOwnerHasher() ownerHasher {
+	var h ownerHasher
+	if _, err := rand.Read(h.secret[:]); err != nil {
+		panic("progress: no randomness for the owner secret: " + err.Error())
+	}
+	return h
+}
+
+func (h ownerHasher) owner(credential string) Owner {
+	m := hmac.New(sha256.New, h.secret[:])
+	m.Write([]byte(credential))
+	var o Owner
+	m.Sum(o[:0])
+	return o
+}

@@ -1,0 +1,154 @@
+package progress
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// Record is the live state of one upload.
+//
+// The upload's reader goroutine calls add for every Read; that path is one
+// atomic add and one atomic load, with no lock and no allocation. Watchers
+// register the byte count they next care about (wakeWhen) and block on a
+// broadcast channel that the writer closes only when that count is crossed or
+// the record finishes, so a watcher that is slow, or gone, never blocks a writer.
+type Record struct {
+	id      uint64
+	key     string
+	total   int64 // Content-Length, or -1 when the client sent none
+	started time.Time
+
+	received atomic.Int64
+	// wakeAt is the smallest byte count any watcher is waiting for;
+	// math.MaxInt64 when nobody waits.
+	wakeAt atomic.Int64
+	// changes wakes every watcher of this record.
+	changes broadcast
+	// readErr is the first non-EOF error reading the request body returned.
+	readErr atomic.Pointer[error]
+	// end is set once, by the first finish; its presence makes the record terminal.
+	end atomic.Pointer[ending]
+}
+
+// ending is how a record finished.
+type ending struct {
+	outcome Outcome
+	at      time.Time
+	// received is the byte count at the moment of finishing; later reads
+	// (the transport draining a body after an early answer) do not move it.
+	received int64
+}
+
+func newRecord(id uint64, key string, total int64, now time.Time) *Record {
+	r := &Record{id: id, key: key, total: total, started: now}
+	r.wakeAt.Store(math.MaxInt64)
+	return r
+}
+
+// ID distinguishes this record from earlier and later uploads to the same key.
+func (r *Record) ID() uint64 { return r.id }
+
+// Key is the key the upload was tracked under.
+func (r *Record) Key() string { return r.key }
+
+// Total is the declared size of the upload, or -1 if unknown.
+func (r *Record) Total() int64 { return r.total }
+
+// Started is when tracking of the upload began.
+func (r *Record) Started() time.Time { return r.started }
+
+// Received is the number of body bytes the proxy has read so far.
+func (r *Record) Received() int64 { return r.received.Load() }
+
+// add counts n more bytes. It is the hot path.
+func (r *Record) add(n int) {
+	v := r.received.Add(int64(n))
+	if v >= r.wakeAt.Load() {
+		r.wakeAt.Store(math.MaxInt64)
+		r.wake()
+	}
+}
+
+// noteReadError remembers the first error reading the body failed with.
+func (r *Record) noteReadError(err error) {
+	r.readErr.CompareAndSwap(nil, &err)
+}
+
+// ReadError returns the first non-EOF error the body returned, or nil.
+func (r *Record) ReadError() error {
+	if p := r.readErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Finish ends the record with o unless it has already ended; the first
+// outcome wins. It reports whether this call ended the record.
+func (r *Record) Finish(o Outcome, now time.Time) bool {
+	if !r.end.CompareAndSwap(nil, &ending{outcome: o, at: now, received: r.received.Load()}) {
+		return false
+	}
+	r.wake()
+	return true
+}
+
+// Finished reports whether the record has ended, and how.
+func (r *Record) Finished() (Outcome, time.Time, bool) {
+	e := r.end.Load()
+	if e == nil {
+		return Outcome{}, time.Time{}, false
+	}
+	return e.outcome, e.at, true
+}
+
+// Snapshot returns a consistent copy of the record's state.
+func (r *Record) Snapshot() Snapshot {
+	s := Snapshot{
+		Found:    true,
+		ID:       r.id,
+		Key:      r.key,
+		Total:    r.total,
+		State:    Uploading,
+		Started:  r.started,
+		Received: r.received.Load(),
+	}
+	if e := r.end.Load(); e != nil {
+		s.State = e.outcome.State
+		s.Error = e.outcome.Error
+		s.HTTPStatus = e.outcome.HTTPStatus
+		s.Finished = e.at
+		s.Received = e.received
+	}
+	return s
+}
+
+// wakeWhen asks the writer to wake watchers once received reaches n.
+func (r *Record) wakeWhen(n int64) {
+	for {
+		cur := r.wakeAt.Load()
+		if n >= cur || r.wakeAt.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+func (r *Record) wake() { r.changes.wake() }
+
+// Snapshot is a copy of an upload's state at one moment, as the protocol
+// renderers see it.
+type Snapshot struct {
+	// Found is false when no record is visible for the key; the rest is then zero.
+	Found    bool
+	ID       uint64
+	Key      string
+	Total    int64
+	Received int64
+	State    State
+	// Error says why a failed upload failed.
+	Error string
+	// HTTPStatus is the status the client was answered with, when known.
+	HTTPStatus int
+	Started    time.Time
+	Finished   time.Time
+}

@@ -1,0 +1,33 @@
+package progress
+
+// State is where an upload is in its life.
+type State uint8
+
+const (
+	// NotExist means no record is known for the key (never started, expired,
+	// or owned by someone else).
+	NotExist State = iota
+	// Uploading means the body is still streaming through the proxy.
+	Uploading
+	// Completed means the origin answered the upload with a success status.
+	Completed
+	// Failed means the upload did not reach the origin whole, or the origin refused it.
+	Failed
+)
+
+// String returns the state in the form the storage-node API uses.
+func (s State) String() string {
+	switch s {
+	case Uploading:
+		return "uploading"
+	case Completed:
+		return "completed"
+	case Failed:
+		return "failed"
+	default:
+		return "not_exist"
+	}
+}
+
+// Terminal reports whether the state can no longer change for this record.
+func (s State) Terminal() bool { return s == Completed || s == Failed }

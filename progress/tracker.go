@@ -1,0 +1,88 @@
+package progress
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Tracker keeps the records of uploads and lets status requests and
+// watchers find them. The Caddy glue talks only to this interface, so a
+// store shared by several proxies can replace the in-memory one.
+//
+// Every method is safe for concurrent use. None of them is on the upload's
+// hot path: that is Record.add, reached through Body.
+type Tracker interface {
+	// Owner turns a credential into the Owner records are bound to.
+	Owner(credential string) Owner
+	// Begin starts tracking an upload of total bytes (-1 if unknown) under
+	// owner and key, replacing what the key showed before; watchers of the key
+	// follow the new record. When it returns an error the upload must still
+	// pass, untracked.
+	Begin(owner Owner, key string, total int64) (*Record, error)
+	// Finish ends rec with o unless it has ended already, and reports
+	// whether this call ended it.
+	Finish(rec *Record, o Outcome) bool
+	// Lookup returns what owner can see under key now.
+	Lookup(owner Owner, key string) Snapshot
+	// Subscribe lets owner follow key, across re-uploads, until Close.
+	Subscribe(owner Owner, key string) (Subscription, error)
+	// Stats returns the tracker's current counts.
+	Stats() Stats
+	// Close ends every subscription with ErrClosed and stops background work.
+	Close()
+}
+
+// Subscription follows one key of one owner.
+type Subscription interface {
+	// Current returns what the key shows now.
+	Current() Snapshot
+	// Next blocks until the key shows something worth sending after prev:
+	// another record, another state, or at least step more bytes. It returns
+	// ctx's error when ctx ends and ErrClosed when the tracker closes.
+	Next(ctx context.Context, prev Snapshot, step int64) (Snapshot, error)
+	// Close ends the subscription; it is safe to call more than once.
+	Close()
+}
+
+// Stats are a tracker's counts at one moment.
+type Stats struct {
+	// InFlight is the number of uploads being received now.
+	InFlight int64
+	// Keys is the number of keys that hold a record or a watcher.
+	Keys int
+	// Watchers is the number of open subscriptions.
+	Watchers int64
+}
+
+// Options configure a tracker. Zero values mean the defaults.
+type Options struct {
+	// Retain is how long a finished upload stays queryable. Default 5m.
+	Retain time.Duration
+	// MaxKeys is how many keys the tracker holds at most; past it, new
+	// uploads pass untracked. Default 100,000.
+	MaxKeys int
+}
+
+// Defaults for Options.
+const (
+	DefaultRetain  = 5 * time.Minute
+	DefaultMaxKeys = 100_000
+)
+
+func (o Options) withDefaults() Options {
+	if o.Retain <= 0 {
+		o.Retain = DefaultRetain
+	}
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = DefaultMaxKeys
+	}
+	return o
+}
+
+var (
+	// ErrFull is returned by Begin when the tracker holds as many keys as it may.
+	ErrFull = errors.New("progress: tracker is full")
+	// ErrClosed is returned once the tracker has been closed.
+	ErrClosed = errors.New("progress: tracker closed")
+)
