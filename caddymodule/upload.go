@@ -145,4 +145,3 @@ func (w *uploadWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 	return w.ResponseWriterWrapper.ReadFrom(r)
 }
-
