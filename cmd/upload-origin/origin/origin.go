@@ -1,0 +1,561 @@
+// Package origin is a small reference upload backend ("origin") that the
+// Caddy upload-progress proxy sits in front of in the quickstart demo and in
+// end-to-end tests.
+//
+// It stores raw or multipart uploads on disk and streams every body straight
+// into a file, so memory stays constant even for uploads of hundreds of MiB.
+// Uploads are written to a temporary file and renamed into place only when
+// complete, so an aborted upload never leaves a partial file behind. Request
+// headers act as test hooks (X-Origin-Fail, X-Origin-Delay) so end-to-end
+// tests can make the origin fail or stall on demand.
+//
+// Routes (every reply except a file download is JSON; errors are
+// {"error":"message"}):
+//
+//	POST /fso?path=/dir/file[&overwrite=true]   raw body        -> 201 StoredFile
+//	POST /fso?path=/dir  (multipart/form-data)  one file a part -> 201 MultipartResponse
+//	GET|HEAD /fso?path=/dir/file                                -> 200 file bytes
+//	GET|HEAD /healthz                                           -> 200 {"ok":true}
+package origin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Request headers the origin understands.
+const (
+	// APIKeyHeader carries the client's key when Config.APIKeys is set.
+	APIKeyHeader = "X-User-Api-Key"
+	// FailHeader makes the origin read the whole body and then answer the
+	// given status (400-599) with {"error":"forced failure"}, so tests can
+	// provoke an origin failure after a complete upload.
+	FailHeader = "X-Origin-Fail"
+	// DelayHeader holds a Go duration ("250ms", "2s") to wait before the
+	// reply is sent, so tests can simulate a slow origin.
+	DelayHeader = "X-Origin-Delay"
+)
+
+// MaxDelay bounds DelayHeader so a typo in a test cannot park a request
+// for hours; longer values are clamped to it.
+const MaxDelay = 30 * time.Second
+
+// Config configures a Server.
+type Config struct {
+	// Dir is where uploads are stored (required). It is created if missing.
+	Dir string
+	// APIKeys, if non-empty, are the values accepted in the
+	// x-user-api-key header; requests without one of them get 401.
+	// /healthz stays open so liveness probes need no secret.
+	APIKeys []string
+	// Logf, if set, receives one line per request.
+	Logf func(format string, args ...any)
+}
+
+// Server is the origin's http.Handler. Close it to release Dir.
+type Server struct {
+	// root confines every file operation to Dir, so neither a crafted path
+	// nor a symlink inside Dir can reach files outside it.
+	root *os.Root
+	keys [][]byte
+	logf func(format string, args ...any)
+}
+
+// StoredFile describes one stored upload. Name is only set for multipart
+// parts, where it is the sanitized filename the file was stored under.
+type StoredFile struct {
+	Path   string `json:"path"`
+	Name   string `json:"name,omitempty"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// MultipartResponse is the reply to a multipart upload, files in part order.
+type MultipartResponse struct {
+	Files []StoredFile `json:"files"`
+}
+
+// ErrorResponse is the body of every error reply.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// New returns a Server storing files under cfg.Dir.
+func New(cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("origin: Config.Dir is required")
+	}
+	s := &Server{logf: cfg.Logf}
+	if s.logf == nil {
+		s.logf = func(string, ...any) {}
+	}
+	for _, k := range cfg.APIKeys {
+		// An empty key would match a request that sends no key at all.
+		if k == "" {
+			return nil, errors.New("origin: empty API key")
+		}
+		s.keys = append(s.keys, []byte(k))
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	root, err := os.OpenRoot(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	s.root = root
+	return s, nil
+}
+
+// Close releases the handle on Dir. Call it after the HTTP server stopped.
+func (s *Server) Close() error { return s.root.Close() }
+
+// reply is what a handler decided to answer. Handlers return it instead of
+// writing to the client themselves so ServeHTTP can apply the delay hook in
+// one place, right before anything is sent.
+type reply struct {
+	status int
+	body   any           // JSON body, unless file is set
+	file   *os.File      // stored file to send for GET/HEAD
+	size   int64         // size of file
+	allow  string        // Allow header of a 405
+	delay  time.Duration // from DelayHeader
+}
+
+func errReply(status int, format string, args ...any) reply {
+	return reply{status: status, body: ErrorResponse{Error: fmt.Sprintf(format, args...)}}
+}
+
+// ServeHTTP routes the request, waits for the delay hook if any, and sends
+// the reply.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	// Handlers see a shallow copy whose body records whether it was read to
+	// the end. The original request stays untouched: net/http inspects its
+	// body after we return to decide how to close the connection.
+	body := &trackedReader{r: r.Body}
+	r = r.WithContext(r.Context())
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{body, r.Body}
+
+	var rep reply
+	switch r.URL.Path {
+	case "/healthz":
+		rep = health(r)
+	case "/fso":
+		rep = s.fso(r)
+	default:
+		rep = errReply(http.StatusNotFound, "not found")
+	}
+	if rep.file != nil {
+		defer rep.file.Close()
+	}
+
+	if rep.delay > 0 && !sleep(r.Context(), rep.delay) {
+		s.logf("origin: %s %s: client went away during %s delay", r.Method, r.URL.RequestURI(), rep.delay)
+		return
+	}
+	if rep.status >= 400 && r.ContentLength != 0 && !body.eof {
+		// We answer without having read the whole body (bad path, conflict,
+		// ...). Say so, so the client stops sending and does not reuse the
+		// connection; net/http then half-closes and lingers so the client
+		// still gets to read this reply.
+		w.Header().Set("Connection", "close")
+	}
+	send(w, r, rep)
+	s.logf("origin: %s %s -> %d in %s", r.Method, r.URL.RequestURI(), rep.status, time.Since(start).Round(time.Microsecond))
+}
+
+func send(w http.ResponseWriter, r *http.Request, rep reply) {
+	if rep.allow != "" {
+		w.Header().Set("Allow", rep.allow)
+	}
+	if rep.file == nil {
+		writeJSON(w, rep.status, rep.body)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(rep.size, 10))
+	w.WriteHeader(rep.status)
+	if r.Method != http.MethodHead {
+		_, _ = io.CopyN(w, rep.file, rep.size)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func health(r *http.Request) reply {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		rep := errReply(http.StatusMethodNotAllowed, "method not allowed")
+		rep.allow = "GET, HEAD"
+		return rep
+	}
+	return reply{status: http.StatusOK, body: map[string]bool{"ok": true}}
+}
+
+// fso handles /fso: auth first, then the test hooks, then the real work.
+func (s *Server) fso(r *http.Request) reply {
+	if msg := s.checkKey(r); msg != "" {
+		return errReply(http.StatusUnauthorized, "%s", msg)
+	}
+	delay, err := parseDelay(r.Header.Get(DelayHeader))
+	if err != nil {
+		return errReply(http.StatusBadRequest, "%v", err)
+	}
+	var rep reply
+	switch {
+	case r.Header.Get(FailHeader) != "":
+		rep = forcedFailure(r)
+	case r.Method == http.MethodPost && isMultipart(r):
+		rep = s.uploadMultipart(r)
+	case r.Method == http.MethodPost:
+		rep = s.uploadRaw(r)
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		rep = s.download(r)
+	default:
+		rep = errReply(http.StatusMethodNotAllowed, "method not allowed")
+		rep.allow = "GET, HEAD, POST"
+	}
+	rep.delay = delay
+	return rep
+}
+
+// checkKey returns why the request is not authorized, or "" if it is.
+func (s *Server) checkKey(r *http.Request) string {
+	if len(s.keys) == 0 {
+		return ""
+	}
+	got := r.Header.Get(APIKeyHeader)
+	if got == "" {
+		return "missing x-user-api-key header"
+	}
+	for _, k := range s.keys {
+		if subtle.ConstantTimeCompare([]byte(got), k) == 1 {
+			return ""
+		}
+	}
+	return "invalid API key"
+}
+
+func parseDelay(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid %s %q: want a duration such as 500ms", DelayHeader, v)
+	}
+	return min(d, MaxDelay), nil
+}
+
+// sleep waits for d and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// forcedFailure implements FailHeader. The body is read to the end first so
+// the failure comes after a complete upload, which is the case a proxy
+// tracking progress has to report correctly.
+func forcedFailure(r *http.Request) reply {
+	v := r.Header.Get(FailHeader)
+	code, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || code < 400 || code > 599 {
+		return errReply(http.StatusBadRequest, "invalid %s %q: want a status between 400 and 599", FailHeader, v)
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	return errReply(code, "forced failure")
+}
+
+func isMultipart(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "multipart/form-data"
+}
+
+func overwriteParam(r *http.Request) bool {
+	ok, _ := strconv.ParseBool(r.URL.Query().Get("overwrite"))
+	return ok
+}
+
+func (s *Server) uploadRaw(r *http.Request) reply {
+	p, rel, err := resolve(r.URL.Query().Get("path"), false)
+	if err != nil {
+		return errReply(http.StatusBadRequest, "%v", err)
+	}
+	f, err := s.store(p, rel, r.Body, overwriteParam(r))
+	if err != nil {
+		return s.failure(r, err)
+	}
+	return reply{status: http.StatusCreated, body: f}
+}
+
+// uploadMultipart stores each file part under the directory named by the
+// path query (default "/"). Parts are streamed one by one with
+// MultipartReader, never ParseMultipartForm, so nothing is buffered in
+// memory or spilled to temp files outside Dir. If a part fails (conflict,
+// broken body) the request stops there; files stored from earlier parts
+// stay.
+func (s *Server) uploadMultipart(r *http.Request) reply {
+	dir := r.URL.Query().Get("path")
+	if dir == "" {
+		dir = "/"
+	}
+	p, rel, err := resolve(dir, true)
+	if err != nil {
+		return errReply(http.StatusBadRequest, "%v", err)
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return errReply(http.StatusBadRequest, "malformed multipart request: %v", err)
+	}
+	overwrite := overwriteParam(r)
+	files := []StoredFile{}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return errReply(http.StatusBadRequest, "malformed multipart body: %v", err)
+		}
+		if part.FileName() == "" {
+			continue // a plain form field; NextPart skips its content
+		}
+		name, err := baseName(part.FileName())
+		if err != nil {
+			return errReply(http.StatusBadRequest, "%v", err)
+		}
+		f, err := s.store(path.Join(p, name), path.Join(rel, name), part, overwrite)
+		part.Close()
+		if err != nil {
+			return s.failure(r, err)
+		}
+		f.Name = name
+		files = append(files, f)
+	}
+	if len(files) == 0 {
+		return errReply(http.StatusBadRequest, "no file parts in multipart body")
+	}
+	return reply{status: http.StatusCreated, body: MultipartResponse{Files: files}}
+}
+
+func (s *Server) download(r *http.Request) reply {
+	_, rel, err := resolve(r.URL.Query().Get("path"), false)
+	if err != nil {
+		return errReply(http.StatusBadRequest, "%v", err)
+	}
+	f, err := s.root.Open(filepath.FromSlash(rel))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return errReply(http.StatusNotFound, "file not found")
+		}
+		return s.failure(r, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return s.failure(r, err)
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return errReply(http.StatusNotFound, "file not found")
+	}
+	return reply{status: http.StatusOK, file: f, size: info.Size()}
+}
+
+// httpError is an error meant for the client, with its status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func httpErrorf(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// failure turns err into a reply: its own status for an httpError, else a
+// 500 whose details go to the log rather than to the client.
+func (s *Server) failure(r *http.Request, err error) reply {
+	var he *httpError
+	if errors.As(err, &he) {
+		return errReply(he.status, "%s", he.msg)
+	}
+	s.logf("origin: %s %s: %v", r.Method, r.URL.RequestURI(), err)
+	return errReply(http.StatusInternalServerError, "internal error")
+}
+
+// fsError gives the client-facing meaning of a filesystem error, when it
+// has one: a file in the way of a directory, or a name already taken.
+func fsError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOTDIR):
+		return httpErrorf(http.StatusConflict, "a parent of the path is a file")
+	case errors.Is(err, fs.ErrExist):
+		return httpErrorf(http.StatusConflict, "file already exists")
+	}
+	return err
+}
+
+// store streams src into rel (slash-separated, relative to Dir) and
+// returns what was stored under the client-facing path p. The bytes go to
+// a temp file in the destination directory, hashed on the way, and are put
+// in place only once complete, so a failed upload leaves nothing behind.
+func (s *Server) store(p, rel string, src io.Reader, overwrite bool) (StoredFile, error) {
+	dst := filepath.FromSlash(rel)
+	// Cheap pre-check so a conflicting upload is refused before its body is
+	// read. The authoritative no-clobber check is in commit.
+	if info, err := s.root.Stat(dst); err == nil {
+		if info.IsDir() {
+			return StoredFile{}, httpErrorf(http.StatusConflict, "path is a directory")
+		}
+		if !overwrite {
+			return StoredFile{}, httpErrorf(http.StatusConflict, "file already exists")
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return StoredFile{}, fsError(err)
+	}
+
+	dir := filepath.Dir(dst)
+	if err := s.root.MkdirAll(dir, 0o755); err != nil {
+		return StoredFile{}, fsError(err)
+	}
+	tmp := filepath.Join(dir, ".upload-"+rand.Text()+".tmp")
+	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return StoredFile{}, err
+	}
+	// After a failure this drops the partial file; after a link it drops
+	// the temp name; after a rename it finds nothing to remove.
+	defer s.root.Remove(tmp)
+
+	h := sha256.New()
+	in := &trackedReader{r: src}
+	n, err := io.Copy(io.MultiWriter(f, h), in)
+	// No fsync: this is a test origin; the rename is for atomic visibility,
+	// not durability across power loss.
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if in.err != nil {
+			return StoredFile{}, httpErrorf(http.StatusBadRequest, "upload interrupted: %v", in.err)
+		}
+		return StoredFile{}, err
+	}
+	if err := s.commit(tmp, dst, overwrite); err != nil {
+		return StoredFile{}, err
+	}
+	return StoredFile{Path: p, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// commit puts the finished temp file at dst. Without overwrite it uses a
+// hard link, which fails if dst exists, so two concurrent uploads of the
+// same path cannot both win.
+func (s *Server) commit(tmp, dst string, overwrite bool) error {
+	if overwrite {
+		return fsError(s.root.Rename(tmp, dst))
+	}
+	err := s.root.Link(tmp, dst)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return fsError(err)
+	}
+	// Some filesystems have no hard links: fall back to check-then-rename
+	// and accept the small race.
+	if _, serr := s.root.Lstat(dst); serr == nil {
+		return httpErrorf(http.StatusConflict, "file already exists")
+	}
+	return fsError(s.root.Rename(tmp, dst))
+}
+
+// resolve checks a client path and returns it cleaned ("/a/b") together
+// with the same path relative to Dir ("a/b", or "." for the root).
+// Traversal is refused outright rather than cleaned away, so a client
+// never gets a file stored somewhere other than where it asked.
+func resolve(p string, allowRoot bool) (clean, rel string, err error) {
+	switch {
+	case p == "":
+		return "", "", errors.New("missing path query parameter")
+	case !strings.HasPrefix(p, "/"):
+		return "", "", errors.New("path must start with /")
+	case strings.ContainsRune(p, 0):
+		return "", "", errors.New("path must not contain NUL bytes")
+	case strings.ContainsRune(p, '\\'):
+		// A separator on Windows; refused everywhere so behaviour is the same.
+		return "", "", errors.New(`path must not contain \`)
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == ".." {
+			return "", "", errors.New("path must not contain ..")
+		}
+	}
+	clean = path.Clean(p)
+	if clean == "/" {
+		if !allowRoot {
+			return "", "", errors.New("path must name a file, not /")
+		}
+		return clean, ".", nil
+	}
+	return clean, clean[1:], nil
+}
+
+// baseName reduces a multipart filename to a safe single name. Some
+// browsers send a full client path, possibly with Windows separators.
+func baseName(name string) (string, error) {
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	if name == "." || name == ".." || name == "/" || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("invalid file name %q", name)
+	}
+	return name, nil
+}
+
+// trackedReader remembers whether its source reached EOF and the first
+// read error, so callers can tell "client went away" from "disk failed"
+// and know whether a body was left unread.
+type trackedReader struct {
+	r   io.Reader
+	eof bool
+	err error
+}
+
+func (t *trackedReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	switch {
+	case err == io.EOF:
+		t.eof = true
+	case err != nil && t.err == nil:
+		t.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,374 @@
+// Package test runs the real Caddy, loaded in this process from a
+// Caddyfile, in front of the reference upload origin, and checks what a
+// user of the product would: the bytes the origin stores, the answers of the
+// progress endpoints, the metrics.
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"github.com/coder/websocket"
+
+	_ "github.com/caddy-upload-progress/caddy-upload-progress"
+	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
+)
+
+const apiKey = "test-key"
+
+func TestMain(m *testing.M) {
+	// Caddy keeps its state under these; tests must not touch the user's.
+	dir, err := os.MkdirTemp("", "upload-progress-e2e")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	code := m.Run()
+	caddy.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one Caddy in front of one origin.
+type env struct {
+	t         *testing.T
+	originDir string
+	originURL string
+	proxy     string // http://127.0.0.1:port
+	admin     string // 127.0.0.1:port
+	port      string
+	block     string
+	client    *http.Client
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// startOrigin runs the reference origin on a loopback port.
+func startOrigin(t *testing.T) (url, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	o, err := origin.New(origin.Config{Dir: dir, APIKeys: []string{apiKey, "other-key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: o}
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		srv.Close()
+		o.Close()
+	})
+	return "127.0.0.1:" + fmt.Sprint(l.Addr().(*net.TCPAddr).Port), dir
+}
+
+// newEnv starts an origin and loads Caddy with an upload_progress block
+// (the lines inside `upload_progress { }`) in front of it.
+func newEnv(t *testing.T, block string) *env {
+	t.Helper()
+	e := &env{t: t, port: freePort(t), admin: "127.0.0.1:" + freePort(t), block: block}
+	e.originURL, e.originDir = startOrigin(t)
+	e.proxy = "http://127.0.0.1:" + e.port
+	e.client = &http.Client{Timeout: 60 * time.Second}
+	e.load(block, e.originURL)
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stopping caddy: %v", err)
+		}
+	})
+	return e
+}
+
+// load (re)loads Caddy with block in front of upstream.
+func (e *env) load(block, upstream string) {
+	e.t.Helper()
+	cf := fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	auto_https off
+	metrics
+}
+
+http://127.0.0.1:%s {
+	upload_progress {
+%s
+	}
+	reverse_proxy %s
+}
+`, e.admin, e.port, block, upstream)
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		e.t.Fatalf("adapting Caddyfile: %v\n%s", err, cf)
+	}
+	for _, w := range warnings {
+		e.t.Logf("caddyfile warning: %s", w)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		e.t.Fatalf("loading config: %v", err)
+	}
+}
+
+// progressReply is the storage node's progress JSON.
+type progressReply struct {
+	TotalSize int64  `json:"total_size"`
+	Uploaded  int64  `json:"uploaded"`
+	Status    string `json:"status"`
+	Error     string `json:"error"`
+}
+
+// progress asks GET /progress?path= with the given key; it returns the
+// status code and the decoded reply.
+func (e *env) progress(path, key string) (int, progressReply, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.proxy+"/progress?path="+url.QueryEscape(path), nil)
+	if key != "" {
+		req.Header.Set("x-user-api-key", key)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("progress request: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var p progressReply
+	if err := json.Unmarshal(body, &p); err != nil {
+		e.t.Fatalf("progress reply %d is not JSON: %q", resp.StatusCode, body)
+	}
+	return resp.StatusCode, p, string(body)
+}
+
+// status is progress with the test's key, failing the test on non-200.
+func (e *env) status(path string) progressReply {
+	e.t.Helper()
+	code, p, body := e.progress(path, apiKey)
+	if code != 200 {
+		e.t.Fatalf("progress of %s: %d %s", path, code, body)
+	}
+	return p
+}
+
+// waitStatus polls the progress endpoint until ok accepts a reply, or fails
+// the test after 10 s.
+func (e *env) waitStatus(path string, ok func(progressReply) bool) progressReply {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p := e.status(path)
+		if ok(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("progress of %s never got there; last: %+v", path, p)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// uploadResult is what the client got for an upload.
+type uploadResult struct {
+	code int
+	body string
+	err  error
+}
+
+// upload sends body to POST /fso?path=…&informProgress=true with size as
+// Content-Length (-1: chunked) and extra query and headers.
+func (e *env) upload(path string, body io.Reader, size int64, query string, hdr http.Header) uploadResult {
+	u := e.proxy + "/fso?path=" + url.QueryEscape(path) + "&informProgress=true"
+	if query != "" {
+		u += "&" + query
+	}
+	req, err := http.NewRequest("POST", u, body)
+	if err != nil {
+		return uploadResult{err: err}
+	}
+	req.ContentLength = size
+	req.Header.Set("x-user-api-key", apiKey)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return uploadResult{err: err}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return uploadResult{code: resp.StatusCode, body: string(b)}
+}
+
+// asyncUpload runs upload on its own goroutine.
+func (e *env) asyncUpload(path string, body io.Reader, size int64, query string, hdr http.Header) <-chan uploadResult {
+	ch := make(chan uploadResult, 1)
+	go func() { ch <- e.upload(path, body, size, query, hdr) }()
+	return ch
+}
+
+// storedSHA256 returns the sha256 of the file the origin stored at path.
+func (e *env) storedSHA256(path string) string {
+	e.t.Helper()
+	f, err := os.Open(filepath.Join(e.originDir, filepath.FromSlash(path)))
+	if err != nil {
+		e.t.Fatalf("origin has no file %s: %v", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// watch opens the progress WebSocket at wsPath for path and collects every
+// message until the server closes it.
+func (e *env) watch(ctx context.Context, wsPath, path, query string) (*watcher, error) {
+	u := "ws" + strings.TrimPrefix(e.proxy, "http") + wsPath + "?path=" + url.QueryEscape(path)
+	if query != "" {
+		u += "&" + query
+	}
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	w := &watcher{c: c, msgs: make(chan progressReply, 1<<16), done: make(chan struct{})}
+	go w.read(ctx)
+	return w, nil
+}
+
+// watcher is a WebSocket client of the progress endpoint.
+type watcher struct {
+	c     *websocket.Conn
+	msgs  chan progressReply
+	done  chan struct{}
+	close websocket.CloseError
+	err   error
+}
+
+func (w *watcher) read(ctx context.Context) {
+	defer close(w.done)
+	defer close(w.msgs)
+	for {
+		_, b, err := w.c.Read(ctx)
+		if err != nil {
+			if !errors.As(err, &w.close) {
+				w.err = err
+			}
+			return
+		}
+		var p progressReply
+		if err := json.Unmarshal(b, &p); err != nil {
+			w.err = fmt.Errorf("message %q is not JSON: %v", b, err)
+			return
+		}
+		w.msgs <- p
+	}
+}
+
+// next returns the next message, failing the test after 10 s.
+func (w *watcher) next(t *testing.T) progressReply {
+	t.Helper()
+	select {
+	case p, ok := <-w.msgs:
+		if !ok {
+			t.Fatalf("watcher closed (%v, %v) while a message was expected", w.close, w.err)
+		}
+		return p
+	case <-time.After(10 * time.Second):
+		t.Fatal("no watcher message within 10 s")
+	}
+	return progressReply{}
+}
+
+// all waits for the server to close and returns every message it sent.
+func (w *watcher) all(t *testing.T) []progressReply {
+	t.Helper()
+	var got []progressReply
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case p, ok := <-w.msgs:
+			if !ok {
+				return got
+			}
+			got = append(got, p)
+		case <-timeout:
+			t.Fatal("watcher was not closed within 60 s")
+		}
+	}
+}
+
+// pattern makes n deterministic bytes that differ at every offset modulo a
+// large prime, so a shifted or repeated chunk changes the hash.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte((i * 7919) >> 3)
+	}
+	return b
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// pacedReader hands out data in chunks with a pause between them, so that
+// a large upload lasts long enough to be watched.
+type pacedReader struct {
+	r     *bytes.Reader
+	chunk int
+	pause time.Duration
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if len(b) > p.chunk {
+		b = b[:p.chunk]
+	}
+	n, err := p.r.Read(b)
+	if n > 0 && p.pause > 0 {
+		time.Sleep(p.pause)
+	}
+	return n, err
+}
+
+// scrape returns Caddy's /metrics text from the admin endpoint.
+func (e *env) scrape() string {
+	e.t.Helper()
+	resp, err := http.Get("http://" + e.admin + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
