@@ -112,6 +112,9 @@ func newEnv(t *testing.T, block string) *env {
 // load (re)loads Caddy with block in front of upstream.
 func (e *env) load(block, upstream string) {
 	e.t.Helper()
+	if block != "" {
+		block = "\t\t" + strings.ReplaceAll(block, "\n", "\n\t\t")
+	}
 	cf := fmt.Sprintf(`{
 	admin %s
 	persist_config off
