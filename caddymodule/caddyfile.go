@@ -26,14 +26,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
 //	upload_progress [<matcher>] {
-//		protocol        <name...>
+//		protocol <name...>
+//		protocol <name> {
+//			key            <template>
+//			owner          <template> | off
+//			status_path    <path>
+//			websocket_path <path...>
+//		}
 //		zone            <name>
 //		retain          <duration>
 //		max_keys        <n>
 //		key             <template>
 //		owner           <template> | off
-//		status_path     <path>
-//		websocket_path  <path...>
 //		origin_patterns <pattern...>
 //		exists_probe    [<method>] <url> {
 //			forward_headers <name...>
@@ -49,11 +53,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "protocol", "protocols":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
+			ps, err := unmarshalProtocols(d)
+			if err != nil {
+				return err
 			}
-			h.Protocols = append(h.Protocols, args...)
+			h.Protocols = append(h.Protocols, ps...)
 		case "zone":
 			if err := oneArg(d, &h.Zone); err != nil {
 				return err
@@ -86,16 +90,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.Owner = s
 			}
-		case "status_path":
-			if err := oneArg(d, &h.StatusPath); err != nil {
-				return err
-			}
-		case "websocket_path", "websocket_paths":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			h.WebSocketPaths = append(h.WebSocketPaths, args...)
 		case "origin_patterns":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -113,6 +107,53 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// unmarshalProtocols reads `protocol <name...>`, or `protocol <name> { … }`.
+func unmarshalProtocols(d *caddyfile.Dispenser) ([]ProtocolConfig, error) {
+	names := d.RemainingArgs()
+	if len(names) == 0 {
+		return nil, d.ArgErr()
+	}
+	ps := make([]ProtocolConfig, len(names))
+	for i, n := range names {
+		ps[i].Name = n
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if len(ps) != 1 {
+			return nil, d.Errf("a protocol block configures one protocol; name it alone: protocol %s { … }", names[0])
+		}
+		p := &ps[0]
+		switch d.Val() {
+		case "key":
+			if err := oneArg(d, &p.Key); err != nil {
+				return nil, err
+			}
+		case "owner":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return nil, err
+			}
+			if s == "off" {
+				p.DisableOwnerCheck = true
+			} else {
+				p.Owner = s
+			}
+		case "status_path":
+			if err := oneArg(d, &p.StatusPath); err != nil {
+				return nil, err
+			}
+		case "websocket_path", "websocket_paths":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			p.WebSocketPaths = append(p.WebSocketPaths, args...)
+		default:
+			return nil, d.Errf("unknown option %q for protocol %s", d.Val(), p.Name)
+		}
+	}
+	return ps, nil
 }
 
 func unmarshalExistsProbe(d *caddyfile.Dispenser) (*ExistsProbe, error) {

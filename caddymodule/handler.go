@@ -26,10 +26,9 @@ func init() {
 // cannot be kept (a limit, a missing key) the upload passes untracked.
 type Handler struct {
 	// The progress APIs to serve. Each decides which requests are tracked
-	// uploads, what their key and owner are by default, and the shape of
-	// status replies. Known: `shard` (the storage-node API: uploads with
-	// `informProgress=true`, keyed by the `path` query parameter). Default: `["shard"]`.
-	Protocols []string `json:"protocols,omitempty"`
+	// uploads, what their key and owner are by default, where its status
+	// endpoints are and the shape of its replies. Default: `[{"name": "shard"}]`.
+	Protocols []ProtocolConfig `json:"protocols,omitempty"`
 
 	// The tracker to use. Every handler naming the same zone, in any site
 	// or route, shares one tracker, which survives config reloads.
@@ -44,27 +43,21 @@ type Handler struct {
 	// untracked. Default: 100000.
 	MaxKeys int `json:"max_keys,omitempty"`
 
-	// The key an upload is tracked under, with placeholders. Default: the
-	// protocol's (for shard: `{http.request.uri.query.path}`). An unknown
-	// placeholder is a configuration error; an upload whose key comes out
-	// empty passes untracked.
+	// The key uploads are tracked under, with placeholders, for every
+	// protocol that does not set its own. An unknown placeholder is a
+	// configuration error; an upload whose key comes out empty passes
+	// untracked. Default: each protocol's own.
 	Key string `json:"key,omitempty"`
 
-	// The credential uploads and status requests are bound to, with
-	// placeholders. Default: the protocol's (for shard:
-	// `{http.request.header.x-user-api-key}`). A record is visible only to
+	// The credential records are bound to, with placeholders, for every
+	// protocol that does not set its own. A record is visible only to
 	// requests that carry the same credential; only an HMAC of it is kept.
+	// Default: each protocol's own.
 	Owner string `json:"owner,omitempty"`
 
-	// Turns the owner check off: any client can see any upload by its key.
+	// Turns the owner check off for every protocol: any client can see any
+	// upload by its key.
 	DisableOwnerCheck bool `json:"disable_owner_check,omitempty"`
-
-	// The path of the REST status endpoint. Default: `/progress`.
-	StatusPath string `json:"status_path,omitempty"`
-
-	// The paths of the WebSocket status endpoint. Default:
-	// `["/ws/progress", "/progress/ws"]`.
-	WebSocketPaths []string `json:"websocket_paths,omitempty"`
 
 	// Host patterns (as in path.Match) of cross-origin pages allowed to open
 	// the WebSocket. Same-origin requests are always allowed. Default: none.
@@ -74,8 +67,12 @@ type Handler struct {
 	// uploaded before (or past the retention) reports completed.
 	ExistsProbe *ExistsProbe `json:"exists_probe,omitempty"`
 
-	zone      *zone
-	protocols []protocol
+	zone *zone
+	// protocols in configuration order: the first that tracks an upload
+	// gets it. endpoints holds the same, those that claim requests by
+	// their parameters first, so that protocols can share a status path.
+	protocols []*protocol
+	endpoints []*protocol
 	logger    *zap.Logger
 }
 
@@ -90,17 +87,17 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // ServeHTTP serves status requests itself, tracks the uploads that ask for
 // it, and passes everything else on untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.URL.Path == h.StatusPath {
-		return h.serveStatus(w, r)
-	}
-	for _, p := range h.WebSocketPaths {
-		if r.URL.Path == p {
-			return h.serveWatch(w, r)
+	for _, p := range h.endpoints {
+		if p.answers(r, p.statusPath) {
+			return h.serveStatus(w, r, p)
+		}
+		if p.answers(r, p.webSocketPaths...) {
+			return h.serveWatch(w, r, p)
 		}
 	}
-	for i := range h.protocols {
-		if h.protocols[i].tracks(r) {
-			return h.serveUpload(w, r, next, &h.protocols[i])
+	for _, p := range h.protocols {
+		if p.tracks(r) {
+			return h.serveUpload(w, r, next, p)
 		}
 	}
 	return next.ServeHTTP(w, r)

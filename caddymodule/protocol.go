@@ -1,31 +1,159 @@
 package caddymodule
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
-// protocol is one progress API as the handler serves it: which requests
-// are its tracked uploads, and where their key and owner come from.
-type protocol struct {
-	name string
-	// tracks reports whether a request is an upload to track.
-	tracks func(*http.Request) bool
-	// key and owner are placeholder templates; defaults come from the
-	// protocol, the handler's Key and Owner override them.
-	key, owner string
-	// credential names the owner credential in error messages.
-	credential string
+// ProtocolConfig enables one progress API and adjusts it.
+type ProtocolConfig struct {
+	// The API: `shard` (the storage-node API), or `nginx` (nginx's
+	// upload progress module).
+	Name string `json:"name"`
+
+	// The key uploads are tracked under, with placeholders. Default: the
+	// handler's key, or else the protocol's own (shard: the `path` query
+	// parameter; nginx: the X-Progress-ID query parameter or header).
+	Key string `json:"key,omitempty"`
+
+	// The credential records are bound to, with placeholders. Default: the
+	// handler's owner, or else the protocol's own (shard: the
+	// x-user-api-key header; nginx: none, ownership is off).
+	Owner string `json:"owner,omitempty"`
+
+	// Turns the owner check off for this protocol.
+	DisableOwnerCheck bool `json:"disable_owner_check,omitempty"`
+
+	// The path of the REST status endpoint. Default: the protocol's
+	// (shard and nginx: `/progress`). Protocols may share a path: nginx
+	// answers requests that name an X-Progress-ID, shard the others.
+	StatusPath string `json:"status_path,omitempty"`
+
+	// The paths of the WebSocket status endpoint. Default: the protocol's
+	// (shard: `/ws/progress` and `/progress/ws`; nginx: none).
+	WebSocketPaths []string `json:"websocket_paths,omitempty"`
 }
 
-// protocols are the progress APIs the handler knows, by name.
-var protocols = map[string]protocol{
+// protocolKind is what the handler knows of one progress API. Parsing and
+// rendering live in package progress; this binds them to requests.
+type protocolKind struct {
+	name string
+	// tracks reports whether a request is an upload to track.
+	tracks func(r *http.Request) bool
+	// key and credential extract the key and the owner's credential when
+	// no template overrides them. A nil credential means ownerless by default.
+	key        func(r *http.Request) string
+	credential func(r *http.Request) string
+	// credentialName names the credential in error messages.
+	credentialName string
+	statusPath     string
+	webSocketPaths []string
+	// claims reports whether a request at a shared status path is this
+	// protocol's; nil claims every request at its paths.
+	claims func(r *http.Request) bool
+	// query parses a status request.
+	query func(r *http.Request) (progress.StatusQuery, *progress.Failure)
+	// render turns a snapshot into the reply body.
+	render func(progress.Snapshot) any
+	// fail renders a refused status request: HTTP status and body.
+	fail func(*progress.Failure) (int, any)
+	// encode writes a body; nil is plain JSON.
+	encode func(r *http.Request, v any) ([]byte, string, error)
+	// headers adds the protocol's own response headers, if any.
+	headers func(http.Header)
+}
+
+// protocolKinds are the progress APIs the handler knows, by name.
+var protocolKinds = map[string]*protocolKind{
 	"shard": {
-		name:       "shard",
-		tracks:     progress.ShardTracks,
-		key:        "{http.request.uri.query.path}",
-		owner:      "{http.request.header." + progress.ShardAPIKeyHeader + "}",
-		credential: progress.ShardAPIKeyHeader + " header",
+		name:           "shard",
+		tracks:         progress.ShardTracks,
+		key:            func(r *http.Request) string { return r.URL.Query().Get("path") },
+		credential:     func(r *http.Request) string { return r.Header.Get(progress.ShardAPIKeyHeader) },
+		credentialName: progress.ShardAPIKeyHeader + " header",
+		statusPath:     "/progress",
+		webSocketPaths: []string{"/ws/progress", "/progress/ws"},
+		query:          func(r *http.Request) (progress.StatusQuery, *progress.Failure) { return progress.ParseShardQuery(r.URL.Query()) },
+		render:         func(s progress.Snapshot) any { return progress.ShardStatusOf(s) },
+		fail:           progress.ShardFailure,
 	},
+	"nginx": {
+		name:       "nginx",
+		tracks:     progress.NginxTracks,
+		key:        progress.NginxID,
+		statusPath: "/progress",
+		claims:     progress.NginxClaims,
+		query:      progress.ParseNginxQuery,
+		render:     func(s progress.Snapshot) any { return progress.NginxStatusOf(s) },
+		fail:       progress.NginxFailure,
+		encode: func(r *http.Request, v any) ([]byte, string, error) {
+			cb, _ := progress.JSONPCallback(r.URL.Query())
+			return progress.EncodeJSONP(cb, v)
+		},
+		headers: progress.NginxHeaders,
+	},
+}
+
+// protocol is one enabled progress API with its configuration resolved.
+type protocol struct {
+	*protocolKind
+	keyTemplate    string // "" uses kind.key
+	ownerTemplate  string // "" uses kind.credential
+	ownerless      bool
+	statusPath     string
+	webSocketPaths []string
+	// credentialLabel names the credential in error messages.
+	credentialLabel string
+	// shared is set when another protocol answers at one of p's paths;
+	// only then does p leave requests it does not claim to the other.
+	shared bool
+}
+
+// errNoKey is an upload whose key comes out empty.
+var errNoKey = errors.New("key is empty")
+
+// keyOf returns the key a request names.
+func (p *protocol) keyOf(r *http.Request) (string, error) {
+	if p.keyTemplate == "" {
+		if k := p.key(r); k != "" {
+			return k, nil
+		}
+		return "", errNoKey
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	return repl.ReplaceOrErr(p.keyTemplate, true, true)
+}
+
+// credentialOf returns the owner's credential a request carries, "" if none.
+func (p *protocol) credentialOf(r *http.Request) string {
+	if p.ownerTemplate == "" {
+		return p.credential(r)
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	cred, _ := repl.ReplaceOrErr(p.ownerTemplate, true, true)
+	return cred
+}
+
+// encodeBody renders v the protocol's way.
+func (p *protocol) encodeBody(r *http.Request, v any) ([]byte, string, error) {
+	if p.encode != nil {
+		return p.encode(r, v)
+	}
+	b, err := json.Marshal(v)
+	return append(b, '\n'), "application/json", err
+}
+
+// answers reports whether a request at path is a status request of p.
+func (p *protocol) answers(r *http.Request, paths ...string) bool {
+	for _, s := range paths {
+		if r.URL.Path == s {
+			return p.claims == nil || !p.shared || p.claims(r)
+		}
+	}
+	return false
 }

@@ -15,51 +15,32 @@ import (
 
 // Defaults of the handler's configuration.
 const (
-	defaultZone       = "default"
-	defaultProtocol   = "shard"
-	defaultStatusPath = "/progress"
+	defaultZone     = "default"
+	defaultProtocol = "shard"
 )
 
-var defaultWebSocketPaths = []string{"/ws/progress", "/progress/ws"}
-
-// Provision sets defaults, checks the templates and joins the zone.
+// Provision sets defaults, resolves the protocols and joins the zone.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Zone == "" {
 		h.Zone = defaultZone
 	}
 	if len(h.Protocols) == 0 {
-		h.Protocols = []string{defaultProtocol}
+		h.Protocols = []ProtocolConfig{{Name: defaultProtocol}}
 	}
-	if h.StatusPath == "" {
-		h.StatusPath = defaultStatusPath
-	}
-	if len(h.WebSocketPaths) == 0 {
-		h.WebSocketPaths = slices.Clone(defaultWebSocketPaths)
-	}
-
-	h.protocols = h.protocols[:0]
-	for _, name := range h.Protocols {
-		p, ok := protocols[name]
-		if !ok {
-			return fmt.Errorf("unknown protocol %q (known: %s)", name, strings.Join(knownProtocolNames(), ", "))
-		}
-		if h.Key != "" {
-			p.key = h.Key
-		}
-		if h.Owner != "" {
-			p.owner = h.Owner
-		}
-		if err := checkTemplate(p.key); err != nil {
-			return fmt.Errorf("protocol %s: key: %v", name, err)
-		}
-		if !h.DisableOwnerCheck {
-			if err := checkTemplate(p.owner); err != nil {
-				return fmt.Errorf("protocol %s: owner: %v", name, err)
-			}
+	h.protocols, h.endpoints = nil, nil
+	for _, cfg := range h.Protocols {
+		p, err := h.resolve(cfg)
+		if err != nil {
+			return fmt.Errorf("protocol %s: %v", cfg.Name, err)
 		}
 		h.protocols = append(h.protocols, p)
 	}
+	markSharedPaths(h.protocols)
+	h.endpoints = slices.Clone(h.protocols)
+	slices.SortStableFunc(h.endpoints, func(a, b *protocol) int {
+		return boolInt(a.claims == nil) - boolInt(b.claims == nil)
+	})
 
 	if h.ExistsProbe != nil {
 		if err := h.ExistsProbe.provision(); err != nil {
@@ -75,6 +56,56 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return registerMetrics(ctx.GetMetricsRegistry())
 }
 
+// resolve applies the handler's and the protocol's settings to its kind.
+func (h *Handler) resolve(cfg ProtocolConfig) (*protocol, error) {
+	kind, ok := protocolKinds[cfg.Name]
+	if !ok {
+		return nil, fmt.Errorf("unknown protocol %q (known: %s)", cfg.Name, strings.Join(knownProtocolNames(), ", "))
+	}
+	p := &protocol{
+		protocolKind:   kind,
+		keyTemplate:    firstNonEmpty(cfg.Key, h.Key),
+		ownerTemplate:  firstNonEmpty(cfg.Owner, h.Owner),
+		statusPath:     firstNonEmpty(cfg.StatusPath, kind.statusPath),
+		webSocketPaths:  kind.webSocketPaths,
+		credentialLabel: kind.credentialName,
+	}
+	if len(cfg.WebSocketPaths) > 0 {
+		p.webSocketPaths = cfg.WebSocketPaths
+	}
+	p.ownerless = h.DisableOwnerCheck || cfg.DisableOwnerCheck || (p.ownerTemplate == "" && kind.credential == nil)
+	if p.keyTemplate != "" {
+		if err := checkTemplate(p.keyTemplate); err != nil {
+			return nil, fmt.Errorf("key: %v", err)
+		}
+	}
+	if p.ownerTemplate != "" && !p.ownerless {
+		if err := checkTemplate(p.ownerTemplate); err != nil {
+			return nil, fmt.Errorf("owner: %v", err)
+		}
+		p.credentialLabel = "credential"
+	}
+	return p, nil
+}
+
+// markSharedPaths marks the protocols that share an endpoint path with
+// another one.
+func markSharedPaths(ps []*protocol) {
+	owners := map[string][]*protocol{}
+	for _, p := range ps {
+		for _, path := range append([]string{p.statusPath}, p.webSocketPaths...) {
+			owners[path] = append(owners[path], p)
+		}
+	}
+	for _, sharing := range owners {
+		if len(sharing) > 1 {
+			for _, p := range sharing {
+				p.shared = true
+			}
+		}
+	}
+}
+
 // Validate checks the configuration for values that cannot work.
 func (h *Handler) Validate() error {
 	if h.Retain < 0 {
@@ -83,13 +114,22 @@ func (h *Handler) Validate() error {
 	if h.MaxKeys < 0 {
 		return fmt.Errorf("max_keys must not be negative")
 	}
-	paths := append([]string{h.StatusPath}, h.WebSocketPaths...)
-	for i, p := range paths {
-		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("endpoint path %q must start with /", p)
-		}
-		if slices.Contains(paths[:i], p) {
-			return fmt.Errorf("endpoint path %q is used twice", p)
+	seen := map[string]*protocol{}
+	for _, p := range h.protocols {
+		paths := append([]string{p.statusPath}, p.webSocketPaths...)
+		for i, path := range paths {
+			if !strings.HasPrefix(path, "/") {
+				return fmt.Errorf("protocol %s: endpoint path %q must start with /", p.name, path)
+			}
+			if slices.Contains(paths[:i], path) {
+				return fmt.Errorf("protocol %s: endpoint path %q is used twice", p.name, path)
+			}
+			// Two protocols may share a path only if one of them tells its
+			// requests apart by their parameters.
+			if other := seen[path]; other != nil && other != p && other.claims == nil && p.claims == nil {
+				return fmt.Errorf("protocols %s and %s both answer %s", other.name, p.name, path)
+			}
+			seen[path] = p
 		}
 	}
 	return nil
@@ -123,10 +163,26 @@ func checkTemplate(tpl string) error {
 }
 
 func knownProtocolNames() []string {
-	names := make([]string, 0, len(protocols))
-	for n := range protocols {
+	names := make([]string, 0, len(protocolKinds))
+	for n := range protocolKinds {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	return names
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,40 +1,33 @@
 package caddymodule
 
 import (
-	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
-// statusProtocol is the protocol whose status endpoints the handler serves.
-func (h *Handler) statusProtocol() *protocol { return &h.protocols[0] }
-
-// serveStatus answers GET /progress?path=… with the upload's state.
-func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) error {
-	p := h.statusProtocol()
-	code, body := h.status(r, p)
-	return h.reply(w, p, "rest", code, body)
+// serveStatus answers a REST status request with the upload's state, in
+// the protocol's shape.
+func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, p *protocol) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return h.refuse(w, r, p, "rest", &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use GET"})
+	}
+	owner, q, f := h.parseStatusRequest(r, p)
+	if f != nil {
+		return h.refuse(w, r, p, "rest", f)
+	}
+	return h.reply(w, r, p, "rest", http.StatusOK, p.render(h.lookup(r, owner, q.Key)))
 }
 
-// status works out the reply to a REST status request.
-func (h *Handler) status(r *http.Request, p *protocol) (int, any) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return http.StatusMethodNotAllowed, progress.ShardError{Error: "method not allowed: use GET"}
+// parseStatusRequest finds who asks, and about what.
+func (h *Handler) parseStatusRequest(r *http.Request, p *protocol) (progress.Owner, progress.StatusQuery, *progress.Failure) {
+	owner, f := h.requestOwner(r, p)
+	if f != nil {
+		return owner, progress.StatusQuery{}, f
 	}
-	owner, err := h.requestOwner(r, p)
-	if err != nil {
-		return http.StatusUnauthorized, progress.ShardError{Error: err.Error()}
-	}
-	q, err := progress.ParseShardQuery(r.URL.Query())
-	if err != nil {
-		return http.StatusBadRequest, progress.ShardError{Error: err.Error()}
-	}
-	return http.StatusOK, progress.ShardStatusOf(h.lookup(r, owner, q.Path))
+	q, f := p.query(r)
+	return owner, q, f
 }
 
 // lookup returns what owner can see under key, asking the origin about
@@ -48,34 +41,42 @@ func (h *Handler) lookup(r *http.Request, owner progress.Owner, key string) prog
 }
 
 // requestOwner returns the owner a status request speaks for.
-func (h *Handler) requestOwner(r *http.Request, p *protocol) (progress.Owner, error) {
-	if h.DisableOwnerCheck {
+func (h *Handler) requestOwner(r *http.Request, p *protocol) (progress.Owner, *progress.Failure) {
+	if p.ownerless {
 		return progress.Anyone, nil
 	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	cred, err := repl.ReplaceOrErr(p.owner, true, true)
-	if err != nil || cred == "" {
-		return progress.Owner{}, errors.New("missing " + p.credential)
+	cred := p.credentialOf(r)
+	if cred == "" {
+		return progress.Owner{}, &progress.Failure{Kind: progress.NoCredential, Message: "missing " + p.credentialLabel}
 	}
 	return h.tracker().Owner(cred), nil
 }
 
-// reply writes a JSON status reply and counts it.
-func (h *Handler) reply(w http.ResponseWriter, p *protocol, transport string, code int, body any) error {
+// refuse answers a status request that cannot be served, the protocol's way.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, p *protocol, transport string, f *progress.Failure) error {
+	code, body := p.fail(f)
+	if f.Kind == progress.MethodNotAllowed {
+		w.Header().Set("Allow", "GET, HEAD")
+	}
+	return h.reply(w, r, p, transport, code, body)
+}
+
+// reply writes a status reply and counts it.
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request, p *protocol, transport string, code int, body any) error {
 	statusRequests.WithLabelValues(h.Zone, p.name, transport, strconv.Itoa(code)).Inc()
-	b, err := json.Marshal(body)
+	b, contentType, err := p.encodeBody(r, body)
 	if err != nil {
 		return err
 	}
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Type", contentType)
 	hdr.Set("Cache-Control", "no-store")
-	if code == http.StatusMethodNotAllowed {
-		hdr.Set("Allow", "GET, HEAD")
+	if p.headers != nil {
+		p.headers(hdr)
 	}
-	hdr.Set("Content-Length", strconv.Itoa(len(b)+1))
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
 	// A client that left before reading its reply is no error of ours.
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
 	return nil
 }

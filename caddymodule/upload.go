@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -17,8 +16,7 @@ import (
 // tracking, the request goes on to next unchanged but for its body being
 // counted as it is read.
 func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p *protocol) error {
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	key, err := repl.ReplaceOrErr(p.key, true, true)
+	key, err := p.keyOf(r)
 	if err != nil {
 		return h.passUntracked(w, r, next, p, "no_key", err)
 	}
@@ -26,10 +24,10 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 		return h.passUntracked(w, r, next, p, "invalid_key", errors.New("key "+err.Error()))
 	}
 	owner := progress.Anyone
-	if !h.DisableOwnerCheck {
-		cred, err := repl.ReplaceOrErr(p.owner, true, true)
-		if err != nil {
-			return h.passUntracked(w, r, next, p, "no_credential", err)
+	if !p.ownerless {
+		cred := p.credentialOf(r)
+		if cred == "" {
+			return h.passUntracked(w, r, next, p, "no_credential", errors.New("missing "+p.credentialLabel))
 		}
 		owner = h.tracker().Owner(cred)
 	}

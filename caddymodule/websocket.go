@@ -27,22 +27,17 @@ const (
 // more arrived and at every change of state, then the final state and a
 // normal close. A watcher of a key with no upload yet gets not_exist and
 // may stay: it then streams the upload when it starts.
-func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request) error {
-	p := h.statusProtocol()
+func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol) error {
 	if r.Method != http.MethodGet {
-		return h.reply(w, p, "websocket", http.StatusMethodNotAllowed, progress.ShardError{Error: "method not allowed: use GET"})
+		return h.refuse(w, r, p, "websocket", &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use GET"})
 	}
-	owner, err := h.requestOwner(r, p)
-	if err != nil {
-		return h.reply(w, p, "websocket", http.StatusUnauthorized, progress.ShardError{Error: err.Error()})
+	owner, q, f := h.parseStatusRequest(r, p)
+	if f != nil {
+		return h.refuse(w, r, p, "websocket", f)
 	}
-	q, err := progress.ParseShardQuery(r.URL.Query())
+	sub, err := h.tracker().Subscribe(owner, q.Key)
 	if err != nil {
-		return h.reply(w, p, "websocket", http.StatusBadRequest, progress.ShardError{Error: err.Error()})
-	}
-	sub, err := h.tracker().Subscribe(owner, q.Path)
-	if err != nil {
-		return h.reply(w, p, "websocket", http.StatusServiceUnavailable, progress.ShardError{Error: "too many watchers, try again later"})
+		return h.refuse(w, r, p, "websocket", &progress.Failure{Kind: progress.Unavailable, Message: "too many watchers, try again later"})
 	}
 	defer sub.Close()
 
@@ -56,16 +51,18 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request) error {
 	statusRequests.WithLabelValues(h.Zone, p.name, "websocket", "101").Inc()
 
 	// The client has nothing to say; reading in the background handles its
-	// pongs and close frame, and ends ctx when it goes.
+	// pongs and close frame, and ends ctx when it goes. The request's own
+	// context is not used for the rest: a config reload must not end a
+	// watcher whose upload goes on (the tracker closing does).
 	ctx := c.CloseRead(context.WithoutCancel(r.Context()))
 	go keepAlive(ctx, c)
 
 	snap := sub.Current()
 	if h.ExistsProbe != nil && !snap.Found {
-		snap = h.lookup(r, owner, q.Path)
+		snap = h.lookup(r, owner, q.Key)
 	}
 	for {
-		if err := sendJSON(ctx, c, progress.ShardStatusOf(snap)); err != nil {
+		if err := sendJSON(ctx, c, p.render(snap)); err != nil {
 			h.logger.Debug("websocket watcher dropped", zap.Error(err))
 			return nil
 		}

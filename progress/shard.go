@@ -1,7 +1,6 @@
 package progress
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -51,71 +50,63 @@ const (
 // maxUpdatingRate keeps updatingRate x GB far from overflowing int64.
 const maxUpdatingRate = 1 << 20
 
-// ShardQuery is a parsed status request.
-type ShardQuery struct {
-	// Path is the key: the absolute path of the file being uploaded.
-	Path string
-	// Step is how many more bytes must arrive before a watcher is sent an update.
-	Step int64
-}
-
-// ParseShardQuery reads path, updatingRate and unitOfMeasurement. Its error
-// is meant for the client, as a 400.
-func ParseShardQuery(q url.Values) (ShardQuery, error) {
-	var sq ShardQuery
-	path, err := single(q, "path")
-	if err != nil {
-		return sq, err
+// ParseShardQuery reads path, updatingRate and unitOfMeasurement.
+func ParseShardQuery(q url.Values) (StatusQuery, *Failure) {
+	var sq StatusQuery
+	path, f := single(q, "path")
+	if f != nil {
+		return sq, f
 	}
 	switch {
 	case path == "":
-		return sq, fmt.Errorf("missing query parameter: path")
+		return sq, badRequest("missing query parameter: path")
 	case !strings.HasPrefix(path, "/"):
-		return sq, fmt.Errorf("path must start with /")
+		return sq, badRequest("path must start with /")
 	}
 	if err := CheckKey(path); err != nil {
-		return sq, fmt.Errorf("path %v", err)
+		return sq, badRequest("path %v", err)
 	}
-	sq.Path = path
+	sq.Key = path
 
 	rate := int64(1)
-	if v, err := single(q, "updatingRate"); err != nil {
-		return sq, err
+	if v, f := single(q, "updatingRate"); f != nil {
+		return sq, f
 	} else if v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n < 1 || n > maxUpdatingRate {
-			return sq, fmt.Errorf("updatingRate must be a whole number from 1 to %d", maxUpdatingRate)
+			return sq, badRequest("updatingRate must be a whole number from 1 to %d", maxUpdatingRate)
 		}
 		rate = int64(n)
 	}
 	unit := int64(MB)
-	if v, err := single(q, "unitOfMeasurement"); err != nil {
-		return sq, err
-	} else {
-		switch strings.ToUpper(v) {
-		case "", "MB":
-		case "GB":
-			unit = GB
-		default:
-			return sq, fmt.Errorf("unitOfMeasurement must be MB or GB")
-		}
+	v, f := single(q, "unitOfMeasurement")
+	if f != nil {
+		return sq, f
+	}
+	switch strings.ToUpper(v) {
+	case "", "MB":
+	case "GB":
+		unit = GB
+	default:
+		return sq, badRequest("unitOfMeasurement must be MB or GB")
 	}
 	sq.Step = rate * unit
 	return sq, nil
 }
 
-// single returns the one value of a query parameter; a parameter given
-// twice is ambiguous and refused.
-func single(q url.Values, name string) (string, error) {
-	vs := q[name]
-	switch len(vs) {
-	case 0:
-		return "", nil
-	case 1:
-		return vs[0], nil
-	default:
-		return "", fmt.Errorf("query parameter %s is given more than once", name)
+// ShardFailure renders a failure as the storage node does: an HTTP status
+// and {"error": "..."}.
+func ShardFailure(f *Failure) (int, any) {
+	code := http.StatusBadRequest
+	switch f.Kind {
+	case NoCredential, BadCredential:
+		code = http.StatusUnauthorized
+	case MethodNotAllowed:
+		code = http.StatusMethodNotAllowed
+	case Unavailable:
+		code = http.StatusServiceUnavailable
 	}
+	return code, ShardError{Error: f.Message}
 }
 
 // ShardTracks reports whether r is an upload that asked the storage node

@@ -41,7 +41,7 @@ func TestReloadMidUpload(t *testing.T) {
 	reloaded := make(chan struct{})
 	go func() {
 		defer close(reloaded)
-		e.load("status_path /progress-v2\nretain 10m", e.originURL)
+		e.load("protocol shard {\n\tstatus_path /progress-v2\n}\nretain 10m", e.originURL)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -119,12 +119,13 @@ func TestKeyFromHeader(t *testing.T) {
 // Configuration mistakes are refused when the config loads.
 func TestConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"key {http.request.heder.X-Key}": "unrecognized placeholder",
-		"protocol carrier-pigeon":        `unknown protocol "carrier-pigeon"`,
-		"key /fixed":                     "has no placeholder",
-		"status_path progress":           "must start with /",
-		"exists_probe HEAD /fso":         "must contain {key}",
-		"bogus_option 1":                 `unknown upload_progress option "bogus_option"`,
+		"key {http.request.heder.X-Key}":                      "unrecognized placeholder",
+		"protocol carrier-pigeon":                             `unknown protocol "carrier-pigeon"`,
+		"key /fixed":                                          "has no placeholder",
+		"protocol shard {\n\t\t\tstatus_path progress\n\t\t}": "must start with /",
+		"protocol shard nginx {\n\t\t\tkey {query.k}\n\t\t}":  "a protocol block configures one protocol",
+		"exists_probe HEAD /fso":                              "must contain {key}",
+		"bogus_option 1":                                      `unknown upload_progress option "bogus_option"`,
 	}
 	for block, want := range cases {
 		cf := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n}\nhttp://127.0.0.1:%s {\n\tupload_progress {\n\t\t%s\n\t}\n\treverse_proxy 127.0.0.1:1\n}\n", freePort(t), block)
