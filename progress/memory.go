@@ -22,6 +22,8 @@ type MemoryTracker struct {
 
 	mu    sync.RWMutex
 	slots map[slotKey]*slot
+	// lastFullReap is when Begin last reaped because the tracker was full.
+	lastFullReap time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -112,7 +114,7 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 
 // Finish implements Tracker.
 func (t *MemoryTracker) Finish(rec *Record, o Outcome) bool {
-	if !rec.Finish(o, time.Now()) {
+	if !rec.finish(o, time.Now()) {
 		return false
 	}
 	t.inFlight.Add(-1)
@@ -227,10 +229,12 @@ func (s *memorySubscription) Current() Snapshot {
 func (s *memorySubscription) Next(ctx context.Context, prev Snapshot, step int64) (Snapshot, error) {
 	step = max(step, 1)
 	for {
+		// Take the channel before checking closed: Close sets closed, then
+		// wakes every slot, so either we see closed or our channel is woken.
+		replaced := s.sl.replaced.wait()
 		if s.t.closed.Load() {
 			return Snapshot{}, ErrClosed
 		}
-		replaced := s.sl.replaced.wait()
 		rec := s.sl.current.Load()
 		var changed <-chan struct{}
 		if rec != nil {

@@ -83,9 +83,10 @@ func (r *Record) ReadError() error {
 	return nil
 }
 
-// Finish ends the record with o unless it has already ended; the first
-// outcome wins. It reports whether this call ended the record.
-func (r *Record) Finish(o Outcome, now time.Time) bool {
+// finish ends the record with o unless it has already ended; the first
+// outcome wins. It reports whether this call ended the record. Only the
+// tracker calls it, so that its counts follow.
+func (r *Record) finish(o Outcome, now time.Time) bool {
 	if !r.end.CompareAndSwap(nil, &ending{outcome: o, at: now, received: r.received.Load()}) {
 		return false
 	}
