@@ -78,9 +78,11 @@ var protocolKinds = map[string]*protocolKind{
 		credentialName: progress.ShardAPIKeyHeader + " header",
 		statusPath:     "/progress",
 		webSocketPaths: []string{"/ws/progress", "/progress/ws"},
-		query:          func(r *http.Request) (progress.StatusQuery, *progress.Failure) { return progress.ParseShardQuery(r.URL.Query()) },
-		render:         func(s progress.Snapshot) any { return progress.ShardStatusOf(s) },
-		fail:           progress.ShardFailure,
+		query: func(r *http.Request) (progress.StatusQuery, *progress.Failure) {
+			return progress.ParseShardQuery(r.URL.Query())
+		},
+		render: func(s progress.Snapshot) any { return progress.ShardStatusOf(s) },
+		fail:   progress.ShardFailure,
 	},
 	"nginx": {
 		name:       "nginx",

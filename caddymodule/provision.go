@@ -63,10 +63,10 @@ func (h *Handler) resolve(cfg ProtocolConfig) (*protocol, error) {
 		return nil, fmt.Errorf("unknown protocol %q (known: %s)", cfg.Name, strings.Join(knownProtocolNames(), ", "))
 	}
 	p := &protocol{
-		protocolKind:   kind,
-		keyTemplate:    firstNonEmpty(cfg.Key, h.Key),
-		ownerTemplate:  firstNonEmpty(cfg.Owner, h.Owner),
-		statusPath:     firstNonEmpty(cfg.StatusPath, kind.statusPath),
+		protocolKind:    kind,
+		keyTemplate:     firstNonEmpty(cfg.Key, h.Key),
+		ownerTemplate:   firstNonEmpty(cfg.Owner, h.Owner),
+		statusPath:      firstNonEmpty(cfg.StatusPath, kind.statusPath),
 		webSocketPaths:  kind.webSocketPaths,
 		credentialLabel: kind.credentialName,
 	}
