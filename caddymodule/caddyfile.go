@@ -32,6 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			owner          <template> | off
 //			status_path    <path>
 //			websocket_path <path...>
+//			upload_path    <path>
 //		}
 //		zone            <name>
 //		retain          <duration>
@@ -143,6 +144,10 @@ func unmarshalProtocols(d *caddyfile.Dispenser) ([]ProtocolConfig, error) {
 			if err := oneArg(d, &p.StatusPath); err != nil {
 				return nil, err
 			}
+		case "upload_path":
+			if err := oneArg(d, &p.UploadPath); err != nil {
+				return nil, err
+			}
 		case "websocket_path", "websocket_paths":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -169,7 +174,11 @@ func unmarshalExistsProbe(d *caddyfile.Dispenser) (*ExistsProbe, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "forward_headers":
-			p.ForwardHeaders = append([]string{}, d.RemainingArgs()...)
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			p.ForwardHeaders = append(p.ForwardHeaders, args...)
 		case "cache_for":
 			if err := durationArg(d, &p.CacheFor); err != nil {
 				return nil, err

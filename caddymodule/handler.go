@@ -96,7 +96,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	for _, p := range h.protocols {
-		if p.tracks(r) {
+		if p.tracks(p, r) {
 			return h.serveUpload(w, r, next, p)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 
 // ProtocolConfig enables one progress API and adjusts it.
 type ProtocolConfig struct {
-	// The API: `shard` (the storage-node API), or `nginx` (nginx's
-	// upload progress module).
+	// The API: `shard` (the storage-node API), `pcloud` (pCloud's
+	// uploadprogress) or `nginx` (nginx's upload progress module).
 	Name string `json:"name"`
 
 	// The key uploads are tracked under, with placeholders. Default: the
@@ -35,8 +35,13 @@ type ProtocolConfig struct {
 	StatusPath string `json:"status_path,omitempty"`
 
 	// The paths of the WebSocket status endpoint. Default: the protocol's
-	// (shard: `/ws/progress` and `/progress/ws`; nginx: none).
+	// (shard: `/ws/progress` and `/progress/ws`; pcloud:
+	// `/uploadprogress/ws`; nginx: none).
 	WebSocketPaths []string `json:"websocket_paths,omitempty"`
+
+	// The path of the upload route, for protocols whose uploads go to one
+	// (pcloud: `/uploadfile`).
+	UploadPath string `json:"upload_path,omitempty"`
 }
 
 // protocolKind is what the handler knows of one progress API. Parsing and
@@ -44,7 +49,12 @@ type ProtocolConfig struct {
 type protocolKind struct {
 	name string
 	// tracks reports whether a request is an upload to track.
-	tracks func(r *http.Request) bool
+	tracks func(p *protocol, r *http.Request) bool
+	// uploadPath is the default upload route, for protocols that have one.
+	uploadPath string
+	// fileName names the one file of a raw upload, when the protocol has a
+	// parameter for it.
+	fileName func(r *http.Request) string
 	// key and credential extract the key and the owner's credential when
 	// no template overrides them. A nil credential means ownerless by default.
 	key        func(r *http.Request) string
@@ -66,13 +76,22 @@ type protocolKind struct {
 	encode func(r *http.Request, v any) ([]byte, string, error)
 	// headers adds the protocol's own response headers, if any.
 	headers func(http.Header)
+	// originFiles, if set, reads the origin's description of the stored
+	// files from the start of its answer; the record then ends once the
+	// answer has been passed on, with that description.
+	originFiles func(answer []byte) (json.RawMessage, bool)
+	// prepare readies a status request before its credential and query
+	// are read (pCloud reads POSTed form parameters).
+	prepare func(r *http.Request) *progress.Failure
+	// postStatus allows POST for REST status requests, besides GET and HEAD.
+	postStatus bool
 }
 
 // protocolKinds are the progress APIs the handler knows, by name.
 var protocolKinds = map[string]*protocolKind{
 	"shard": {
 		name:           "shard",
-		tracks:         progress.ShardTracks,
+		tracks:         func(_ *protocol, r *http.Request) bool { return progress.ShardTracks(r) },
 		key:            func(r *http.Request) string { return r.URL.Query().Get("path") },
 		credential:     func(r *http.Request) string { return r.Header.Get(progress.ShardAPIKeyHeader) },
 		credentialName: progress.ShardAPIKeyHeader + " header",
@@ -84,9 +103,26 @@ var protocolKinds = map[string]*protocolKind{
 		render: func(s progress.Snapshot) any { return progress.ShardStatusOf(s) },
 		fail:   progress.ShardFailure,
 	},
+	"pcloud": {
+		name:           "pcloud",
+		tracks:         func(p *protocol, r *http.Request) bool { return progress.PcloudTracks(r, p.uploadPath) },
+		uploadPath:     "/uploadfile",
+		fileName:       progress.PcloudFileName,
+		key:            progress.PcloudKey,
+		credential:     progress.PcloudCredential,
+		credentialName: "auth or access_token",
+		statusPath:     "/uploadprogress",
+		webSocketPaths: []string{"/uploadprogress/ws"},
+		prepare:        progress.PcloudPrepare,
+		postStatus:     true,
+		query:          progress.ParsePcloudQuery,
+		render:         func(s progress.Snapshot) any { return progress.PcloudStatusOf(s) },
+		fail:           progress.PcloudFailure,
+		originFiles:    progress.PcloudOriginFiles,
+	},
 	"nginx": {
 		name:       "nginx",
-		tracks:     progress.NginxTracks,
+		tracks:     func(_ *protocol, r *http.Request) bool { return progress.NginxTracks(r) },
 		key:        progress.NginxID,
 		statusPath: "/progress",
 		claims:     progress.NginxClaims,
@@ -109,6 +145,7 @@ type protocol struct {
 	ownerless      bool
 	statusPath     string
 	webSocketPaths []string
+	uploadPath     string
 	// credentialLabel names the credential in error messages.
 	credentialLabel string
 	// shared is set when another protocol answers at one of p's paths;

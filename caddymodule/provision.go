@@ -67,8 +67,15 @@ func (h *Handler) resolve(cfg ProtocolConfig) (*protocol, error) {
 		keyTemplate:     firstNonEmpty(cfg.Key, h.Key),
 		ownerTemplate:   firstNonEmpty(cfg.Owner, h.Owner),
 		statusPath:      firstNonEmpty(cfg.StatusPath, kind.statusPath),
+		uploadPath:      firstNonEmpty(cfg.UploadPath, kind.uploadPath),
 		webSocketPaths:  kind.webSocketPaths,
 		credentialLabel: kind.credentialName,
+	}
+	if cfg.UploadPath != "" && kind.uploadPath == "" {
+		return nil, fmt.Errorf("upload_path: the %s protocol tracks uploads to any path", kind.name)
+	}
+	if p.uploadPath != "" && !strings.HasPrefix(p.uploadPath, "/") {
+		return nil, fmt.Errorf("upload_path %q must start with /", p.uploadPath)
 	}
 	if len(cfg.WebSocketPaths) > 0 {
 		p.webSocketPaths = cfg.WebSocketPaths
@@ -144,22 +151,70 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// checkTemplate refuses a template that is empty or names a placeholder
-// Caddy does not know, so that a typo such as {http.request.heder.X} is a
-// configuration error rather than every upload sharing the key "".
+// requestTimePlaceholders are prefixes of placeholders that Caddy sets
+// only while it handles a request (authentication, matchers, vars, the
+// original request), so they cannot be resolved when the config loads.
+var requestTimePlaceholders = []string{
+	"http.auth.", "http.regexp.", "http.vars.", "http.matchers.", "http.error",
+	"http.request.orig_", "http.reverse_proxy.", "http.handlers.", "vars.",
+}
+
+// checkTemplate refuses a template that is empty, has no placeholder, or
+// names a placeholder Caddy does not know, so that a typo such as
+// {http.request.heder.X} is a configuration error rather than every upload
+// sharing the key "".
 func checkTemplate(tpl string) error {
 	if strings.TrimSpace(tpl) == "" {
 		return fmt.Errorf("must not be empty")
 	}
-	if !strings.Contains(tpl, "{") {
+	names := placeholders(tpl)
+	if len(names) == 0 {
 		return fmt.Errorf("%q has no placeholder, so every request would share it", tpl)
 	}
-	req := httptest.NewRequest("GET", "/", nil)
-	repl := caddyhttp.NewTestReplacer(req)
-	if _, err := repl.ReplaceOrErr(tpl, false, true); err != nil {
-		return fmt.Errorf("%q: %v", tpl, err)
+	for _, name := range names {
+		if slices.ContainsFunc(requestTimePlaceholders, func(p string) bool { return strings.HasPrefix(name, p) }) {
+			continue
+		}
+		if err := resolvable(name); err != nil {
+			return fmt.Errorf("%q: %v", tpl, err)
+		}
 	}
 	return nil
+}
+
+// placeholders lists the names of the {placeholders} in tpl; \{ escapes.
+func placeholders(tpl string) []string {
+	var names []string
+	for i := 0; i < len(tpl); i++ {
+		switch tpl[i] {
+		case '\\':
+			i++
+		case '{':
+			end := strings.IndexByte(tpl[i:], '}')
+			if end < 0 {
+				return names
+			}
+			names = append(names, tpl[i+1:i+end])
+			i += end
+		}
+	}
+	return names
+}
+
+// resolvable reports whether Caddy knows the placeholder name, by resolving
+// it against a stand-in request.
+func resolvable(name string) (err error) {
+	defer func() {
+		// Some request placeholders need state a stand-in request lacks;
+		// Caddy knows them, so they are fine.
+		if recover() != nil {
+			err = nil
+		}
+	}()
+	req := httptest.NewRequest("GET", "/", nil)
+	repl := caddyhttp.NewTestReplacer(req)
+	_, err = repl.ReplaceOrErr("{"+name+"}", false, true)
+	return err
 }
 
 func knownProtocolNames() []string {

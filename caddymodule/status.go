@@ -10,8 +10,8 @@ import (
 // serveStatus answers a REST status request with the upload's state, in
 // the protocol's shape.
 func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, p *protocol) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return h.refuse(w, r, p, "rest", &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use GET"})
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !(p.postStatus && r.Method == http.MethodPost) {
+		return h.refuse(w, r, p, "rest", &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use " + p.allowedMethods()})
 	}
 	owner, q, f := h.parseStatusRequest(r, p)
 	if f != nil {
@@ -22,6 +22,11 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, p *protoco
 
 // parseStatusRequest finds who asks, and about what.
 func (h *Handler) parseStatusRequest(r *http.Request, p *protocol) (progress.Owner, progress.StatusQuery, *progress.Failure) {
+	if p.prepare != nil {
+		if f := p.prepare(r); f != nil {
+			return progress.Owner{}, progress.StatusQuery{}, f
+		}
+	}
 	owner, f := h.requestOwner(r, p)
 	if f != nil {
 		return owner, progress.StatusQuery{}, f
@@ -56,9 +61,17 @@ func (h *Handler) requestOwner(r *http.Request, p *protocol) (progress.Owner, *p
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, p *protocol, transport string, f *progress.Failure) error {
 	code, body := p.fail(f)
 	if f.Kind == progress.MethodNotAllowed {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", p.allowedMethods())
 	}
 	return h.reply(w, r, p, transport, code, body)
+}
+
+// allowedMethods lists the methods p's REST status endpoint answers.
+func (p *protocol) allowedMethods() string {
+	if p.postStatus {
+		return "GET, HEAD, POST"
+	}
+	return "GET, HEAD"
 }
 
 // reply writes a status reply and counts it.

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"time"
 
@@ -44,10 +45,14 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 		return h.passUntracked(w, r, next, p, reason, err)
 	}
 	uploadsStarted.WithLabelValues(h.Zone, p.name).Inc()
+	followFiles(r, rec, p)
 
 	u := &upload{h: h, p: p, r: r, rec: rec}
 	r.Body = progress.NewBody(r.Body, rec)
 	uw := &uploadWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, u: u}
+	if p.originFiles != nil {
+		uw.capture = make([]byte, 0, 4096)
+	}
 
 	// A failure while copying the response panics (http.ErrAbortHandler);
 	// the record must still end, and the panic go on.
@@ -58,6 +63,14 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 		}
 	}()
 	err = next.ServeHTTP(uw, r)
+	if uw.capture != nil && uw.status != 0 {
+		// The origin's answer has been passed on whole; what it says of
+		// the stored files completes the record before it finishes.
+		if files, ok := p.originFiles(uw.capture); ok {
+			rec.SetOriginFiles(files)
+		}
+		u.finish(progress.Event{Status: uw.status})
+	}
 	if uw.status == 0 {
 		ev := progress.Event{HandlerFailed: err != nil}
 		var he caddyhttp.HandlerError
@@ -67,6 +80,23 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 		u.finish(ev)
 	}
 	return err
+}
+
+// followFiles makes the record report the files of the upload: those of
+// a multipart/form-data body, or the one file a raw upload names.
+func followFiles(r *http.Request, rec *progress.Record, p *protocol) {
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && mediaType == "multipart/form-data" {
+		if s := progress.NewMultipartScanner(params["boundary"]); s != nil {
+			rec.FollowMultipart(s)
+		}
+		return
+	}
+	if p.fileName != nil {
+		if name := p.fileName(r); name != "" {
+			rec.SetFileName(name)
+		}
+	}
 }
 
 // passUntracked lets an upload that cannot be tracked through, and says why.
@@ -111,20 +141,29 @@ func (u *upload) finish(ev progress.Event) {
 	)
 }
 
+// maxCapture bounds how much of the origin's answer is kept to read file
+// metadata from.
+const maxCapture = 64 << 10
+
 // uploadWriter ends the record the moment the final response status is
 // written, before the response body is copied: the origin's answer is
 // what makes an upload done, and a client that polls right after its
-// answer must see it.
+// answer must see it. For protocols that read the origin's answer
+// (capture is not nil) it keeps a bounded copy of the body as it passes,
+// never holding it back, and the record ends once the body is through.
 type uploadWriter struct {
 	*caddyhttp.ResponseWriterWrapper
-	u      *upload
-	status int
+	u       *upload
+	status  int
+	capture []byte
 }
 
 func (w *uploadWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
-		w.u.finish(progress.Event{Status: code})
+		if w.capture == nil {
+			w.u.finish(progress.Event{Status: code})
+		}
 	}
 	w.ResponseWriterWrapper.WriteHeader(code)
 }
@@ -132,6 +171,9 @@ func (w *uploadWriter) WriteHeader(code int) {
 func (w *uploadWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.capture != nil {
+		w.capture = append(w.capture, b[:min(len(b), maxCapture-len(w.capture))]...)
 	}
 	return w.ResponseWriterWrapper.Write(b)
 }
@@ -141,5 +183,11 @@ func (w *uploadWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.capture != nil {
+		return io.Copy(writerOnly{w}, r)
+	}
 	return w.ResponseWriterWrapper.ReadFrom(r)
 }
+
+// writerOnly hides ReadFrom so that io.Copy goes through Write.
+type writerOnly struct{ io.Writer }

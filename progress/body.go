@@ -9,19 +9,24 @@ import "io"
 // nothing about the bytes. Reads happen on the transport's goroutine and
 // Close may come after the handler returned; Record is safe for both.
 type Body struct {
-	rc  io.ReadCloser
-	rec *Record
+	rc   io.ReadCloser
+	rec  *Record
+	scan *MultipartScanner
 }
 
-// NewBody wraps rc so that its bytes count into rec.
+// NewBody wraps rc so that its bytes count into rec, and pass through the
+// multipart scanner rec follows, if any.
 func NewBody(rc io.ReadCloser, rec *Record) *Body {
-	return &Body{rc: rc, rec: rec}
+	return &Body{rc: rc, rec: rec, scan: rec.files.Load()}
 }
 
 // Read reads from the wrapped body and counts what it got.
 func (b *Body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
+		if b.scan != nil {
+			b.scan.Write(p[:n])
+		}
 		b.rec.add(n)
 	}
 	if err != nil && err != io.EOF {

@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"encoding/json"
 	"math"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,13 @@ type Record struct {
 	readErr atomic.Pointer[error]
 	// end is set once, by the first finish; its presence makes the record terminal.
 	end atomic.Pointer[ending]
+	// originFiles is the origin's own description of the stored files, when
+	// its answer carried one (pCloud's metadata array).
+	originFiles atomic.Pointer[string]
+	// files follows the files of a multipart body, when it is one.
+	files atomic.Pointer[MultipartScanner]
+	// fileName names the one file of a raw upload, when the client said it.
+	fileName atomic.Pointer[string]
 }
 
 // ending is how a record finished.
@@ -103,6 +111,21 @@ func (r *Record) Finished() (Outcome, time.Time, bool) {
 	return e.outcome, e.at, true
 }
 
+// FollowMultipart makes the record report the files of its multipart body
+// as s sees them. Call it before the body is wrapped (NewBody).
+func (r *Record) FollowMultipart(s *MultipartScanner) { r.files.Store(s) }
+
+// SetFileName names the one file of a raw (not multipart) upload, so that
+// the record reports it as a file.
+func (r *Record) SetFileName(name string) { r.fileName.Store(&name) }
+
+// SetOriginFiles keeps the origin's description of the stored files. It
+// is set before the record finishes, so watchers see it with the final state.
+func (r *Record) SetOriginFiles(files json.RawMessage) {
+	s := string(files)
+	r.originFiles.Store(&s)
+}
+
 // Snapshot returns a consistent copy of the record's state.
 func (r *Record) Snapshot() Snapshot {
 	s := Snapshot{
@@ -114,6 +137,9 @@ func (r *Record) Snapshot() Snapshot {
 		Started:  r.started,
 		Received: r.received.Load(),
 	}
+	if f := r.originFiles.Load(); f != nil {
+		s.OriginFiles = *f
+	}
 	if e := r.end.Load(); e != nil {
 		s.State = e.outcome.State
 		s.Error = e.outcome.Error
@@ -121,7 +147,23 @@ func (r *Record) Snapshot() Snapshot {
 		s.Finished = e.at
 		s.Received = e.received
 	}
+	if m := r.files.Load(); m != nil {
+		p := m.Progress()
+		s.Files = &p
+	} else if name := r.fileName.Load(); name != nil {
+		s.Files = singleFile(*name, s.Received, s.State)
+	}
 	return s
+}
+
+// singleFile describes a raw upload of one named file as a multipart
+// upload of one file would be described.
+func singleFile(name string, received int64, st State) *MultipartProgress {
+	f := MultipartFile{FileName: name, Size: received}
+	if st == Uploading {
+		return &MultipartProgress{Current: &f, Number: 1}
+	}
+	return &MultipartProgress{Number: 1, Files: []MultipartFile{f}, Done: st == Completed}
 }
 
 // wakeWhen asks the writer to wake watchers once received reaches n.
@@ -152,4 +194,10 @@ type Snapshot struct {
 	HTTPStatus int
 	Started    time.Time
 	Finished   time.Time
+	// Files is what the proxy saw of the files of the upload: those of a
+	// multipart body, or the one named file of a raw upload; nil otherwise.
+	Files *MultipartProgress
+	// OriginFiles is the origin's own description of the stored files, as
+	// JSON text, when its answer carried one.
+	OriginFiles string
 }
