@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // pcloudOrigin is a stand-in for pCloud's uploadfile: it reads a multipart
@@ -192,6 +195,21 @@ func TestPcloudMultipartUploadWatchedLive(t *testing.T) {
 	}
 	if !strings.Contains(raw, `"fileid":1`) && !strings.Contains(raw, `"fileid":2`) {
 		t.Fatalf("finished reply lacks the origin's metadata: %s", raw)
+	}
+
+	// The same record over the WebSocket: the final reply, then a normal close.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.proxy, "http")+"/uploadprogress/ws?"+auth, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := c.Read(ctx)
+	if err != nil || string(msg) != strings.TrimSpace(raw) {
+		t.Fatalf("websocket message %s (%v), want %s", msg, err, raw)
+	}
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("websocket did not close normally: %v", err)
 	}
 }
 
