@@ -29,7 +29,9 @@ func (b *Body) Read(p []byte) (int, error) {
 		}
 		b.rec.add(n)
 	}
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		b.rec.bodyDone.Store(true)
+	} else if err != nil {
 		b.rec.noteReadError(err)
 	}
 	return n, err

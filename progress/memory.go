@@ -13,8 +13,11 @@ type MemoryTracker struct {
 	owners ownerHasher
 	nextID atomic.Uint64
 
-	retain  atomic.Int64 // time.Duration
-	maxKeys atomic.Int64
+	retain            atomic.Int64 // time.Duration
+	idleTimeout       atomic.Int64 // time.Duration
+	maxKeys           atomic.Int64
+	maxWatchers       atomic.Int64
+	maxWatchersPerKey atomic.Int64
 
 	inFlight atomic.Int64
 	watchers atomic.Int64
@@ -65,7 +68,10 @@ func NewMemoryTracker(opts Options) *MemoryTracker {
 func (t *MemoryTracker) Configure(opts Options) {
 	opts = opts.withDefaults()
 	t.retain.Store(int64(opts.Retain))
+	t.idleTimeout.Store(int64(opts.IdleTimeout))
 	t.maxKeys.Store(int64(opts.MaxKeys))
+	t.maxWatchers.Store(int64(opts.MaxWatchers))
+	t.maxWatchersPerKey.Store(int64(opts.MaxWatchersPerKey))
 }
 
 // Owner implements Tracker.
@@ -94,6 +100,11 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	sl := t.slots[k]
+	if rec == nil {
+		if t.watchers.Load() >= t.maxWatchers.Load() || sl != nil && int64(sl.watchers) >= t.maxWatchersPerKey.Load() {
+			return nil, ErrTooManyWatchers
+		}
+	}
 	if sl == nil {
 		if len(t.slots) >= int(t.maxKeys.Load()) {
 			t.reapLocked(now)
@@ -108,6 +119,7 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 		sl.current.Store(rec)
 	} else {
 		sl.watchers++
+		t.watchers.Add(1)
 	}
 	return sl, nil
 }
@@ -156,7 +168,6 @@ func (t *MemoryTracker) Subscribe(owner Owner, key string) (Subscription, error)
 	if err != nil {
 		return nil, err
 	}
-	t.watchers.Add(1)
 	return &memorySubscription{t: t, k: k, sl: sl}, nil
 }
 
@@ -187,8 +198,10 @@ func (t *MemoryTracker) Close() {
 func (t *MemoryTracker) janitor() {
 	defer close(t.done)
 	for {
-		every := time.Duration(t.retain.Load()) / 4
-		every = min(max(every, time.Second), time.Minute)
+		// A quarter of the shorter of retention and idle timeout, so that
+		// either is kept to within a quarter of itself.
+		every := min(time.Duration(t.retain.Load()), time.Duration(t.idleTimeout.Load())) / 4
+		every = min(max(every, 50*time.Millisecond), time.Minute)
 		timer := time.NewTimer(every)
 		select {
 		case <-t.stop:
@@ -196,10 +209,38 @@ func (t *MemoryTracker) janitor() {
 			return
 		case now := <-timer.C:
 			t.mu.Lock()
+			stalled := t.stalledLocked(now)
 			t.reapLocked(now)
 			t.mu.Unlock()
+			for _, rec := range stalled {
+				t.Finish(rec, Stalled(time.Duration(t.idleTimeout.Load()), rec.Received()))
+			}
 		}
 	}
+}
+
+// stalledLocked returns the uploads whose client has sent nothing for the
+// idle timeout while their body is incomplete. The caller holds t.mu.
+func (t *MemoryTracker) stalledLocked(now time.Time) []*Record {
+	idle := time.Duration(t.idleTimeout.Load())
+	var stalled []*Record
+	for _, sl := range t.slots {
+		rec := sl.current.Load()
+		if rec == nil || rec.bodyDone.Load() {
+			continue
+		}
+		if _, _, done := rec.Finished(); done {
+			continue
+		}
+		if n := rec.Received(); n != rec.seenCount || rec.seenChanged.IsZero() {
+			rec.seenCount, rec.seenChanged = n, now
+			continue
+		}
+		if now.Sub(rec.seenChanged) >= idle {
+			stalled = append(stalled, rec)
+		}
+	}
+	return stalled
 }
 
 // reapLocked drops expired records and slots that hold neither a record

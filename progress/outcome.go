@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 )
 
 // Outcome is how an upload ended.
@@ -31,6 +32,7 @@ const (
 	ReasonClientTimeout     = "client_timeout"
 	ReasonBodyTooLarge      = "body_too_large"
 	ReasonAborted           = "aborted"
+	ReasonStalled           = "stalled"
 )
 
 // StatusClientClosedRequest is the status a proxy records when the client
@@ -128,4 +130,14 @@ func bodyFailed(err error, received int64, status int) Outcome {
 		o.Reason = ReasonClientAborted
 	}
 	return o
+}
+
+// Stalled is the outcome of an upload whose client sent nothing for idle
+// while its body was incomplete.
+func Stalled(idle time.Duration, received int64) Outcome {
+	return Outcome{
+		State:  Failed,
+		Error:  fmt.Sprintf("no data from the client for %v after %d bytes", idle, received),
+		Reason: ReasonStalled,
+	}
 }

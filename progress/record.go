@@ -37,6 +37,13 @@ type Record struct {
 	files atomic.Pointer[MultipartScanner]
 	// fileName names the one file of a raw upload, when the client said it.
 	fileName atomic.Pointer[string]
+	// bodyDone is set when the body has been read to its end.
+	bodyDone atomic.Bool
+
+	// The janitor's view of the record's activity, guarded by the
+	// tracker's lock: the count it saw last, and when that count changed.
+	seenCount   int64
+	seenChanged time.Time
 }
 
 // ending is how a record finished.

@@ -62,12 +62,24 @@ type Options struct {
 	// MaxKeys is how many keys the tracker holds at most; past it, new
 	// uploads pass untracked. Default 100,000.
 	MaxKeys int
+	// MaxWatchers is how many subscriptions the tracker holds at most, and
+	// MaxWatchersPerKey how many one key may have. Defaults 10,000 and 1,024.
+	MaxWatchers       int
+	MaxWatchersPerKey int
+	// IdleTimeout fails an upload whose client has sent no byte for that
+	// long while its body is incomplete, so that no record says uploading
+	// forever. An upload whose body is complete waits for its origin as
+	// long as the proxy does. Default 10m.
+	IdleTimeout time.Duration
 }
 
 // Defaults for Options.
 const (
-	DefaultRetain  = 5 * time.Minute
-	DefaultMaxKeys = 100_000
+	DefaultRetain            = 5 * time.Minute
+	DefaultMaxKeys           = 100_000
+	DefaultMaxWatchers       = 10_000
+	DefaultMaxWatchersPerKey = 1024
+	DefaultIdleTimeout       = 10 * time.Minute
 )
 
 func (o Options) withDefaults() Options {
@@ -77,12 +89,24 @@ func (o Options) withDefaults() Options {
 	if o.MaxKeys <= 0 {
 		o.MaxKeys = DefaultMaxKeys
 	}
+	if o.MaxWatchers <= 0 {
+		o.MaxWatchers = DefaultMaxWatchers
+	}
+	if o.MaxWatchersPerKey <= 0 {
+		o.MaxWatchersPerKey = DefaultMaxWatchersPerKey
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	return o
 }
 
 var (
-	// ErrFull is returned by Begin when the tracker holds as many keys as it may.
+	// ErrFull is returned by Begin and Subscribe when the tracker holds as
+	// many keys as it may.
 	ErrFull = errors.New("progress: tracker is full")
+	// ErrTooManyWatchers is returned by Subscribe at a watcher limit.
+	ErrTooManyWatchers = errors.New("progress: too many watchers")
 	// ErrClosed is returned once the tracker has been closed.
 	ErrClosed = errors.New("progress: tracker closed")
 )
