@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// caddyPkg is the Caddy build with the module.
+const caddyPkg = "github.com/caddy-upload-progress/caddy-upload-progress/cmd/caddy"
+
+// respondPath is the TRACKED site's static route that W5 compares status
+// replies with.
+const respondPath = "/static-status"
+
+// buildCaddy builds caddyPkg into dir and returns the binary's path.
+func buildCaddy(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "caddy")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, caddyPkg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s: %w", caddyPkg, err)
+	}
+	return out, nil
+}
+
+// caddyInstance is the one Caddy process, with its two sites.
+type caddyInstance struct {
+	*child
+	plain, tracked string // base URLs of the sites
+	log            string // path of its log (stderr)
+}
+
+// freePort returns a loopback port the kernel just handed out and released.
+// Another process could take it before Caddy binds it; Caddy then fails to
+// start, and the bench says so.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// caddyConfig is the JSON config: admin off, PLAIN = reverse_proxy only,
+// TRACKED = upload_progress (owner check off) + reverse_proxy, plus on
+// TRACKED a static route answering respondBody, the size of a status reply.
+func caddyConfig(plainPort, trackedPort int, origin string, respondBody string) ([]byte, error) {
+	proxy := map[string]any{
+		"handler":   "reverse_proxy",
+		"upstreams": []any{map[string]any{"dial": origin}},
+	}
+	server := func(port int, routes ...any) map[string]any {
+		return map[string]any{
+			"listen":          []string{"127.0.0.1:" + strconv.Itoa(port)},
+			"routes":          routes,
+			"automatic_https": map[string]any{"disable": true},
+		}
+	}
+	cfg := map[string]any{
+		"admin": map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"apps": map[string]any{"http": map[string]any{
+			"grace_period": "2s",
+			"servers": map[string]any{
+				"plain": server(plainPort, map[string]any{"handle": []any{proxy}}),
+				"tracked": server(trackedPort,
+					map[string]any{
+						"match": []any{map[string]any{"path": []string{respondPath}}},
+						"handle": []any{map[string]any{
+							"handler":     "static_response",
+							"status_code": 200,
+							// The same headers as a status reply.
+							"headers": map[string][]string{
+								"Content-Type":  {"application/json"},
+								"Cache-Control": {"no-store"},
+							},
+							"body": respondBody,
+						}},
+						"terminal": true,
+					},
+					map[string]any{"handle": []any{
+						map[string]any{"handler": "upload_progress", "disable_owner_check": true},
+						proxy,
+					}},
+				),
+			},
+		}},
+	}
+	return json.MarshalIndent(cfg, "", "\t")
+}
+
+// startCaddy writes the config into dir and runs `caddy run` on it, with
+// Caddy's state directories inside dir, and waits until both sites answer.
+func startCaddy(ctx context.Context, bin, dir, origin, respondBody string) (*caddyInstance, error) {
+	plainPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	trackedPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := caddyConfig(plainPort, trackedPort, origin, respondBody)
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(dir, "caddy.json")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "caddy.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
+
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(),
+		"HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	c, err := startChild(ctx, "caddy", cmd)
+	if err != nil {
+		return nil, err
+	}
+	ci := &caddyInstance{
+		child:   c,
+		plain:   "http://127.0.0.1:" + strconv.Itoa(plainPort),
+		tracked: "http://127.0.0.1:" + strconv.Itoa(trackedPort),
+		log:     logPath,
+	}
+	if err := ci.waitReady(ctx, 20*time.Second); err != nil {
+		c.stop(5 * time.Second)
+		return nil, fmt.Errorf("%w\ncaddy log:\n%s", err, tailFile(logPath, 4096))
+	}
+	return ci, nil
+}
+
+// waitReady polls both sites until they answer through to the origin.
+func (ci *caddyInstance) waitReady(ctx context.Context, within time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(within)
+	for _, u := range []string{ci.plain + "/ready", ci.tracked + "/ready"} {
+		for {
+			resp, err := client.Get(u)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					break
+				}
+				err = fmt.Errorf("%s: %s", u, resp.Status)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("caddy not ready within %v: %v", within, err)
+			}
+			select {
+			case <-ci.exited():
+				return ci.exitError()
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// shutdown stops Caddy gracefully, killing it after 10 s.
+func (ci *caddyInstance) shutdown() { ci.stop(10 * time.Second) }

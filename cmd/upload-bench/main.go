@@ -1,0 +1,286 @@
+// Command upload-bench is a reproducible A/B benchmark of upload_progress:
+// one Caddy process (built from this repository) with a PLAIN site
+// (reverse_proxy only) and a TRACKED site (upload_progress + reverse_proxy)
+// in front of the same sink origin, all on loopback, and workloads W1-W5
+// run interleaved against both; it prints the medians, their ratio and
+// whether each meets its target.
+//
+//	go run ./cmd/upload-bench            # full run, about 5 minutes
+//	go run ./cmd/upload-bench -quick     # smoke run, under a minute
+//	go run ./cmd/upload-bench -json results.json -only W1,W5
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == originChildArg {
+		if err := runOriginChild(); err != nil {
+			log.Fatalf("origin: %v", err)
+		}
+		return
+	}
+	log.SetFlags(0)
+	log.SetPrefix("upload-bench: ")
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		log.Fatal(err)
+	}
+}
+
+type options struct {
+	quick    bool
+	rounds   int
+	caddyBin string
+	jsonPath string
+	only     string
+	timeout  time.Duration
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("upload-bench", flag.ContinueOnError)
+	fs.BoolVar(&o.quick, "quick", false, "smoke run (under a minute): smaller workloads, 5 rounds")
+	fs.IntVar(&o.rounds, "rounds", 0, "measured rounds per side (default 31, or 5 with -quick)")
+	fs.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.rounds < 0 {
+		return o, errors.New("-rounds must be positive")
+	}
+	return o, nil
+}
+
+func run(args []string) (err error) {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	p, mode := fullPlan, "full"
+	if o.quick {
+		p, mode = quickPlan, "quick"
+	}
+	if o.rounds > 0 {
+		p.Rounds = o.rounds
+	}
+	var selected []workload
+	for _, w := range workloads(p) {
+		if o.only == "" || slices.Contains(strings.Split(strings.ToUpper(o.only), ","), w.ID) {
+			selected = append(selected, w)
+		}
+	}
+	if len(selected) == 0 {
+		return fmt.Errorf("-only %q names no workload", o.only)
+	}
+
+	// Everything below ends with ctx: on interrupt, on -timeout, or on
+	// return, when the deferred stops take Caddy and the origin down.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	dir, err := os.MkdirTemp("", "upload-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	started := time.Now()
+	bin := o.caddyBin
+	if bin == "" {
+		log.Printf("building %s", caddyPkg)
+		if bin, err = buildCaddy(ctx, dir); err != nil {
+			return err
+		}
+	}
+
+	origin, originAddr, err := startOrigin(ctx)
+	if err != nil {
+		return err
+	}
+	defer origin.stop(5 * time.Second)
+
+	caddy, err := startCaddy(ctx, bin, dir, originAddr, liveRespondBody())
+	if err != nil {
+		return err
+	}
+	defer caddy.shutdown()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w\ncaddy log (tail):\n%s", err, tailFile(caddy.log, 4096))
+		}
+	}()
+	log.Printf("origin on %s, caddy PLAIN %s TRACKED %s", originAddr, caddy.plain, caddy.tracked)
+
+	b := &bench{plan: p, plain: caddy.plain, tracked: caddy.tracked, client: newClient()}
+	if m := (&cpuMeter{caddyPID: caddy.cmd.Process.Pid}); m.works() {
+		b.cpu = m
+	}
+	if b.multipartBody, b.multipartType, err = buildMultipart(p); err != nil {
+		return err
+	}
+	if err := selfCheck(ctx, b); err != nil {
+		return err
+	}
+	load0 := loadAvg() // after the build, before the load
+
+	rep := &report{
+		Command: command(args), Mode: mode, Started: started, Machine: machineInfo(bin, o.caddyBin == ""), Plan: p,
+		LoadAvg: [2]string{load0},
+		Notes: []string{
+			"Ratio = tracked median / plain median, medians over the rounds; the result compares it with the target. Rounds alternate the order (A B, B A, ...); the per-round ratios (tracked/plain within a round) show the noise. caddy CPU is Caddy's user+system CPU per run, from /proc (10 ms ticks).",
+		},
+	}
+	for _, w := range selected {
+		rows, err := runWorkload(ctx, b, w)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.ID, err)
+		}
+		rep.Rows = append(rep.Rows, rows...)
+		if w.Notes != "" {
+			rep.Notes = append(rep.Notes, w.ID+": "+w.Notes)
+		}
+	}
+	rep.Duration = time.Since(started).Round(time.Second).String()
+	rep.LoadAvg[1] = loadAvg()
+
+	fmt.Println()
+	rep.writeMarkdown(os.Stdout)
+	if o.jsonPath != "" {
+		if err := rep.writeJSON(o.jsonPath); err != nil {
+			return err
+		}
+		log.Printf("results written to %s", o.jsonPath)
+	}
+	if err := caddy.exitError(); err != nil {
+		return err // Caddy died during the run: the numbers above are suspect
+	}
+	return nil
+}
+
+// runWorkload warms both sides up once, then measures plan.Rounds rounds,
+// alternating which side goes first, and returns a row per metric.
+func runWorkload(ctx context.Context, b *bench, w workload) ([]row, error) {
+	log.Printf("%s: %s", w.ID, w.Title)
+	if w.setup != nil {
+		teardown, err := w.setup(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		defer teardown()
+	}
+	metrics := slices.Clone(w.Metrics)
+	if b.cpu != nil {
+		metrics = append(metrics, metric{Name: caddyCPUMetric, Unit: "ms per run", Target: "info"})
+		if w.BenchCPU {
+			metrics = append(metrics, metric{Name: benchCPUMetric, Unit: "ms per run", Target: "info"})
+		}
+	}
+	one := func(tracked bool, tag string) (map[string]float64, error) {
+		rctx, cancel := context.WithTimeout(ctx, runTimeout)
+		defer cancel()
+		var cpu0 cpuSample
+		if b.cpu != nil {
+			cpu0, _ = b.cpu.sample()
+		}
+		res, err := w.run(rctx, b, tracked, tag)
+		if err != nil {
+			return nil, fmt.Errorf("%s side, run %s: %w", w.Sides[side(tracked)], tag, err)
+		}
+		if b.cpu != nil {
+			cpu1, err := b.cpu.sample()
+			if err != nil {
+				return nil, err
+			}
+			res[caddyCPUMetric] = float64(cpu1.caddy-cpu0.caddy) / float64(time.Millisecond)
+			res[benchCPUMetric] = float64(cpu1.bench-cpu0.bench) / float64(time.Millisecond)
+		}
+		return res, nil
+	}
+	for _, tracked := range []bool{false, true} {
+		if _, err := one(tracked, fmt.Sprintf("warm-%d", side(tracked))); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	vals := make([][2][]float64, len(metrics))
+	for r := range b.plan.Rounds {
+		order := []bool{false, true}
+		if r%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, tracked := range order {
+			res, err := one(tracked, fmt.Sprintf("r%d-%d", r, side(tracked)))
+			if err != nil {
+				return nil, err
+			}
+			var line []string
+			for i, m := range metrics {
+				v, ok := res[m.Name]
+				if !ok && m.TrackedOnly && !tracked {
+					continue
+				}
+				if !ok {
+					return nil, fmt.Errorf("run returned no %q", m.Name)
+				}
+				vals[i][side(tracked)] = append(vals[i][side(tracked)], v)
+				line = append(line, fmt.Sprintf("%s %s %s", m.Name, num(v), m.Unit))
+			}
+			log.Printf("  %s round %d/%d %-16s %s", w.ID, r+1, b.plan.Rounds, w.Sides[side(tracked)], strings.Join(line, ", "))
+		}
+	}
+	rows := make([]row, len(metrics))
+	for i, m := range metrics {
+		rows[i] = newRow(w, m, vals[i][0], vals[i][1])
+	}
+	return rows, nil
+}
+
+// side is the index of a side: 0 for A (plain), 1 for B (tracked).
+func side(tracked bool) int {
+	if tracked {
+		return 1
+	}
+	return 0
+}
+
+// selfCheck makes sure the A/B pair is what it claims: an upload to TRACKED
+// is then reported completed by TRACKED's status endpoint, while PLAIN
+// passes the same status URL to the origin.
+func selfCheck(ctx context.Context, b *bench) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, tracked := range []bool{false, true} {
+		if err := uploadBytes(ctx, b.client, b.uploadURL(tracked, "/selfcheck"), "application/octet-stream", pattern[:1024]); err != nil {
+			return fmt.Errorf("self-check upload: %w", err)
+		}
+	}
+	body, err := get(ctx, b.client, b.tracked+"/progress?path=/selfcheck")
+	if err != nil || !strings.Contains(string(body), `"completed"`) {
+		return fmt.Errorf("self-check: TRACKED status of an upload: %q, %v", body, err)
+	}
+	if body, err := get(ctx, b.client, b.plain+"/progress?path=/selfcheck"); err == nil || strings.Contains(string(body), "status") {
+		return fmt.Errorf("self-check: PLAIN answered a status request itself: %q", body)
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"time"
+)
+
+const mib = 1 << 20
+
+// plan is the size of every workload; see fullPlan and quickPlan.
+type plan struct {
+	Rounds int `json:"rounds"`
+
+	W1Uploads int   `json:"w1_uploads"`
+	W1Size    int64 `json:"w1_size"`
+
+	W2Count int   `json:"w2_count"`
+	W2Conc  int   `json:"w2_concurrency"`
+	W2Size  int64 `json:"w2_size"`
+
+	W3Count    int   `json:"w3_count"`
+	W3Conc     int   `json:"w3_concurrency"`
+	W3Files    int   `json:"w3_files"`
+	W3FileSize int64 `json:"w3_file_size"`
+
+	W4Watchers  int           `json:"w4_watchers"`
+	W4Pollers   int           `json:"w4_pollers"`
+	W4PollEvery time.Duration `json:"w4_poll_every_ns"`
+
+	W5Count int `json:"w5_count"`
+	W5Conc  int `json:"w5_concurrency"`
+}
+
+// fullPlan is the default run. The workloads are short on loopback (about
+// a second each), so the run takes many rounds for stable medians.
+var fullPlan = plan{
+	Rounds:    31,
+	W1Uploads: 4, W1Size: 256 * mib,
+	W2Count: 2000, W2Conc: 32, W2Size: 64 << 10,
+	W3Count: 200, W3Conc: 8, W3Files: 3, W3FileSize: mib,
+	W4Watchers: 100, W4Pollers: 10, W4PollEvery: 50 * time.Millisecond,
+	W5Count: 40000, W5Conc: 16,
+}
+
+// quickPlan is a smoke run: every workload, smaller, fewer rounds.
+var quickPlan = plan{
+	Rounds:    5,
+	W1Uploads: 4, W1Size: 128 * mib,
+	W2Count: 1000, W2Conc: 32, W2Size: 64 << 10,
+	W3Count: 100, W3Conc: 8, W3Files: 3, W3FileSize: mib,
+	W4Watchers: 100, W4Pollers: 10, W4PollEvery: 50 * time.Millisecond,
+	W5Count: 10000, W5Conc: 16,
+}
+
+// runTimeout bounds one measured run of any workload.
+const runTimeout = 3 * time.Minute
+
+// bench is what the workloads run against.
+type bench struct {
+	plan    plan
+	plain   string // base URL of PLAIN
+	tracked string // base URL of TRACKED
+	client  *http.Client
+
+	multipartBody []byte // W3's request body, built once
+	multipartType string
+
+	live *liveUpload // W5's in-flight upload, while W5 runs
+
+	// cpu, when the OS tells CPU times, measures each run's CPU cost in
+	// Caddy (caddyCPUMetric, every workload) and in the bench process
+	// (benchCPUMetric, workloads with BenchCPU).
+	cpu *cpuMeter
+}
+
+// The CPU times of a run.
+const (
+	caddyCPUMetric = "caddy CPU"
+	benchCPUMetric = "bench CPU"
+)
+
+// base is the base URL of a side of the A/B pair.
+func (b *bench) base(tracked bool) string {
+	if tracked {
+		return b.tracked
+	}
+	return b.plain
+}
+
+// metric is one measured quantity of a workload.
+type metric struct {
+	Name         string  `json:"name"`
+	Unit         string  `json:"unit"`
+	HigherBetter bool    `json:"higher_better"`
+	MinRatio     float64 `json:"min_ratio,omitempty"` // pass when tracked/plain >= MinRatio; 0: informational
+	Target       string  `json:"target"`
+	TrackedOnly  bool    `json:"tracked_only,omitempty"` // measured on the B side only
+}
+
+// workload is one A/B workload. run measures one side once; the tag makes
+// its upload keys unique.
+type workload struct {
+	ID      string
+	Title   string
+	Sides   [2]string // names of the A (baseline) and B side
+	Notes   string
+	Metrics []metric
+	// BenchCPU also reports the bench process's CPU per run, for workloads
+	// whose client side differs between A and B.
+	BenchCPU bool
+	// setup, if set, runs before the warm-up and returns the teardown.
+	setup func(ctx context.Context, b *bench) (func(), error)
+	run   func(ctx context.Context, b *bench, tracked bool, tag string) (map[string]float64, error)
+}
+
+func workloads(p plan) []workload {
+	return []workload{
+		{
+			ID: "W1", Title: fmt.Sprintf("%d concurrent %d MiB uploads", p.W1Uploads, p.W1Size/mib), Sides: [2]string{"plain", "tracked"},
+			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.97, Target: ">= 0.97"}},
+			run:     runW1,
+		},
+		{
+			ID: "W2", Title: fmt.Sprintf("%d x %d KiB uploads, concurrency %d", p.W2Count, p.W2Size>>10, p.W2Conc), Sides: [2]string{"plain", "tracked"},
+			Metrics: []metric{
+				{Name: "requests/s", Unit: "req/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95"},
+				{Name: "p50 latency", Unit: "ms", Target: "info"},
+				{Name: "p99 latency", Unit: "ms", Target: "info"},
+			},
+			run: runW2,
+		},
+		{
+			ID: "W3", Title: fmt.Sprintf("%d multipart uploads (%d x %d MiB), concurrency %d", p.W3Count, p.W3Files, p.W3FileSize/mib, p.W3Conc), Sides: [2]string{"plain", "tracked"},
+			Metrics: []metric{{Name: "requests/s", Unit: "req/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95"}},
+			run:     runW3,
+		},
+		{
+			ID: "W4", Title: fmt.Sprintf("W1 + %d WebSocket watchers + %d REST pollers (every %v)", p.W4Watchers, p.W4Pollers, p.W4PollEvery), Sides: [2]string{"plain W1", "tracked+watchers"},
+			Notes:    "PLAIN has no progress endpoints: W4's baseline is the W1 PLAIN measurement (no watchers), re-run interleaved with W4's tracked rounds. The watchers and pollers run in the bench process, on the same cores: bench CPU shows what they cost the client side.",
+			BenchCPU: true,
+			Metrics: []metric{
+				{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95 vs W1 plain"},
+				{Name: "ws messages", Unit: "msgs", Target: "info", TrackedOnly: true},
+				{Name: "polls", Unit: "polls", Target: "info", TrackedOnly: true},
+			},
+			run: runW4,
+		},
+		{
+			ID: "W5", Title: fmt.Sprintf("%d status queries of a live upload, concurrency %d", p.W5Count, p.W5Conc), Sides: [2]string{"respond", "status"},
+			Notes:   "on TRACKED, GET /progress?path= of a live upload (status) against a static respond route of the same byte size and headers (respond); target respond/status <= 1.2, i.e. status/respond >= 0.833.",
+			Metrics: []metric{{Name: "requests/s", Unit: "req/s", HigherBetter: true, MinRatio: 1 / 1.2, Target: ">= 0.833 (respond/status <= 1.2)"}},
+			setup:   setupW5,
+			run:     runW5,
+		},
+	}
+}
+
+// uploadURL is the URL of a tracked-protocol upload (informProgress=true)
+// of key on a side.
+func (b *bench) uploadURL(tracked bool, key string) string {
+	return b.base(tracked) + "/fso?path=" + key + "&informProgress=true"
+}
+
+// checkTracked makes sure, after a TRACKED run, that its upload key was
+// tracked (not passed untracked, e.g. past max_keys): otherwise the run
+// measured nothing of tracking.
+func (b *bench) checkTracked(ctx context.Context, tracked bool, key string) error {
+	if !tracked {
+		return nil
+	}
+	body, err := get(ctx, b.client, b.tracked+"/progress?path="+key)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(body, []byte(`"status":"completed"`)) {
+		return fmt.Errorf("upload %s was not tracked: status %s", key, body)
+	}
+	return nil
+}
+
+// runW1 uploads W1Uploads bodies of W1Size at once and returns the
+// aggregate throughput.
+func runW1(ctx context.Context, b *bench, tracked bool, tag string) (map[string]float64, error) {
+	mibs, err := concurrentUploads(ctx, b, tracked, "/w1-"+tag, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.checkTracked(ctx, tracked, "/w1-"+tag+"-0"); err != nil {
+		return nil, err
+	}
+	return map[string]float64{"throughput": mibs}, nil
+}
+
+// concurrentUploads runs W1's uploads under keys prefix-0, prefix-1, ... and
+// returns MiB/s from the first byte sent to the last answer. started, if
+// set, is closed when the clock starts.
+func concurrentUploads(ctx context.Context, b *bench, tracked bool, prefix string, started chan<- struct{}) (float64, error) {
+	n := b.plan.W1Uploads
+	start := time.Now()
+	if started != nil {
+		close(started)
+	}
+	err := pool(ctx, n, n, func(ctx context.Context, i int) error {
+		return uploadPattern(ctx, b.client, b.uploadURL(tracked, fmt.Sprintf("%s-%d", prefix, i)), b.plan.W1Size)
+	})
+	el := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	return float64(n) * float64(b.plan.W1Size) / mib / el.Seconds(), nil
+}
+
+// runW2 sends W2Count small uploads at W2Conc and returns requests/s and
+// the p50 and p99 latency.
+func runW2(ctx context.Context, b *bench, tracked bool, tag string) (map[string]float64, error) {
+	body := pattern[:b.plan.W2Size]
+	lat := make([]time.Duration, b.plan.W2Count)
+	start := time.Now()
+	err := pool(ctx, b.plan.W2Count, b.plan.W2Conc, func(ctx context.Context, i int) error {
+		t := time.Now()
+		err := uploadBytes(ctx, b.client, b.uploadURL(tracked, fmt.Sprintf("/w2-%s-%d", tag, i)), "application/octet-stream", body)
+		lat[i] = time.Since(t)
+		return err
+	})
+	el := time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.checkTracked(ctx, tracked, fmt.Sprintf("/w2-%s-%d", tag, b.plan.W2Count-1)); err != nil {
+		return nil, err
+	}
+	ms := millis(lat)
+	return map[string]float64{
+		"requests/s":  float64(b.plan.W2Count) / el.Seconds(),
+		"p50 latency": percentile(ms, 50),
+		"p99 latency": percentile(ms, 99),
+	}, nil
+}
+
+// buildMultipart builds W3's body once, in memory: files file-0.bin ...
+// of W3FileSize pattern bytes each.
+func buildMultipart(p plan) ([]byte, string, error) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for i := range p.W3Files {
+		f, err := w.CreateFormFile(fmt.Sprintf("file%d", i), fmt.Sprintf("file-%d.bin", i))
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := io.Copy(f, newPatternBody(p.W3FileSize)); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), w.FormDataContentType(), nil
+}
+
+// runW3 sends W3Count multipart uploads at W3Conc and returns requests/s.
+func runW3(ctx context.Context, b *bench, tracked bool, tag string) (map[string]float64, error) {
+	start := time.Now()
+	err := pool(ctx, b.plan.W3Count, b.plan.W3Conc, func(ctx context.Context, i int) error {
+		return uploadBytes(ctx, b.client, b.uploadURL(tracked, fmt.Sprintf("/w3-%s-%d", tag, i)), b.multipartType, b.multipartBody)
+	})
+	el := time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.checkTracked(ctx, tracked, fmt.Sprintf("/w3-%s-%d", tag, b.plan.W3Count-1)); err != nil {
+		return nil, err
+	}
+	return map[string]float64{"requests/s": float64(b.plan.W3Count) / el.Seconds()}, nil
+}
+
+// runW4 is W1 with watchers and pollers on TRACKED, and plain W1 on PLAIN.
+func runW4(ctx context.Context, b *bench, tracked bool, tag string) (map[string]float64, error) {
+	if !tracked {
+		return runW1(ctx, b, false, "w4base-"+tag)
+	}
+	return watchedUploads(ctx, b, "/w4-"+tag)
+}
+
+// runW5 sends W5Count GETs at W5Conc: of the live upload's status on the
+// status side, of the same-size static route on the respond side.
+func runW5(ctx context.Context, b *bench, status bool, tag string) (map[string]float64, error) {
+	url := b.tracked + respondPath
+	if status {
+		url = b.tracked + "/progress?path=" + b.live.key
+	}
+	want := len(b.live.respondBody)
+	start := time.Now()
+	err := pool(ctx, b.plan.W5Count, b.plan.W5Conc, func(ctx context.Context, i int) error {
+		body, err := get(ctx, b.client, url)
+		if err == nil && len(body) != want {
+			err = fmt.Errorf("GET %s: %d bytes, want %d: %s", url, len(body), want, body)
+		}
+		return err
+	})
+	el := time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{"requests/s": float64(b.plan.W5Count) / el.Seconds()}, nil
+}
