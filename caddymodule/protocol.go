@@ -52,6 +52,10 @@ type protocolKind struct {
 	tracks func(p *protocol, r *http.Request) bool
 	// uploadPath is the default upload route, for protocols that have one.
 	uploadPath string
+	// files is set for protocols whose replies describe the upload's files:
+	// only their multipart bodies are scanned, as nobody reads the result
+	// of the others'.
+	files bool
 	// fileName names the one file of a raw upload, when the protocol has a
 	// parameter for it.
 	fileName func(r *http.Request) string
@@ -92,7 +96,7 @@ var protocolKinds = map[string]*protocolKind{
 	"shard": {
 		name:           "shard",
 		tracks:         func(_ *protocol, r *http.Request) bool { return progress.ShardTracks(r) },
-		key:            func(r *http.Request) string { return r.URL.Query().Get("path") },
+		key:            progress.ShardKey,
 		credential:     func(r *http.Request) string { return r.Header.Get(progress.ShardAPIKeyHeader) },
 		credentialName: progress.ShardAPIKeyHeader + " header",
 		statusPath:     "/progress",
@@ -107,6 +111,7 @@ var protocolKinds = map[string]*protocolKind{
 		name:           "pcloud",
 		tracks:         func(p *protocol, r *http.Request) bool { return progress.PcloudTracks(r, p.uploadPath) },
 		uploadPath:     "/uploadfile",
+		files:          true,
 		fileName:       progress.PcloudFileName,
 		key:            progress.PcloudKey,
 		credential:     progress.PcloudCredential,

@@ -45,7 +45,9 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 		return h.passUntracked(w, r, next, p, reason, err)
 	}
 	uploadsStarted.WithLabelValues(h.Zone, p.name).Inc()
-	followFiles(r, rec, p)
+	if p.files {
+		followFiles(r, rec, p)
+	}
 
 	u := &upload{h: h, p: p, r: r, rec: rec}
 	r.Body = progress.NewBody(r.Body, rec)

@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"io"
+	"math/rand/v2"
 	"mime/multipart"
 	"testing"
 )
@@ -18,7 +19,11 @@ func threeFileBody(b *testing.B) ([]byte, string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		fw.Write(bytes.Repeat([]byte{byte('a' + i)}, 1<<20))
+		// Random content, as real files are to the scanner: a CR every
+		// 256 bytes or so, each a possible start of a delimiter.
+		content := make([]byte, 1<<20)
+		rand.NewChaCha8([32]byte{byte(i)}).Read(content)
+		fw.Write(content)
 	}
 	mw.Close()
 	return buf.Bytes(), mw.Boundary()
@@ -26,10 +31,10 @@ func threeFileBody(b *testing.B) ([]byte, string) {
 
 // benchmarkBodyThreeFiles reads the body through Body in 32 KiB reads, as
 // the proxy's transport does, with or without following its files.
-func benchmarkBodyThreeFiles(b *testing.B, follow bool) {
+func benchmarkBodyThreeFiles(b *testing.B, follow bool, readSize int) {
 	data, boundary := threeFileBody(b)
 	tr := newTestTracker(b, Options{})
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, readSize)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -50,8 +55,12 @@ func benchmarkBodyThreeFiles(b *testing.B, follow bool) {
 }
 
 // BenchmarkBodyThreeFilesCounted is the baseline: counting only.
-func BenchmarkBodyThreeFilesCounted(b *testing.B) { benchmarkBodyThreeFiles(b, false) }
+func BenchmarkBodyThreeFilesCounted(b *testing.B) { benchmarkBodyThreeFiles(b, false, 32<<10) }
 
 // BenchmarkBodyThreeFilesScanned also follows the files; the README reports
 // its ratio to the baseline.
-func BenchmarkBodyThreeFilesScanned(b *testing.B) { benchmarkBodyThreeFiles(b, true) }
+func BenchmarkBodyThreeFilesScanned(b *testing.B) { benchmarkBodyThreeFiles(b, true, 32<<10) }
+
+// The same in 4 KiB reads, the size of the proxy transport's write buffer.
+func BenchmarkBodyThreeFilesCounted4K(b *testing.B) { benchmarkBodyThreeFiles(b, false, 4<<10) }
+func BenchmarkBodyThreeFilesScanned4K(b *testing.B) { benchmarkBodyThreeFiles(b, true, 4<<10) }

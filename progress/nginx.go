@@ -25,7 +25,7 @@ const NginxIDName = "X-Progress-ID"
 // NginxID returns the progress id of a request: the query parameter
 // first, then the header, as nginx looks for them.
 func NginxID(r *http.Request) string {
-	if id := r.URL.Query().Get(NginxIDName); id != "" {
+	if id, _ := QueryValue(r.URL.RawQuery, NginxIDName); id != "" {
 		return id
 	}
 	return r.Header.Get(NginxIDName)

@@ -14,8 +14,10 @@ type Outcome struct {
 	State State
 	// Error is a sentence for the user; empty on success.
 	Error string
-	// HTTPStatus is the status the client got: the origin's, or the proxy's
-	// own error status.
+	// HTTPStatus is the status the upload ended with: the origin's, the
+	// proxy's own error status, or, where the client got no answer, the
+	// conventional one (499 client gone, 408 timed out or stalled, 500
+	// aborted). A failed outcome always has one.
 	HTTPStatus int
 	// Reason is a short, fixed word for metrics and logs: completed,
 	// origin_error, origin_unreachable, client_aborted, client_timeout,
@@ -84,7 +86,7 @@ func Judge(e Event) Outcome {
 	case e.HandlerFailed:
 		return proxyFailed(e.HandlerStatus)
 	case e.Panicked:
-		return Outcome{State: Failed, Error: fmt.Sprintf("upload aborted after %d bytes", e.Received), Reason: ReasonAborted}
+		return Outcome{State: Failed, HTTPStatus: http.StatusInternalServerError, Error: fmt.Sprintf("upload aborted after %d bytes", e.Received), Reason: ReasonAborted}
 	default:
 		// The handler chain returned without writing: the server answers 200.
 		return Outcome{State: Completed, HTTPStatus: http.StatusOK, Reason: ReasonCompleted}
@@ -125,9 +127,15 @@ func bodyFailed(err error, received int64, status int) Outcome {
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		o.Error = fmt.Sprintf("client timed out after %d bytes", received)
 		o.Reason = ReasonClientTimeout
+		if o.HTTPStatus == 0 {
+			o.HTTPStatus = http.StatusRequestTimeout
+		}
 	default:
 		o.Error = fmt.Sprintf("client disconnected after %d bytes", received)
 		o.Reason = ReasonClientAborted
+		if o.HTTPStatus == 0 {
+			o.HTTPStatus = StatusClientClosedRequest
+		}
 	}
 	return o
 }
@@ -136,8 +144,9 @@ func bodyFailed(err error, received int64, status int) Outcome {
 // while its body was incomplete.
 func Stalled(idle time.Duration, received int64) Outcome {
 	return Outcome{
-		State:  Failed,
-		Error:  fmt.Sprintf("no data from the client for %v after %d bytes", idle, received),
-		Reason: ReasonStalled,
+		State:      Failed,
+		HTTPStatus: http.StatusRequestTimeout,
+		Error:      fmt.Sprintf("no data from the client for %v after %d bytes", idle, received),
+		Reason:     ReasonStalled,
 	}
 }

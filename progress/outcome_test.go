@@ -61,11 +61,11 @@ func TestJudge(t *testing.T) {
 			Outcome{State: Failed, HTTPStatus: 499, Error: "client disconnected after 3 bytes", Reason: ReasonClientAborted}},
 
 		{"read error", Event{ReadErr: errors.New("connection reset by peer"), Received: 42},
-			Outcome{State: Failed, Error: "client disconnected after 42 bytes", Reason: ReasonClientAborted}},
+			Outcome{State: Failed, HTTPStatus: 499, Error: "client disconnected after 42 bytes", Reason: ReasonClientAborted}},
 		{"read error ECONNRESET with 502", Event{Status: 502, ReadErr: fmt.Errorf("read: %w", syscall.ECONNRESET), Received: 9},
 			Outcome{State: Failed, HTTPStatus: 502, Error: "client disconnected after 9 bytes", Reason: ReasonClientAborted}},
 		{"read error context canceled", Event{ReadErr: context.Canceled, ClientGone: true, Received: 8},
-			Outcome{State: Failed, Error: "client disconnected after 8 bytes", Reason: ReasonClientAborted}},
+			Outcome{State: Failed, HTTPStatus: 499, Error: "client disconnected after 8 bytes", Reason: ReasonClientAborted}},
 		{"body too large", Event{ReadErr: maxBytes, Received: 1 << 20},
 			Outcome{State: Failed, HTTPStatus: 413, Error: "request body exceeded the 1048576 byte limit", Reason: ReasonBodyTooLarge}},
 		{"body too large, wrapped", Event{ReadErr: fmt.Errorf("proxy: %w", maxBytes)},
@@ -73,11 +73,11 @@ func TestJudge(t *testing.T) {
 		{"body too large, status already 413", Event{Status: 413, ReadErr: maxBytes},
 			Outcome{State: Failed, HTTPStatus: 413, Error: "request body exceeded the 1048576 byte limit", Reason: ReasonBodyTooLarge}},
 		{"deadline exceeded", Event{ReadErr: os.ErrDeadlineExceeded, Received: 100},
-			Outcome{State: Failed, Error: "client timed out after 100 bytes", Reason: ReasonClientTimeout}},
+			Outcome{State: Failed, HTTPStatus: 408, Error: "client timed out after 100 bytes", Reason: ReasonClientTimeout}},
 		{"deadline exceeded, wrapped", Event{ReadErr: fmt.Errorf("read tcp: %w", os.ErrDeadlineExceeded), Received: 5},
-			Outcome{State: Failed, Error: "client timed out after 5 bytes", Reason: ReasonClientTimeout}},
+			Outcome{State: Failed, HTTPStatus: 408, Error: "client timed out after 5 bytes", Reason: ReasonClientTimeout}},
 		{"net.Error timeout", Event{ReadErr: timeoutNetError{}, Received: 6},
-			Outcome{State: Failed, Error: "client timed out after 6 bytes", Reason: ReasonClientTimeout}},
+			Outcome{State: Failed, HTTPStatus: 408, Error: "client timed out after 6 bytes", Reason: ReasonClientTimeout}},
 
 		{"handler failed 502", Event{HandlerFailed: true, HandlerStatus: 502},
 			Outcome{State: Failed, HTTPStatus: 502, Error: "origin unreachable (502 Bad Gateway)", Reason: ReasonOriginUnreachable}},
@@ -91,7 +91,7 @@ func TestJudge(t *testing.T) {
 			Outcome{State: Failed, HTTPStatus: 500, Error: "proxy error (500 Internal Server Error)", Reason: ReasonAborted}},
 
 		{"panicked", Event{Panicked: true, Received: 11},
-			Outcome{State: Failed, Error: "upload aborted after 11 bytes", Reason: ReasonAborted}},
+			Outcome{State: Failed, HTTPStatus: 500, Error: "upload aborted after 11 bytes", Reason: ReasonAborted}},
 		{"nothing written", Event{Received: 50},
 			Outcome{State: Completed, HTTPStatus: 200, Reason: ReasonCompleted}},
 	}

@@ -106,15 +106,21 @@ func PcloudFailure(f *Failure) (int, any) {
 // PcloudTracks reports whether r is an upload to uploadPath that names a
 // progresshash.
 func PcloudTracks(r *http.Request, uploadPath string) bool {
-	return r.URL.Path == uploadPath && hasBody(r) && r.URL.Query().Get(PcloudHashName) != ""
+	return r.URL.Path == uploadPath && hasBody(r) && PcloudKey(r) != ""
 }
 
 // PcloudKey returns the progresshash of an upload.
-func PcloudKey(r *http.Request) string { return r.URL.Query().Get(PcloudHashName) }
+func PcloudKey(r *http.Request) string {
+	v, _ := QueryValue(r.URL.RawQuery, PcloudHashName)
+	return v
+}
 
 // PcloudFileName returns the file name a raw (not multipart) pCloud upload
 // gives in its filename parameter.
-func PcloudFileName(r *http.Request) string { return r.URL.Query().Get("filename") }
+func PcloudFileName(r *http.Request) string {
+	v, _ := QueryValue(r.URL.RawQuery, "filename")
+	return v
+}
 
 // PcloudPrepare reads the form of a POSTed status request (bounded), so
 // that its parameters count as the query's do.
@@ -149,7 +155,8 @@ func PcloudCredential(r *http.Request) string {
 		}
 	}
 	h := r.Header.Get("Authorization")
-	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
+	// The scheme is case-insensitive (RFC 9110).
+	if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return "access_token:" + strings.TrimSpace(token)
 	}
 	if h != "" {

@@ -115,8 +115,15 @@ func ShardTracks(r *http.Request) bool {
 	if !hasBody(r) {
 		return false
 	}
-	ok, err := strconv.ParseBool(r.URL.Query().Get("informProgress"))
+	v, _ := QueryValue(r.URL.RawQuery, "informProgress")
+	ok, err := strconv.ParseBool(v)
 	return err == nil && ok
+}
+
+// ShardKey returns the key of a storage-node upload: its path parameter.
+func ShardKey(r *http.Request) string {
+	v, _ := QueryValue(r.URL.RawQuery, "path")
+	return v
 }
 
 // hasBody reports whether a server request carries a body.
