@@ -157,7 +157,10 @@ func PcloudCredential(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	// The scheme is case-insensitive (RFC 9110).
 	if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-		return "access_token:" + strings.TrimSpace(token)
+		if token = strings.TrimSpace(token); token == "" {
+			return ""
+		}
+		return "access_token:" + token
 	}
 	if h != "" {
 		return "authorization:" + h

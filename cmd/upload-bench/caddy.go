@@ -87,7 +87,10 @@ func caddyConfig(plainPort, trackedPort int, origin string, respondBody string) 
 						"terminal": true,
 					},
 					map[string]any{"handle": []any{
-						map[string]any{"handler": "upload_progress", "disable_owner_check": true},
+						// pcloud too, so that W3's multipart uploads are
+						// scanned for their files (shard does not need them).
+						map[string]any{"handler": "upload_progress", "disable_owner_check": true,
+							"protocols": []any{map[string]any{"name": "shard"}, map[string]any{"name": "pcloud"}}},
 						proxy,
 					}},
 				),

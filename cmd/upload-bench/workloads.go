@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -166,6 +167,32 @@ func (b *bench) uploadURL(tracked bool, key string) string {
 	return b.base(tracked) + "/fso?path=" + key + "&informProgress=true"
 }
 
+// multipartURL is the URL of a pCloud-style multipart upload named hash,
+// whose files TRACKED follows.
+func (b *bench) multipartURL(tracked bool, hash string) string {
+	return b.base(tracked) + "/uploadfile?progresshash=" + hash
+}
+
+// checkScanned makes sure, after a TRACKED W3 run, that its last upload
+// was tracked and its files followed: otherwise W3 measured no scanning.
+func (b *bench) checkScanned(ctx context.Context, tracked bool, hash string) error {
+	if !tracked {
+		return nil
+	}
+	body, err := get(ctx, b.client, b.tracked+"/uploadprogress?progresshash="+hash)
+	if err != nil {
+		return err
+	}
+	var p struct {
+		Finished bool              `json:"finished"`
+		Files    []json.RawMessage `json:"files"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || !p.Finished || len(p.Files) != b.plan.W3Files {
+		return fmt.Errorf("upload %s was not scanned: %s", hash, body)
+	}
+	return nil
+}
+
 // checkTracked makes sure, after a TRACKED run, that its upload key was
 // tracked (not passed untracked, e.g. past max_keys): otherwise the run
 // measured nothing of tracking.
@@ -266,13 +293,13 @@ func buildMultipart(p plan) ([]byte, string, error) {
 func runW3(ctx context.Context, b *bench, tracked bool, tag string) (map[string]float64, error) {
 	start := time.Now()
 	err := pool(ctx, b.plan.W3Count, b.plan.W3Conc, func(ctx context.Context, i int) error {
-		return uploadBytes(ctx, b.client, b.uploadURL(tracked, fmt.Sprintf("/w3-%s-%d", tag, i)), b.multipartType, b.multipartBody)
+		return uploadBytes(ctx, b.client, b.multipartURL(tracked, fmt.Sprintf("w3-%s-%d", tag, i)), b.multipartType, b.multipartBody)
 	})
 	el := time.Since(start)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.checkTracked(ctx, tracked, fmt.Sprintf("/w3-%s-%d", tag, b.plan.W3Count-1)); err != nil {
+	if err := b.checkScanned(ctx, tracked, fmt.Sprintf("w3-%s-%d", tag, b.plan.W3Count-1)); err != nil {
 		return nil, err
 	}
 	return map[string]float64{"requests/s": float64(b.plan.W3Count) / el.Seconds()}, nil

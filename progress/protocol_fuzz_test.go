@@ -1,0 +1,215 @@
+package progress
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// fuzzStatusRequest makes a GET status request with raw as its query.
+// The query is set after parsing the target, so that any string, even one
+// that is no valid request line, reaches the parser under test.
+func fuzzStatusRequest(path, raw string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, path, nil)
+	r.URL.RawQuery = raw
+	return r
+}
+
+func FuzzParsePcloudQuery(f *testing.F) {
+	for _, s := range []string{
+		"",
+		"progresshash=abc",
+		"progresshash=",
+		"progresshash=a&progresshash=b",
+		"auth=x&progresshash=h&access_token=y",
+		"progresshash=a%00b",
+		"progresshash=a%0Ab",
+		"progresshash=%7F",
+		"progresshash=%C2%85",
+		"progresshash=%FF",
+		"progresshash=%E6%96%87",
+		"progresshash=%",
+		"progresshash=a;b",
+		"progresshash=a+b",
+		"PROGRESSHASH=a",
+		"progresshash=" + strings.Repeat("h", MaxKeyLen),
+		"progresshash=" + strings.Repeat("h", MaxKeyLen+1),
+		"progresshash=\x00",
+		"progresshash=a b",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r := fuzzStatusRequest("/uploadprogress", raw)
+		sq, fl := ParsePcloudQuery(r)
+		if fl != nil {
+			if fl.Kind != BadRequest || fl.Message == "" {
+				t.Fatalf("failure %+v, want a BadRequest with a message", fl)
+			}
+			if sq != (StatusQuery{}) {
+				t.Fatalf("failure %+v came with a query %+v", fl, sq)
+			}
+			// pCloud answers it as an unknown upload, with HTTP 200.
+			code, body := PcloudFailure(fl)
+			if st, ok := body.(PcloudStatus); code != http.StatusOK || !ok || st.Result != PcloudNotFound {
+				t.Fatalf("PcloudFailure(%+v) = %d, %+v", fl, code, body)
+			}
+			return
+		}
+		if err := CheckKey(sq.Key); err != nil {
+			t.Fatalf("accepted key %q fails CheckKey: %v", sq.Key, err)
+		}
+		if sq.Step != MB {
+			t.Fatalf("step %d, want %d", sq.Step, MB)
+		}
+		if vs := r.URL.Query()[PcloudHashName]; len(vs) != 1 || vs[0] != sq.Key {
+			t.Fatalf("accepted key %q, query has %q", sq.Key, vs)
+		}
+		// An upload naming the same progresshash is tracked under this key.
+		up := httptest.NewRequest(http.MethodPost, "/uploadfile", strings.NewReader("x"))
+		up.URL.RawQuery = raw
+		if !PcloudTracks(up, "/uploadfile") || PcloudKey(up) != sq.Key {
+			t.Fatalf("upload with query %q: tracks %v key %q, status key %q",
+				raw, PcloudTracks(up, "/uploadfile"), PcloudKey(up), sq.Key)
+		}
+	})
+}
+
+func FuzzParseNginxQuery(f *testing.F) {
+	for _, s := range []struct{ raw, header string }{
+		{"", ""},
+		{"", "abc"},
+		{"X-Progress-ID=abc", ""},
+		{"X-Progress-ID=abc", "def"},
+		{"X-Progress-ID=", "def"},
+		{"X-Progress-ID=a&X-Progress-ID=b", ""},
+		{"X-Progress-ID=abc&callback=jQuery123_456", ""},
+		{"X-Progress-ID=abc&callback=alert(1)", ""},
+		{"X-Progress-ID=abc&callback=a&callback=b", ""},
+		{"callback=cb", "abc"},
+		{"X-Progress-ID=a%0Ab", ""},
+		{"", "a\x00b"},
+		{"", "\xff"},
+		{"x-progress-id=abc", ""},
+		{"X-Progress-ID=%", "h"},
+		{"X-Progress-ID=" + strings.Repeat("i", MaxKeyLen+1), ""},
+		{"callback=" + strings.Repeat("c", 129), "abc"},
+	} {
+		f.Add(s.raw, s.header)
+	}
+	f.Fuzz(func(t *testing.T, raw, header string) {
+		r := fuzzStatusRequest("/progress", raw)
+		if header != "" {
+			r.Header.Set(NginxIDName, header)
+		}
+		sq, fl := ParseNginxQuery(r)
+		if fl != nil {
+			if fl.Kind != BadRequest || fl.Message == "" {
+				t.Fatalf("failure %+v, want a BadRequest with a message", fl)
+			}
+			code, body := NginxFailure(fl)
+			if st, ok := body.(NginxStatus); code != http.StatusBadRequest || !ok || st.State != "error" || st.Status != code {
+				t.Fatalf("NginxFailure(%+v) = %d, %+v", fl, code, body)
+			}
+			return
+		}
+		if err := CheckKey(sq.Key); err != nil {
+			t.Fatalf("accepted id %q fails CheckKey: %v", sq.Key, err)
+		}
+		if sq.Step != 1 {
+			t.Fatalf("step %d, want 1", sq.Step)
+		}
+		q := r.URL.Query()
+		want := header
+		if vs := q[NginxIDName]; len(vs) > 1 {
+			t.Fatalf("accepted a query with the id given %d times", len(vs))
+		} else if len(vs) == 1 && vs[0] != "" {
+			want = vs[0]
+		}
+		if sq.Key != want || NginxID(r) != want {
+			t.Fatalf("key %q, NginxID %q, want %q", sq.Key, NginxID(r), want)
+		}
+		// The callback of an accepted request is usable as is.
+		cb, cf := JSONPCallback(q)
+		if cf != nil {
+			t.Fatalf("accepted a request whose callback fails: %+v", cf)
+		}
+		fuzzCheckJSONP(t, cb)
+	})
+}
+
+// jsonpCallbackRE is the grammar of an accepted callback, stated
+// independently of JSONPCallback.
+var jsonpCallbackRE = regexp.MustCompile(`^[A-Za-z_$.][A-Za-z0-9_$.]*$`)
+
+// fuzzCheckJSONP checks that a reply wrapped in cb is cb(JSON);\n.
+func fuzzCheckJSONP(t *testing.T, cb string) {
+	t.Helper()
+	v := NginxStatus{State: "error", Status: 400, Error: ");alert(1)//</script>\u2028"}
+	body, ctype, err := EncodeJSONP(cb, v)
+	if err != nil {
+		t.Fatalf("EncodeJSONP(%q): %v", cb, err)
+	}
+	inner := body
+	if cb == "" {
+		if ctype != "application/json" || !bytes.HasSuffix(body, []byte("\n")) {
+			t.Fatalf("EncodeJSONP without callback = %q, %q", body, ctype)
+		}
+		inner = body[:len(body)-1]
+	} else {
+		if ctype != "application/javascript" {
+			t.Fatalf("EncodeJSONP(%q) content type %q", cb, ctype)
+		}
+		if !bytes.HasPrefix(body, []byte(cb+"(")) || !bytes.HasSuffix(body, []byte(");\n")) {
+			t.Fatalf("EncodeJSONP(%q) = %q, want %s(...);\\n", cb, body, cb)
+		}
+		inner = body[len(cb)+1 : len(body)-3]
+	}
+	var back NginxStatus
+	if err := json.Unmarshal(inner, &back); err != nil || back.Error != v.Error {
+		t.Fatalf("EncodeJSONP(%q) = %q: the argument is not the JSON reply (%v)", cb, body, err)
+	}
+	if bytes.Contains(inner, []byte("</")) || bytes.Contains(inner, []byte("\u2028")) {
+		t.Fatalf("EncodeJSONP(%q) = %q carries unescaped markup or a line separator", cb, body)
+	}
+}
+
+func FuzzJSONPCallback(f *testing.F) {
+	for _, s := range []string{
+		"", "cb", "jQuery123_456", "a.b.c", "$x", "$", "_", ".",
+		"1abc", "alert(1)", "a-b", "<script>", " ", "\t", " cb", "cb\n", "é", "\u2028",
+		strings.Repeat("c", 128), strings.Repeat("c", 129),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cb string) {
+		got, fl := JSONPCallback(map[string][]string{"callback": {cb}})
+		valid := len(cb) <= maxCallbackLen && jsonpCallbackRE.MatchString(cb)
+		switch {
+		case cb == "":
+			if got != "" || fl != nil {
+				t.Fatalf("empty callback = %q, %+v; want none", got, fl)
+			}
+		case fl != nil:
+			if fl.Kind != BadRequest || fl.Message == "" || got != "" {
+				t.Fatalf("JSONPCallback(%q) = %q, %+v; want \"\" and a BadRequest", cb, got, fl)
+			}
+			if valid {
+				t.Fatalf("JSONPCallback(%q) refused a callback of the grammar: %+v", cb, fl)
+			}
+			return
+		default:
+			if got != cb {
+				t.Fatalf("JSONPCallback(%q) = %q", cb, got)
+			}
+			if !valid {
+				t.Fatalf("JSONPCallback accepted %q (%d bytes), outside the grammar", cb, len(cb))
+			}
+		}
+		fuzzCheckJSONP(t, got)
+	})
+}
