@@ -345,9 +345,13 @@ func TestSubscriptionWriterNeverBlockedByWatchers(t *testing.T) {
 			continue // subscribed, never calls Next
 		}
 		// Calls Next once, then is stuck (like a WebSocket whose peer stopped reading).
+		// Its starting point is taken before the writer starts, so that it
+		// asks for the first byte; taken later, it could ask for one past the
+		// end and rightly wait forever.
+		start := sub.Current()
 		woke.Add(1)
 		go func() {
-			sub.Next(ctx, sub.Current(), 1)
+			sub.Next(ctx, start, 1)
 			woke.Done()
 			<-stuck
 		}()
