@@ -37,6 +37,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		zone            <name>
 //		retain          <duration>
 //		max_keys        <n>
+//		max_watchers    <n>
+//		max_watchers_per_key <n>
+//		idle_timeout    <duration>
 //		key             <template>
 //		owner           <template> | off
 //		origin_patterns <pattern...>
@@ -68,15 +71,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "max_keys":
-			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := positiveArg(d, &h.MaxKeys); err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				return d.Errf("max_keys must be a positive whole number, not %q", s)
+		case "max_watchers":
+			if err := positiveArg(d, &h.MaxWatchers); err != nil {
+				return err
 			}
-			h.MaxKeys = n
+		case "max_watchers_per_key":
+			if err := positiveArg(d, &h.MaxWatchersPerKey); err != nil {
+				return err
+			}
+		case "idle_timeout":
+			if err := durationArg(d, &h.IdleTimeout); err != nil {
+				return err
+			}
 		case "key":
 			if err := oneArg(d, &h.Key); err != nil {
 				return err
@@ -203,6 +212,21 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	return nil
+}
+
+// positiveArg reads exactly one positive whole number into dst.
+func positiveArg(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return d.Errf("%s must be a positive whole number, not %q", name, s)
+	}
+	*dst = n
 	return nil
 }
 

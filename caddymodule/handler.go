@@ -43,6 +43,17 @@ type Handler struct {
 	// untracked. Default: 100000.
 	MaxKeys int `json:"max_keys,omitempty"`
 
+	// The most WebSocket watchers the zone holds at once, and per key;
+	// past them a watcher is refused with 503 in its protocol's shape.
+	// Defaults: 10000 and 1024.
+	MaxWatchers       int `json:"max_watchers,omitempty"`
+	MaxWatchersPerKey int `json:"max_watchers_per_key,omitempty"`
+
+	// How long an upload may send nothing, while its body is incomplete,
+	// before it is reported failed (stalled). An upload whose body is
+	// complete waits for its origin as long as the proxy does. Default: 10m.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
 	// The key uploads are tracked under, with placeholders, for every
 	// protocol that does not set its own. An unknown placeholder is a
 	// configuration error; an upload whose key comes out empty passes

@@ -34,6 +34,12 @@ var (
 		Help: "Uploads that asked for progress but passed untracked, by reason (no_key, invalid_key, no_credential, tracker_full, tracker_closed).",
 	}, []string{"zone", "protocol", "reason"})
 
+	watchersRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "watchers_refused_total",
+		Help: "WebSocket watchers refused at a limit (max_watchers, max_watchers_per_key, max_keys).",
+	}, []string{"zone", "protocol"})
+
 	receivedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "received_bytes_total",
@@ -98,7 +104,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{
-		uploadsStarted, uploadsFinished, uploadsUntracked, receivedBytes,
+		uploadsStarted, uploadsFinished, uploadsUntracked, watchersRefused, receivedBytes,
 		uploadDuration, uploadSize, statusRequests, zoneStats,
 	} {
 		if err := reg.Register(c); err != nil {

@@ -48,7 +48,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	z, err := loadZone(h.Zone, progress.Options{Retain: time.Duration(h.Retain), MaxKeys: h.MaxKeys})
+	z, err := loadZone(h.Zone, progress.Options{
+		Retain:            time.Duration(h.Retain),
+		MaxKeys:           h.MaxKeys,
+		MaxWatchers:       h.MaxWatchers,
+		MaxWatchersPerKey: h.MaxWatchersPerKey,
+		IdleTimeout:       time.Duration(h.IdleTimeout),
+	})
 	if err != nil {
 		return err
 	}
@@ -118,8 +124,13 @@ func (h *Handler) Validate() error {
 	if h.Retain < 0 {
 		return fmt.Errorf("retain must not be negative")
 	}
-	if h.MaxKeys < 0 {
-		return fmt.Errorf("max_keys must not be negative")
+	for name, v := range map[string]int{"max_keys": h.MaxKeys, "max_watchers": h.MaxWatchers, "max_watchers_per_key": h.MaxWatchersPerKey} {
+		if v < 0 {
+			return fmt.Errorf("%s must not be negative", name)
+		}
+	}
+	if h.IdleTimeout < 0 {
+		return fmt.Errorf("idle_timeout must not be negative")
 	}
 	seen := map[string]*protocol{}
 	for _, p := range h.protocols {

@@ -37,6 +37,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	}
 	sub, err := h.tracker().Subscribe(owner, q.Key)
 	if err != nil {
+		watchersRefused.WithLabelValues(h.Zone, p.name).Inc()
 		return h.refuse(w, r, p, "websocket", &progress.Failure{Kind: progress.Unavailable, Message: "too many watchers, try again later"})
 	}
 	defer sub.Close()
