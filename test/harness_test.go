@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	cryptotls "crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -35,12 +36,17 @@ import (
 
 const apiKey = "test-key"
 
+// storageDir is Caddy's storage (certificates, locks) for the tests, so
+// that they never touch the user's.
+var storageDir string
+
 func TestMain(m *testing.M) {
 	// Caddy keeps its state under these; tests must not touch the user's.
 	dir, err := os.MkdirTemp("", "upload-progress-e2e")
 	if err != nil {
 		panic(err)
 	}
+	storageDir = filepath.Join(dir, "storage")
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
 	code := m.Run()
@@ -59,6 +65,10 @@ type env struct {
 	port      string
 	block     string
 	client    *http.Client
+	// siteExtra are directives added to the site block; tls serves the
+	// site over HTTPS with Caddy's internal CA (HTTP/2 with ALPN).
+	siteExtra string
+	tls       bool
 }
 
 // freePort returns a loopback port nobody listens on right now.
@@ -97,11 +107,27 @@ func startOrigin(t *testing.T) (url, dir string) {
 // (the lines inside `upload_progress { }`) in front of it.
 func newEnv(t *testing.T, block string) *env {
 	t.Helper()
-	e := &env{t: t, port: freePort(t), admin: "127.0.0.1:" + freePort(t), block: block}
+	return newEnvWith(t, block, "", false)
+}
+
+// newEnvWith is newEnv with extra site directives, over TLS if tls is set.
+func newEnvWith(t *testing.T, block, siteExtra string, tls bool) *env {
+	t.Helper()
+	e := &env{t: t, port: freePort(t), admin: "127.0.0.1:" + freePort(t), block: block, siteExtra: siteExtra, tls: tls}
 	e.originURL, e.originDir = startOrigin(t)
 	e.proxy = "http://127.0.0.1:" + e.port
 	e.client = &http.Client{Timeout: 60 * time.Second}
+	if tls {
+		e.proxy = "https://127.0.0.1:" + e.port
+		e.client.Transport = &http.Transport{
+			TLSClientConfig:   &cryptotls.Config{InsecureSkipVerify: true},
+			ForceAttemptHTTP2: true,
+		}
+	}
 	e.load(block, e.originURL)
+	if tls {
+		e.waitForCertificate()
+	}
 	t.Cleanup(func() {
 		if err := caddy.Stop(); err != nil {
 			t.Errorf("stopping caddy: %v", err)
@@ -110,26 +136,50 @@ func newEnv(t *testing.T, block string) *env {
 	return e
 }
 
+// waitForCertificate waits until the site's certificate, which Caddy's
+// internal CA issues in the background, is served.
+func (e *env) waitForCertificate() {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := e.client.Get(e.proxy + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no certificate served within 20 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // load (re)loads Caddy with block in front of upstream.
 func (e *env) load(block, upstream string) {
 	e.t.Helper()
 	if block != "" {
 		block = "\t\t" + strings.ReplaceAll(block, "\n", "\n\t\t")
 	}
+	global, site := "auto_https off", "http://127.0.0.1:"+e.port
+	if e.tls {
+		global, site = "auto_https disable_redirects\n\tskip_install_trust\n\tdefault_sni 127.0.0.1", "https://127.0.0.1:"+e.port
+	}
 	cf := fmt.Sprintf(`{
 	admin %s
 	persist_config off
-	auto_https off
+	storage file_system %s
+	%s
 	metrics
 }
 
-http://127.0.0.1:%s {
+%s {
+	%s
 	upload_progress {
 %s
 	}
 	reverse_proxy %s
 }
-`, e.admin, e.port, block, upstream)
+`, e.admin, storageDir, global, site, e.siteExtra, block, upstream)
 	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfile.Format([]byte(cf)), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		e.t.Fatalf("adapting Caddyfile: %v\n%s", err, cf)
