@@ -51,7 +51,7 @@ func expectQuiet(t *testing.T, sub Subscription, prev Snapshot, step int64) {
 	}
 }
 
-func mustSubscribe(t *testing.T, tr Tracker, owner Owner, key string) Subscription {
+func mustSubscribe(t testing.TB, tr Tracker, owner Owner, key string) Subscription {
 	t.Helper()
 	sub, err := tr.Subscribe(owner, key)
 	if err != nil {
