@@ -86,6 +86,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, &h.IdleTimeout); err != nil {
 				return err
 			}
+		case "update_interval":
+			if err := intervalArg(d, &h.UpdateInterval); err != nil {
+				return err
+			}
+		case "ping_interval":
+			if err := durationArg(d, &h.PingInterval); err != nil {
+				return err
+			}
+		case "watcher_timeout":
+			if err := durationArg(d, &h.WatcherTimeout); err != nil {
+				return err
+			}
 		case "key":
 			if err := oneArg(d, &h.Key); err != nil {
 				return err
@@ -236,12 +248,31 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
+	return parseDuration(d, s, dst)
+}
+
+// parseDuration parses s into dst, with the error at d's position.
+func parseDuration(d *caddyfile.Dispenser, s string, dst *caddy.Duration) error {
 	v, err := caddy.ParseDuration(s)
 	if err != nil {
 		return d.Errf("bad duration %q: %v", s, err)
 	}
 	*dst = caddy.Duration(v)
 	return nil
+}
+
+// intervalArg reads a duration into dst, or `off`, which is stored as a
+// negative duration.
+func intervalArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	if s == "off" {
+		*dst = -1
+		return nil
+	}
+	return parseDuration(d, s, dst)
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

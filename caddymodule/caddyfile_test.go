@@ -147,6 +147,22 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: Handler{OriginPatterns: []string{"app.example.com", "*.example.org", "localhost:*"}},
 		},
 		{
+			name: "WebSocket timings",
+			input: `upload_progress {
+				update_interval 250ms
+				ping_interval 15s
+				watcher_timeout 5s
+			}`,
+			want: Handler{UpdateInterval: dur(250 * time.Millisecond), PingInterval: dur(15 * time.Second), WatcherTimeout: dur(5 * time.Second)},
+		},
+		{
+			name: "update_interval off",
+			input: `upload_progress {
+				update_interval off
+			}`,
+			want: Handler{UpdateInterval: -1},
+		},
+		{
 			name: "exists_probe with a URL only",
 			input: `upload_progress {
 				exists_probe http://127.0.0.1:9000/fso?path={key}
@@ -293,6 +309,20 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 				retain
 			}`,
 			want: []string{"wrong argument count", "retain"},
+		},
+		{
+			name: "update_interval without a value",
+			input: `upload_progress {
+				update_interval
+			}`,
+			want: []string{"wrong argument count", "update_interval"},
+		},
+		{
+			name: "bad ping_interval",
+			input: `upload_progress {
+				ping_interval often
+			}`,
+			want: []string{`bad duration "often"`, "Testfile:2"},
 		},
 		{
 			name: "bad retain duration",
@@ -533,6 +563,12 @@ example.com {
 		zone golden
 		retain 10m
 		max_keys 5000
+		max_watchers 2000
+		max_watchers_per_key 100
+		idle_timeout 2m
+		update_interval 250ms
+		ping_interval 20s
+		watcher_timeout 5s
 		key {http.request.uri.query.file}
 		owner {http.request.header.Authorization}
 		origin_patterns app.example.com *.example.org

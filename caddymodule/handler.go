@@ -6,6 +6,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -74,6 +75,25 @@ type Handler struct {
 	// the WebSocket. Same-origin requests are always allowed. Default: none.
 	OriginPatterns []string `json:"origin_patterns,omitempty"`
 
+	// The shortest time between two progress updates to one WebSocket
+	// watcher. The bytes that arrive in between are coalesced into the next
+	// update, so a fast upload costs its watchers a few messages a second,
+	// not one per step. A change of state (finished, failed, a new upload
+	// to the key) is sent at once. Negative: an update at every step,
+	// however fast the upload. Default: 100ms.
+	UpdateInterval caddy.Duration `json:"update_interval,omitempty"`
+
+	// How often WebSocket watchers are pinged, which keeps idle connections
+	// open through proxies and finds watchers that are gone. Default: 30s.
+	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+
+	// How long a WebSocket watcher may take to answer a ping or to take a
+	// message. A watcher that does not answer a ping in time is closed with
+	// 1008 (policy violation); one whose connection is so full that a
+	// message cannot be written in time is disconnected, as no close frame
+	// could reach it either. Default: 10s.
+	WatcherTimeout caddy.Duration `json:"watcher_timeout,omitempty"`
+
 	// Asks the origin about keys the tracker does not know, so that a file
 	// uploaded before (or past the retention) reports completed.
 	ExistsProbe *ExistsProbe `json:"exists_probe,omitempty"`
@@ -85,6 +105,8 @@ type Handler struct {
 	protocols []*protocol
 	endpoints []*protocol
 	logger    *zap.Logger
+	// The WebSocket timings, defaults applied.
+	updateInterval, pingInterval, watcherTimeout time.Duration
 }
 
 // CaddyModule returns the Caddy module information.

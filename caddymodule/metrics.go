@@ -40,6 +40,12 @@ var (
 		Help: "WebSocket watchers refused at a limit (max_watchers, max_watchers_per_key, max_keys).",
 	}, []string{"zone", "protocol"})
 
+	watchersDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "watchers_dropped_total",
+		Help: "WebSocket watchers dropped for being too slow, by reason (no_pong: a ping went unanswered for watcher_timeout; write_timeout: a message could not be written within it).",
+	}, []string{"zone", "protocol", "reason"})
+
 	receivedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "received_bytes_total",
@@ -104,7 +110,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{
-		uploadsStarted, uploadsFinished, uploadsUntracked, watchersRefused, receivedBytes,
+		uploadsStarted, uploadsFinished, uploadsUntracked, watchersRefused, watchersDropped, receivedBytes,
 		uploadDuration, uploadSize, statusRequests, zoneStats,
 	} {
 		if err := reg.Register(c); err != nil {

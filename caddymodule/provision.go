@@ -17,6 +17,10 @@ import (
 const (
 	defaultZone     = "default"
 	defaultProtocol = "shard"
+
+	defaultUpdateInterval = 100 * time.Millisecond
+	defaultPingInterval   = 30 * time.Second
+	defaultWatcherTimeout = 10 * time.Second
 )
 
 // Provision sets defaults, resolves the protocols and joins the zone.
@@ -28,6 +32,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(h.Protocols) == 0 {
 		h.Protocols = []ProtocolConfig{{Name: defaultProtocol}}
 	}
+	h.updateInterval = orDefault(h.UpdateInterval, defaultUpdateInterval)
+	h.pingInterval = orDefault(h.PingInterval, defaultPingInterval)
+	h.watcherTimeout = orDefault(h.WatcherTimeout, defaultWatcherTimeout)
 	h.protocols, h.endpoints = nil, nil
 	for _, cfg := range h.Protocols {
 		p, err := h.resolve(cfg)
@@ -129,8 +136,10 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("%s must not be negative", name)
 		}
 	}
-	if h.IdleTimeout < 0 {
-		return fmt.Errorf("idle_timeout must not be negative")
+	for name, v := range map[string]caddy.Duration{"idle_timeout": h.IdleTimeout, "ping_interval": h.PingInterval, "watcher_timeout": h.WatcherTimeout} {
+		if v < 0 {
+			return fmt.Errorf("%s must not be negative", name)
+		}
 	}
 	seen := map[string]*protocol{}
 	for _, p := range h.protocols {
@@ -151,6 +160,14 @@ func (h *Handler) Validate() error {
 		}
 	}
 	return nil
+}
+
+// orDefault is d, or def when d is not set.
+func orDefault(d caddy.Duration, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
 }
 
 // Cleanup lets go of the zone; the last handler to do so closes it.

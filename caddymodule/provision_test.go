@@ -311,6 +311,16 @@ func TestValidate(t *testing.T) {
 			h:    Handler{MaxKeys: -1},
 			want: []string{"max_keys must not be negative"},
 		},
+		{
+			name: "negative ping_interval",
+			h:    Handler{PingInterval: caddy.Duration(-time.Second)},
+			want: []string{"ping_interval must not be negative"},
+		},
+		{
+			name: "negative watcher_timeout",
+			h:    Handler{WatcherTimeout: caddy.Duration(-time.Second)},
+			want: []string{"watcher_timeout must not be negative"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,20 +13,18 @@ import (
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
-// Timings of WebSocket watchers.
-const (
-	// watchWriteTimeout is how long one message may take to be written
-	// before the watcher is dropped.
-	watchWriteTimeout = 10 * time.Second
-	// watchPingInterval keeps idle connections through proxies and NATs.
-	watchPingInterval = 30 * time.Second
+// Why a watcher was dropped, as counted in watchers_dropped_total.
+var (
+	errNoPong       = errors.New("no_pong")
+	errWriteTimeout = errors.New("write_timeout")
 )
 
 // serveWatch streams an upload's progress over a WebSocket: the current
 // state at once, then an update each time the asked-for number of bytes
-// more arrived and at every change of state, then the final state and a
-// normal close. A watcher of a key with no upload yet gets not_exist and
-// may stay: it then streams the upload when it starts.
+// more arrived (no more often than update_interval) and at every change of
+// state, then the final state and a normal close. A watcher of a key with
+// no upload yet gets not_exist and may stay: it then streams the upload
+// when it starts.
 func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol) error {
 	if r.Method != http.MethodGet {
 		return h.refuse(w, r, p, "websocket", &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use GET"})
@@ -51,64 +49,88 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	defer c.CloseNow()
 	statusRequests.WithLabelValues(h.Zone, p.name, "websocket", "101").Inc()
 
-	// The client has nothing to say; reading in the background handles its
-	// pongs and close frame, and ends ctx when it goes. The request's own
-	// context is not used for the rest: a config reload must not end a
-	// watcher whose upload goes on (the tracker closing does).
-	ctx := c.CloseRead(context.WithoutCancel(r.Context()))
-	go keepAlive(ctx, c)
+	// The client has nothing to say: reading in the background handles its
+	// pongs and close frame, refuses any data message (1008) and ends ctx
+	// when it goes. The request's own context is not used: a config reload
+	// must not end a watcher whose upload goes on (the tracker closing does).
+	ctx, drop := context.WithCancelCause(c.CloseRead(context.WithoutCancel(r.Context())))
+	defer drop(nil)
+	go h.keepAlive(ctx, c, drop)
 
 	snap := sub.Current()
 	if h.ExistsProbe != nil && !snap.Found {
 		snap = h.lookup(r, owner, q.Key)
 	}
+	var dropped error
 	for {
-		if err := sendJSON(ctx, c, p.render(snap)); err != nil {
-			h.logger.Debug("websocket watcher dropped", zap.Error(err))
-			return nil
+		if err := h.send(ctx, c, p.render(snap)); err != nil {
+			// ctx has no deadline: only the write's own timeout ends this way.
+			if errors.Is(err, context.DeadlineExceeded) {
+				dropped = errWriteTimeout
+			}
+			break
 		}
 		if snap.State.Terminal() {
 			c.Close(websocket.StatusNormalClosure, snap.State.String())
 			return nil
 		}
-		snap, err = sub.Next(ctx, snap, q.Step)
-		switch {
-		case errors.Is(err, progress.ErrClosed):
+		sent := time.Now()
+		snap, err = progress.NextPaced(ctx, sub, snap, q.Step, sent, h.updateInterval)
+		if errors.Is(err, progress.ErrClosed) {
 			c.Close(websocket.StatusGoingAway, "server shutting down")
 			return nil
-		case err != nil:
-			return nil
+		}
+		if err != nil {
+			break
 		}
 	}
+
+	// The watcher went away, or is dropped for being too slow.
+	if dropped == nil && errors.Is(context.Cause(ctx), errNoPong) {
+		dropped = errNoPong
+	}
+	if dropped == nil {
+		return nil
+	}
+	watchersDropped.WithLabelValues(h.Zone, p.name, dropped.Error()).Inc()
+	h.logger.Debug("websocket watcher dropped", zap.String("protocol", p.name), zap.String("reason", dropped.Error()))
+	sub.Close() // free its place at once; the close handshake may take a while
+	if dropped == errNoPong {
+		// Its connection still takes bytes, so the close frame tells it why.
+		c.Close(websocket.StatusPolicyViolation, "watcher too slow: no pong within "+h.watcherTimeout.String())
+	}
+	return nil
 }
 
-// sendJSON writes one message, giving up after watchWriteTimeout so that a
+// send writes one message, giving up after watcher_timeout so that a
 // watcher that does not read cannot hold anything.
-func sendJSON(ctx context.Context, c *websocket.Conn, v any) error {
+func (h *Handler) send(ctx context.Context, c *websocket.Conn, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, watchWriteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, h.watcherTimeout)
 	defer cancel()
 	return c.Write(ctx, websocket.MessageText, b)
 }
 
-// keepAlive pings the client until ctx ends; a client that does not answer
-// within the write timeout is disconnected.
-func keepAlive(ctx context.Context, c *websocket.Conn) {
-	t := time.NewTicker(watchPingInterval)
+// keepAlive pings the client every ping_interval until ctx ends; a client
+// that does not answer within watcher_timeout is dropped through drop.
+func (h *Handler) keepAlive(ctx context.Context, c *websocket.Conn, drop context.CancelCauseFunc) {
+	t := time.NewTicker(h.pingInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, watchWriteTimeout)
+			pctx, cancel := context.WithTimeout(ctx, h.watcherTimeout)
 			err := c.Ping(pctx)
 			cancel()
 			if err != nil {
-				c.CloseNow()
+				if ctx.Err() == nil {
+					drop(errNoPong)
+				}
 				return
 			}
 		}

@@ -1,0 +1,102 @@
+package progress
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// goNextPaced calls NextPaced on another goroutine.
+func goNextPaced(ctx context.Context, sub Subscription, prev Snapshot, step int64, last time.Time, interval time.Duration) <-chan nextResult {
+	ch := make(chan nextResult, 1)
+	go func() {
+		s, err := NextPaced(ctx, sub, prev, step, last, interval)
+		ch <- nextResult{s, err}
+	}()
+	return ch
+}
+
+func TestNextPacedCoalescesBytesWithinTheInterval(t *testing.T) {
+	tr := newTestTracker(t, Options{})
+	rec, _ := tr.Begin(Anyone, "/p", 1000)
+	sub := mustSubscribe(t, tr, Anyone, "/p")
+	u := startPipeUpload(t, rec)
+	cur := sub.Current()
+
+	const interval = time.Second
+	last := time.Now()
+	u.send(t, 30) // three steps' worth before the interval is up
+	res := goNextPaced(t.Context(), sub, cur, 10, last, interval)
+	waitParkedInNext(t, 1) // holding the update until the interval is up
+	u.send(t, 15)
+	r := awaitNext(t, res)
+	if r.err != nil || r.snap.State != Uploading || r.snap.Received != 45 {
+		t.Fatalf("NextPaced = %+v, %v; want one update with all 45 bytes", r.snap, r.err)
+	}
+	if waited := time.Since(last); waited < interval {
+		t.Fatalf("NextPaced returned %v after the last update; want no sooner than %v", waited, interval)
+	}
+}
+
+func TestNextPacedSendsAChangeOfStateAtOnce(t *testing.T) {
+	tr := newTestTracker(t, Options{})
+	rec, _ := tr.Begin(Anyone, "/p", 1000)
+	sub := mustSubscribe(t, tr, Anyone, "/p")
+	u := startPipeUpload(t, rec)
+	cur := sub.Current()
+
+	u.send(t, 10)
+	res := goNextPaced(t.Context(), sub, cur, 10, time.Now(), time.Hour)
+	waitParkedInNext(t, 1)
+	tr.Finish(rec, Judge(Event{Status: 201, Received: 10}))
+	if r := awaitNext(t, res); r.err != nil || r.snap.State != Completed || r.snap.Received != 10 {
+		t.Fatalf("NextPaced after Finish = %+v, %v; want completed at once", r.snap, r.err)
+	}
+}
+
+func TestNextPacedWithoutIntervalIsNext(t *testing.T) {
+	tr := newTestTracker(t, Options{})
+	rec, _ := tr.Begin(Anyone, "/p", 1000)
+	sub := mustSubscribe(t, tr, Anyone, "/p")
+	u := startPipeUpload(t, rec)
+	cur := sub.Current()
+
+	u.send(t, 10)
+	for _, interval := range []time.Duration{0, -1} {
+		s, err := NextPaced(t.Context(), sub, cur, 10, time.Now(), interval)
+		if err != nil || s.Received != 10 {
+			t.Fatalf("NextPaced with interval %v = %+v, %v; want the update at once", interval, s, err)
+		}
+	}
+	// An interval already over: at once too.
+	s, err := NextPaced(t.Context(), sub, cur, 10, time.Now().Add(-time.Hour), time.Second)
+	if err != nil || s.Received != 10 {
+		t.Fatalf("NextPaced past the interval = %+v, %v", s, err)
+	}
+}
+
+func TestNextPacedEndsWithItsContextAndTheTracker(t *testing.T) {
+	tr := NewMemoryTracker(Options{})
+	defer tr.Close()
+	rec, _ := tr.Begin(Anyone, "/p", 1000)
+	sub := mustSubscribe(t, tr, Anyone, "/p")
+	u := startPipeUpload(t, rec)
+	cur := sub.Current()
+	u.send(t, 10)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	res := goNextPaced(ctx, sub, cur, 10, time.Now(), time.Hour)
+	waitParkedInNext(t, 1)
+	cancel()
+	if r := awaitNext(t, res); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("NextPaced after cancel = %+v, %v; want context.Canceled", r.snap, r.err)
+	}
+
+	res = goNextPaced(t.Context(), sub, cur, 10, time.Now(), time.Hour)
+	waitParkedInNext(t, 1)
+	tr.Close()
+	if r := awaitNext(t, res); !errors.Is(r.err, ErrClosed) {
+		t.Fatalf("NextPaced after the tracker closed = %+v, %v; want ErrClosed", r.snap, r.err)
+	}
+}
