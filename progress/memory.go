@@ -44,8 +44,9 @@ type slot struct {
 	current atomic.Pointer[Record]
 	// replaced wakes watchers when current changes or the tracker closes.
 	replaced broadcast
-	// watchers is guarded by MemoryTracker.mu.
-	watchers int
+	// watchers changes under MemoryTracker.mu; it is atomic so that a
+	// watcher can read it to pace itself without taking the lock.
+	watchers atomic.Int32
 }
 
 var _ Tracker = (*MemoryTracker)(nil)
@@ -101,7 +102,7 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 	defer t.mu.Unlock()
 	sl := t.slots[k]
 	if rec == nil {
-		if t.watchers.Load() >= t.maxWatchers.Load() || sl != nil && int64(sl.watchers) >= t.maxWatchersPerKey.Load() {
+		if t.watchers.Load() >= t.maxWatchers.Load() || sl != nil && int64(sl.watchers.Load()) >= t.maxWatchersPerKey.Load() {
 			return nil, ErrTooManyWatchers
 		}
 	}
@@ -118,7 +119,7 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 	if rec != nil {
 		sl.current.Store(rec)
 	} else {
-		sl.watchers++
+		sl.watchers.Add(1)
 		t.watchers.Add(1)
 	}
 	return sl, nil
@@ -250,7 +251,7 @@ func (t *MemoryTracker) reapLocked(now time.Time) {
 		if rec := sl.current.Load(); rec != nil && t.expired(rec, now) {
 			sl.current.CompareAndSwap(rec, nil)
 		}
-		if sl.current.Load() == nil && sl.watchers == 0 {
+		if sl.current.Load() == nil && sl.watchers.Load() == 0 {
 			delete(t.slots, k)
 		}
 	}
@@ -266,6 +267,8 @@ type memorySubscription struct {
 func (s *memorySubscription) Current() Snapshot {
 	return s.t.visible(s.sl.current.Load(), time.Now())
 }
+
+func (s *memorySubscription) Watchers() int { return int(s.sl.watchers.Load()) }
 
 func (s *memorySubscription) Next(ctx context.Context, prev Snapshot, step int64) (Snapshot, error) {
 	step = max(step, 1)
@@ -316,8 +319,7 @@ func (s *memorySubscription) Close() {
 	}
 	s.t.watchers.Add(-1)
 	s.t.mu.Lock()
-	s.sl.watchers--
-	if s.sl.watchers == 0 && s.sl.current.Load() == nil && s.t.slots[s.k] == s.sl {
+	if s.sl.watchers.Add(-1) == 0 && s.sl.current.Load() == nil && s.t.slots[s.k] == s.sl {
 		delete(s.t.slots, s.k)
 	}
 	s.t.mu.Unlock()

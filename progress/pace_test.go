@@ -100,3 +100,29 @@ func TestNextPacedEndsWithItsContextAndTheTracker(t *testing.T) {
 		t.Fatalf("NextPaced after the tracker closed = %+v, %v; want ErrClosed", r.snap, r.err)
 	}
 }
+
+func TestNextPacedSharesTheKeysBudgetAmongManyWatchers(t *testing.T) {
+	tr := newTestTracker(t, Options{})
+	rec, _ := tr.Begin(Anyone, "/p", 1000)
+	sub := mustSubscribe(t, tr, Anyone, "/p")
+	// With this many watchers each gets one update per 200 ms at most,
+	// more than the 1 ms asked for.
+	const watchers = KeyUpdatesPerSecond / 5
+	for range watchers - 1 {
+		mustSubscribe(t, tr, Anyone, "/p")
+	}
+	if n := sub.Watchers(); n != watchers {
+		t.Fatalf("Watchers() = %d, want %d", n, watchers)
+	}
+	u := startPipeUpload(t, rec)
+	cur := sub.Current()
+	u.send(t, 10)
+	last := time.Now()
+	s, err := NextPaced(t.Context(), sub, cur, 10, last, time.Millisecond)
+	if err != nil || s.Received != 10 {
+		t.Fatalf("NextPaced = %+v, %v", s, err)
+	}
+	if waited, want := time.Since(last), time.Duration(watchers)*time.Second/KeyUpdatesPerSecond; waited < want {
+		t.Fatalf("NextPaced returned after %v with %d watchers; want no sooner than %v", waited, watchers, want)
+	}
+}

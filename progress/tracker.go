@@ -41,6 +41,8 @@ type Subscription interface {
 	// another record, another state, or at least step more bytes. It returns
 	// ctx's error when ctx ends and ErrClosed when the tracker closes.
 	Next(ctx context.Context, prev Snapshot, step int64) (Snapshot, error)
+	// Watchers is how many subscriptions the key has now, this one included.
+	Watchers() int
 	// Close ends the subscription; it is safe to call more than once.
 	Close()
 }

@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 
 // env is one Caddy in front of one origin.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	originDir string
 	originURL string
 	proxy     string // http://127.0.0.1:port
@@ -72,7 +72,7 @@ type env struct {
 }
 
 // freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,7 +83,7 @@ func freePort(t *testing.T) string {
 }
 
 // startOrigin runs the reference origin on a loopback port.
-func startOrigin(t *testing.T) (url, dir string) {
+func startOrigin(t testing.TB) (url, dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	o, err := origin.New(origin.Config{Dir: dir, APIKeys: []string{apiKey, "other-key"}})
@@ -105,13 +105,13 @@ func startOrigin(t *testing.T) (url, dir string) {
 
 // newEnv starts an origin and loads Caddy with an upload_progress block
 // (the lines inside `upload_progress { }`) in front of it.
-func newEnv(t *testing.T, block string) *env {
+func newEnv(t testing.TB, block string) *env {
 	t.Helper()
 	return newEnvWith(t, block, "", false)
 }
 
 // newEnvWith is newEnv with extra site directives, over TLS if tls is set.
-func newEnvWith(t *testing.T, block, siteExtra string, tls bool) *env {
+func newEnvWith(t testing.TB, block, siteExtra string, tls bool) *env {
 	t.Helper()
 	e := &env{t: t, port: freePort(t), admin: "127.0.0.1:" + freePort(t), block: block, siteExtra: siteExtra, tls: tls}
 	e.originURL, e.originDir = startOrigin(t)
