@@ -136,6 +136,13 @@ func newEnvWith(t testing.TB, block, siteExtra string, tls bool) *env {
 	return e
 }
 
+// forTest is e for a subtest: failures end the subtest, not its parent.
+func (e *env) forTest(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 // waitForCertificate waits until the site's certificate, which Caddy's
 // internal CA issues in the background, is served.
 func (e *env) waitForCertificate() {
