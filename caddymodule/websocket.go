@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -49,11 +50,9 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	defer c.CloseNow()
 	statusRequests.WithLabelValues(h.Zone, p.name, "websocket", "101").Inc()
 
-	// The client has nothing to say: reading in the background handles its
-	// pongs and close frame, refuses any data message (1008) and ends ctx
-	// when it goes. The request's own context is not used: a config reload
-	// must not end a watcher whose upload goes on (the tracker closing does).
-	ctx, drop := context.WithCancelCause(c.CloseRead(context.WithoutCancel(r.Context())))
+	// The request's own context is not used: a config reload must not end
+	// a watcher whose upload goes on (the tracker closing does).
+	ctx, drop := context.WithCancelCause(readClient(context.WithoutCancel(r.Context()), c))
 	defer drop(nil)
 	go h.keepAlive(ctx, c, drop)
 
@@ -100,6 +99,30 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 		c.Close(websocket.StatusPolicyViolation, "watcher too slow: no pong within "+h.watcherTimeout.String())
 	}
 	return nil
+}
+
+// readClient reads what the client sends, in the background, until the
+// connection closes, and returns a context that ends then. The library
+// handles pongs and the client's close frame; a watcher has nothing else to
+// say, so a data message is discarded (up to the read limit, past which the
+// library closes with 1009) and answered with a close, 1008.
+//
+// It is websocket.Conn.CloseRead without the wait: a Close from CloseRead's
+// own goroutine waits for that goroutine to end, 15 s later.
+func readClient(ctx context.Context, c *websocket.Conn) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer cancel()
+		_, r, err := c.Reader(ctx)
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+		c.Close(websocket.StatusPolicyViolation, "a watcher sends no messages")
+	}()
+	return ctx
 }
 
 // send writes one message, giving up after watcher_timeout so that a

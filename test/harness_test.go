@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ import (
 
 	_ "github.com/caddy-upload-progress/caddy-upload-progress"
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/leakcheck"
 )
 
 const apiKey = "test-key"
@@ -49,8 +51,21 @@ func TestMain(m *testing.M) {
 	storageDir = filepath.Join(dir, "storage")
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	before := runtime.NumGoroutine()
 	code := m.Run()
+	// caddy.Stop leaves the admin endpoint up; a config without one
+	// takes it down.
+	if err := caddy.Load([]byte(`{"admin":{"disabled":true}}`), true); err != nil {
+		fmt.Fprintf(os.Stderr, "loading an empty config: %v\n", err)
+		code = 1
+	}
 	caddy.Stop()
+	// Once Caddy has stopped, nothing of it or of the tests may be left
+	// running: watchers, janitors, connections, probes.
+	if left := leakcheck.Left(before, leakcheck.Wait); code == 0 && left != "" {
+		fmt.Fprintf(os.Stderr, "goroutines left behind after caddy stop (%d before the tests):\n%s", before, left)
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -132,6 +147,7 @@ func newEnvWith(t testing.TB, block, siteExtra string, tls bool) *env {
 		if err := caddy.Stop(); err != nil {
 			t.Errorf("stopping caddy: %v", err)
 		}
+		e.client.CloseIdleConnections()
 	})
 	return e
 }
@@ -425,7 +441,7 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 // scrape returns Caddy's /metrics text from the admin endpoint.
 func (e *env) scrape() string {
 	e.t.Helper()
-	resp, err := http.Get("http://" + e.admin + "/metrics")
+	resp, err := e.client.Get("http://" + e.admin + "/metrics")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestReloadMidUpload(t *testing.T) {
 	for {
 		req, _ := http.NewRequest("GET", e.proxy+"/progress-v2?path=/reload.bin", nil)
 		req.Header.Set("x-user-api-key", apiKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := e.client.Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -148,7 +148,7 @@ func TestExistsProbe(t *testing.T) {
 	data := pattern(12345)
 	req, _ := http.NewRequest("POST", "http://"+e.originURL+"/fso?path=/direct/file.bin", bytes.NewReader(data))
 	req.Header.Set("x-user-api-key", apiKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil || resp.StatusCode != 201 {
 		t.Fatalf("direct upload to origin: %v %v", resp, err)
 	}
@@ -175,7 +175,7 @@ func TestMetrics(t *testing.T) {
 	e.status("/m1.bin")
 	// An upload without the credential passes untracked (the origin refuses it).
 	req, _ := http.NewRequest("POST", e.proxy+"/fso?path=/m3.bin&informProgress=true", bytes.NewReader(data))
-	if resp, err := http.DefaultClient.Do(req); err == nil {
+	if resp, err := e.client.Do(req); err == nil {
 		resp.Body.Close()
 	}
 	after := e.scrape()

@@ -12,7 +12,7 @@ import (
 // nginxGet asks the nginx-style endpoint; it returns code, body and headers.
 func (e *env) nginxGet(query string) (int, string, http.Header) {
 	e.t.Helper()
-	resp, err := http.Get(e.proxy + "/progress?" + query)
+	resp, err := e.client.Get(e.proxy + "/progress?" + query)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestNginxProtocolSequence(t *testing.T) {
 	// The id in a header works for status requests too.
 	req, _ := http.NewRequest("GET", e.proxy+"/progress", nil)
 	req.Header.Set("X-Progress-ID", "abc123")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

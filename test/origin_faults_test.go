@@ -201,7 +201,7 @@ func TestClientAbortsAtAnyPoint(t *testing.T) {
 			}
 			req, _ := http.NewRequest(http.MethodHead, "http://"+e.originURL+"/fso?path="+url.QueryEscape(path), nil)
 			req.Header.Set("x-user-api-key", apiKey)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := e.client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

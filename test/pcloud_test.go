@@ -71,7 +71,7 @@ type pcloudReply struct {
 
 func (e *env) pcloudProgress(query string) (pcloudReply, string) {
 	e.t.Helper()
-	resp, err := http.Get(e.proxy + "/uploadprogress?" + query)
+	resp, err := e.client.Get(e.proxy + "/uploadprogress?" + query)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestPcloudMultipartUploadWatchedLive(t *testing.T) {
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	done := make(chan *http.Response, 1)
 	go func() {
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := e.client.Do(req)
 		if err != nil {
 			t.Error(err)
 		}
@@ -237,12 +237,12 @@ func TestPcloudErrorsAndPost(t *testing.T) {
 	req, _ := http.NewRequest("POST", e.proxy+"/uploadfile?progresshash=bearer-1", bytes.NewReader(body.Bytes()))
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer abc")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("upload: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	resp, err = http.Post(e.proxy+"/uploadprogress", "application/x-www-form-urlencoded",
+	resp, err = e.client.Post(e.proxy+"/uploadprogress", "application/x-www-form-urlencoded",
 		strings.NewReader("progresshash=bearer-1&access_token=abc"))
 	if err != nil {
 		t.Fatal(err)

@@ -234,7 +234,7 @@ func TestClientAbortMidBody(t *testing.T) {
 	}
 	req, _ := http.NewRequest("HEAD", "http://"+e.originURL+"/fso?path=/abort.bin", nil)
 	req.Header.Set("x-user-api-key", apiKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestStatusRequestErrorsAndOwnership(t *testing.T) {
 		if c.key != "" {
 			req.Header.Set("x-user-api-key", c.key)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := e.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
