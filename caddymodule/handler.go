@@ -75,10 +75,11 @@ type Handler struct {
 	// the WebSocket. Same-origin requests are always allowed. Default: none.
 	OriginPatterns []string `json:"origin_patterns,omitempty"`
 
-	// The shortest time between two progress updates to one WebSocket
-	// watcher. The bytes that arrive in between are coalesced into the next
-	// update, so a fast upload costs its watchers a few messages a second,
-	// not one per step. A change of state (finished, failed, a new upload
+	// How often, at most, a WebSocket watcher gets a progress update:
+	// updates go out on ticks every update_interval shared by all watchers
+	// (never two to one watcher within half an interval). The bytes that
+	// arrive in between are coalesced into the next update, so a fast upload
+	// costs its watchers a few messages a second, not one per step. A change of state (finished, failed, a new upload
 	// to the key) is sent at once. Negative: an update at every step,
 	// however fast the upload. Default: 100ms.
 	UpdateInterval caddy.Duration `json:"update_interval,omitempty"`

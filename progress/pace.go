@@ -25,25 +25,41 @@ const KeyUpdatesPerSecond = 1000
 // second to each watcher, more than any progress bar can show, and each
 // message is a write on the proxy and a read on the watcher's side.
 func NextPaced(ctx context.Context, sub Subscription, prev Snapshot, step int64, last time.Time, interval time.Duration) (Snapshot, error) {
-	snap, err := sub.Next(ctx, prev, step)
-	if err != nil || interval <= 0 || snap.ID != prev.ID || snap.State != prev.State {
-		return snap, err
+	if interval > 0 {
+		interval = max(interval, time.Duration(sub.Watchers())*time.Second/KeyUpdatesPerSecond)
+		// Until the interval is up, only another record or state is news.
+		// Waiting for bytes only after it means that a watcher of a fast
+		// upload sets no byte threshold, so the upload wakes nobody.
+		if wait := time.Until(nextTick(last, interval)); wait > 0 {
+			wctx, cancel := context.WithTimeout(ctx, wait)
+			changed, err := sub.Next(wctx, prev, math.MaxInt64)
+			cancel()
+			switch {
+			case err == nil:
+				return changed, nil
+			case errors.Is(err, ErrClosed):
+				return Snapshot{}, err
+			case ctx.Err() != nil:
+				return Snapshot{}, ctx.Err()
+			case !errors.Is(err, context.DeadlineExceeded):
+				return Snapshot{}, err
+			}
+		}
 	}
-	interval = max(interval, time.Duration(sub.Watchers())*time.Second/KeyUpdatesPerSecond)
-	wait := time.Until(last.Add(interval))
-	if wait <= 0 {
-		return snap, nil
+	return sub.Next(ctx, prev, step)
+}
+
+// nextTick is when a watcher that was sent an update at last may get the
+// next one: the first tick of a clock beating every interval, shared by
+// every watcher with that interval, at least half an interval after last.
+// Watchers paced to shared ticks wake together, so their messages go out
+// in one burst rather than each waking the proxy (and its own client) at
+// its own moment; a watcher in step with the ticks gets one update per
+// interval.
+func nextTick(last time.Time, interval time.Duration) time.Time {
+	t := last.Add(interval).Truncate(interval)
+	if t.Sub(last) < interval/2 {
+		t = t.Add(interval)
 	}
-	// Until the interval is up, only another record or state is news.
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	changed, err := sub.Next(wctx, snap, math.MaxInt64)
-	switch {
-	case err == nil:
-		return changed, nil
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		return sub.Current(), nil
-	default:
-		return Snapshot{}, err
-	}
+	return t
 }

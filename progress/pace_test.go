@@ -34,8 +34,8 @@ func TestNextPacedCoalescesBytesWithinTheInterval(t *testing.T) {
 	if r.err != nil || r.snap.State != Uploading || r.snap.Received != 45 {
 		t.Fatalf("NextPaced = %+v, %v; want one update with all 45 bytes", r.snap, r.err)
 	}
-	if waited := time.Since(last); waited < interval {
-		t.Fatalf("NextPaced returned %v after the last update; want no sooner than %v", waited, interval)
+	if waited := time.Since(last); waited < interval/2 {
+		t.Fatalf("NextPaced returned %v after the last update; want no sooner than %v", waited, interval/2)
 	}
 }
 
@@ -105,7 +105,7 @@ func TestNextPacedSharesTheKeysBudgetAmongManyWatchers(t *testing.T) {
 	tr := newTestTracker(t, Options{})
 	rec, _ := tr.Begin(Anyone, "/p", 1000)
 	sub := mustSubscribe(t, tr, Anyone, "/p")
-	// With this many watchers each gets one update per 200 ms at most,
+	// With this many watchers each gets one update per 200 ms tick, far
 	// more than the 1 ms asked for.
 	const watchers = KeyUpdatesPerSecond / 5
 	for range watchers - 1 {
@@ -122,7 +122,32 @@ func TestNextPacedSharesTheKeysBudgetAmongManyWatchers(t *testing.T) {
 	if err != nil || s.Received != 10 {
 		t.Fatalf("NextPaced = %+v, %v", s, err)
 	}
-	if waited, want := time.Since(last), time.Duration(watchers)*time.Second/KeyUpdatesPerSecond; waited < want {
+	if waited, want := time.Since(last), time.Duration(watchers)*time.Second/KeyUpdatesPerSecond/2; waited < want {
 		t.Fatalf("NextPaced returned after %v with %d watchers; want no sooner than %v", waited, watchers, want)
+	}
+}
+
+func TestNextTickIsSharedAndAtLeastHalfAnIntervalAway(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	tick := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		last, want time.Duration // after tick
+	}{
+		{0, interval},                  // on a tick: the next one
+		{time.Millisecond, interval},   // just after one: the next one, as every watcher in step
+		{interval / 2, interval},       // half way: the next, half an interval away
+		{interval/2 + 1, 2 * interval}, // past half way: the one after
+		{interval - 1, 2 * interval},   // just before a tick: the one after
+	} {
+		if got := nextTick(tick.Add(tc.last), interval).Sub(tick); got != tc.want {
+			t.Errorf("nextTick(tick+%v) = tick+%v, want tick+%v", tc.last, got, tc.want)
+		}
+	}
+	for i := range 1000 {
+		last := tick.Add(time.Duration(i) * 997 * time.Microsecond)
+		next := nextTick(last, interval)
+		if gap := next.Sub(last); gap < interval/2 || gap >= 3*interval/2 || !next.Equal(next.Truncate(interval)) {
+			t.Fatalf("nextTick(%v) = %v: gap %v, want a tick in [%v, %v)", last, next, gap, interval/2, 3*interval/2)
+		}
 	}
 }
