@@ -262,6 +262,11 @@ func TestStatusRequestErrorsAndOwnership(t *testing.T) {
 		{"bad rate", "path=/mine.bin&updatingRate=-1", apiKey, 400, "updatingRate must be a whole number from 1 to 1048576"},
 		{"bad unit", "path=/mine.bin&unitOfMeasurement=KB", apiKey, 400, "unitOfMeasurement must be MB or GB"},
 		{"nul in path", "path=/a%00b", apiKey, 400, "path contains a control character"},
+		{"invalid UTF-8", "path=/a%FFb", apiKey, 400, "path is not valid UTF-8"},
+		{"key over 4096 bytes", "path=/" + strings.Repeat("k", 5000), apiKey, 400, "path is longer than 4096 bytes"},
+		{"repeated path", "path=/a&path=/b", apiKey, 400, "query parameter path is given more than once"},
+		{"zero rate", "path=/mine.bin&updatingRate=0", apiKey, 400, "updatingRate must be a whole number from 1 to 1048576"},
+		{"huge rate", "path=/mine.bin&updatingRate=99999999999999999999", apiKey, 400, "updatingRate must be a whole number from 1 to 1048576"},
 	}
 	for _, c := range cases {
 		req, _ := http.NewRequest("GET", e.proxy+"/progress?"+c.query, nil)
@@ -279,6 +284,30 @@ func TestStatusRequestErrorsAndOwnership(t *testing.T) {
 			t.Errorf("%s: %d %s (%s), want %d %s", c.name, resp.StatusCode, body, resp.Header.Get("Content-Type"), c.code, want)
 		}
 	}
+	// A traversal is just a key nobody uploaded; a thousand unknown
+	// parameters are ignored; a 1 MiB query is refused by the HTTP server
+	// before it reaches the handler.
+	many := "path=/../../etc/passwd"
+	for i := range 1000 {
+		many += fmt.Sprintf("&p%d=%d", i, i)
+	}
+	if code, p, body := e.progress("/../../etc/passwd", apiKey); code != 200 || p.Status != "not_exist" {
+		t.Errorf("traversal key: %d %s", code, body)
+	}
+	for q, want := range map[string]int{many: 200, "path=/" + strings.Repeat("k", 1<<20): http.StatusRequestHeaderFieldsTooLarge} {
+		req, _ := http.NewRequest("GET", e.proxy+"/progress?"+q, nil)
+		req.Header.Set("x-user-api-key", apiKey)
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%d-byte query: %d %.200s, want %d", len(q), resp.StatusCode, body, want)
+		}
+	}
+
 	// Another credential sees exactly what a never-used path shows.
 	_, other, otherBody := e.progress("/mine.bin", "other-key")
 	_, never, neverBody := e.progress("/never.bin", apiKey)
