@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	// caddy.Stop leaves the admin endpoint up; a config without one
 	// takes it down.
-	if err := caddy.Load([]byte(`{"admin":{"disabled":true}}`), true); err != nil {
+	if err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true); err != nil {
 		fmt.Fprintf(os.Stderr, "loading an empty config: %v\n", err)
 		code = 1
 	}
