@@ -44,7 +44,7 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 		}
 		return h.passUntracked(w, r, next, p, reason, err)
 	}
-	uploadsStarted.WithLabelValues(h.Zone, p.name).Inc()
+	p.metrics.observeStarted()
 	if p.files {
 		followFiles(r, rec, p)
 	}
@@ -129,7 +129,7 @@ func (u *upload) finish(ev progress.Event) {
 		return
 	}
 	took := time.Since(u.rec.Started())
-	observeFinished(u.h.Zone, u.p.name, u.rec, o, took)
+	u.p.metrics.observeFinished(o, u.rec.Count(), took)
 	snap := u.rec.Snapshot()
 	u.h.logger.Info("upload finished",
 		zap.String("protocol", u.p.name),
