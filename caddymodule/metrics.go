@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,11 +124,86 @@ func registerMetrics(reg *prometheus.Registry) error {
 	return nil
 }
 
-// observeFinished records a tracked upload's end.
-func observeFinished(zone, proto string, rec *progress.Record, o progress.Outcome, took time.Duration) {
-	n := rec.Snapshot().Received
-	uploadsFinished.WithLabelValues(zone, proto, o.Reason).Inc()
-	receivedBytes.WithLabelValues(zone, proto).Add(float64(n))
-	uploadDuration.WithLabelValues(zone, proto, o.Reason).Observe(took.Seconds())
-	uploadSize.WithLabelValues(zone, proto).Observe(float64(n))
+// uploadMetrics are the children of the upload collectors for one
+// protocol of one handler. WithLabelValues hashes its labels and looks the
+// child up on every call, four times per upload; these are looked up once
+// each and kept. They are made on first use, not at provisioning, so that
+// /metrics shows no series for what never happened, as before.
+type uploadMetrics struct {
+	zone, proto string
+
+	started  atomic.Pointer[prometheus.Counter]
+	received atomic.Pointer[receivedMetrics]
+	// outcomes holds the children of knownOutcomes, by index.
+	outcomes [len(knownOutcomes)]atomic.Pointer[outcomeMetrics]
+}
+
+type receivedMetrics struct {
+	bytes prometheus.Counter
+	size  prometheus.Observer
+}
+
+type outcomeMetrics struct {
+	finished prometheus.Counter
+	duration prometheus.Observer
+}
+
+// knownOutcomes are the outcome label values whose children are kept.
+var knownOutcomes = [...]string{
+	progress.ReasonCompleted, progress.ReasonOriginError, progress.ReasonOriginUnreachable,
+	progress.ReasonClientAborted, progress.ReasonClientTimeout, progress.ReasonBodyTooLarge,
+	progress.ReasonAborted, progress.ReasonStalled,
+}
+
+func newUploadMetrics(zone, proto string) *uploadMetrics {
+	return &uploadMetrics{zone: zone, proto: proto}
+}
+
+// observeStarted counts a tracked upload's start.
+func (m *uploadMetrics) observeStarted() {
+	c := m.started.Load()
+	if c == nil {
+		v := uploadsStarted.WithLabelValues(m.zone, m.proto)
+		c = &v
+		m.started.Store(c)
+	}
+	(*c).Inc()
+}
+
+// observeFinished records a tracked upload's end, with n bytes received.
+func (m *uploadMetrics) observeFinished(o progress.Outcome, n int64, took time.Duration) {
+	r := m.received.Load()
+	if r == nil {
+		r = &receivedMetrics{
+			bytes: receivedBytes.WithLabelValues(m.zone, m.proto),
+			size:  uploadSize.WithLabelValues(m.zone, m.proto),
+		}
+		m.received.Store(r)
+	}
+	om := m.outcome(o.Reason)
+	om.finished.Inc()
+	r.bytes.Add(float64(n))
+	om.duration.Observe(took.Seconds())
+	r.size.Observe(float64(n))
+}
+
+// outcome returns the children for an outcome label value.
+func (m *uploadMetrics) outcome(reason string) *outcomeMetrics {
+	i := 0
+	for i < len(knownOutcomes) && knownOutcomes[i] != reason {
+		i++
+	}
+	if i < len(knownOutcomes) {
+		if om := m.outcomes[i].Load(); om != nil {
+			return om
+		}
+	}
+	om := &outcomeMetrics{
+		finished: uploadsFinished.WithLabelValues(m.zone, m.proto, reason),
+		duration: uploadDuration.WithLabelValues(m.zone, m.proto, reason),
+	}
+	if i < len(knownOutcomes) {
+		m.outcomes[i].Store(om)
+	}
+	return om
 }

@@ -156,6 +156,8 @@ type protocol struct {
 	// shared is set when another protocol answers at one of p's paths;
 	// only then does p leave requests it does not claim to the other.
 	shared bool
+	// metrics counts p's uploads in the handler's zone.
+	metrics *uploadMetrics
 }
 
 // errNoKey is an upload whose key comes out empty.

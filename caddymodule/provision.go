@@ -83,6 +83,7 @@ func (h *Handler) resolve(cfg ProtocolConfig) (*protocol, error) {
 		uploadPath:      firstNonEmpty(cfg.UploadPath, kind.uploadPath),
 		webSocketPaths:  kind.webSocketPaths,
 		credentialLabel: kind.credentialName,
+		metrics:         newUploadMetrics(h.Zone, kind.name),
 	}
 	if cfg.UploadPath != "" && kind.uploadPath == "" {
 		return nil, fmt.Errorf("upload_path: the %s protocol tracks uploads to any path", kind.name)

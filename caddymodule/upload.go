@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
@@ -44,14 +45,18 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 		}
 		return h.passUntracked(w, r, next, p, reason, err)
 	}
-	uploadsStarted.WithLabelValues(h.Zone, p.name).Inc()
+	p.metrics.observeStarted()
 	if p.files {
 		followFiles(r, rec, p)
 	}
 
+	// One allocation holds the upload, its response writer and its body.
 	u := &upload{h: h, p: p, r: r, rec: rec}
-	r.Body = progress.NewBody(r.Body, rec)
-	uw := &uploadWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, u: u}
+	u.body.Init(r.Body, rec)
+	r.Body = &u.body
+	uw := &u.w
+	uw.ResponseWriter = w
+	uw.u = u
 	if p.originFiles != nil {
 		uw.capture = make([]byte, 0, 4096)
 	}
@@ -112,10 +117,17 @@ func (h *Handler) passUntracked(w http.ResponseWriter, r *http.Request, next cad
 
 // upload is one tracked upload in flight.
 type upload struct {
-	h   *Handler
-	p   *protocol
-	r   *http.Request
-	rec *progress.Record
+	h    *Handler
+	p    *protocol
+	r    *http.Request
+	rec  *progress.Record
+	w    uploadWriter
+	body progress.Body
+	// line and field are the log line of the finished upload; field holds
+	// it so that logging it allocates nothing (a variadic argument escapes
+	// to the heap, an existing slice does not). They are written once.
+	line  finishLine
+	field [1]zap.Field
 }
 
 // finish judges the upload from ev plus what the body and the request
@@ -129,18 +141,36 @@ func (u *upload) finish(ev progress.Event) {
 		return
 	}
 	took := time.Since(u.rec.Started())
-	observeFinished(u.h.Zone, u.p.name, u.rec, o, took)
-	snap := u.rec.Snapshot()
-	u.h.logger.Info("upload finished",
-		zap.String("protocol", u.p.name),
-		zap.String("key", snap.Key),
-		zap.Int64("bytes", snap.Received),
-		zap.Int64("total", snap.Total),
-		zap.Duration("duration", took),
-		zap.String("outcome", o.Reason),
-		zap.Int("status", o.HTTPStatus),
-		zap.String("error", o.Error),
-	)
+	n := u.rec.Count()
+	u.p.metrics.observeFinished(o, n, took)
+	if ce := u.h.logger.Check(zapcore.InfoLevel, "upload finished"); ce != nil {
+		u.line = finishLine{protocol: u.p.name, key: u.rec.Key(), bytes: n, total: u.rec.Total(), took: took, o: o}
+		u.field[0] = zap.Inline(&u.line)
+		ce.Write(u.field[:]...)
+	}
+}
+
+// finishLine is the log line of a finished upload. Its fields go in inline,
+// exactly as if passed one by one, but as one zap.Field: the variadic
+// slice of eight fields was an allocation of half a kilobyte per upload;
+// the line lives in the upload, which is allocated anyway.
+type finishLine struct {
+	protocol, key string
+	bytes, total  int64
+	took          time.Duration
+	o             progress.Outcome
+}
+
+func (l *finishLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("protocol", l.protocol)
+	enc.AddString("key", l.key)
+	enc.AddInt64("bytes", l.bytes)
+	enc.AddInt64("total", l.total)
+	enc.AddDuration("duration", l.took)
+	enc.AddString("outcome", l.o.Reason)
+	enc.AddInt("status", l.o.HTTPStatus)
+	enc.AddString("error", l.o.Error)
+	return nil
 }
 
 // maxCapture bounds how much of the origin's answer is kept to read file
@@ -153,8 +183,12 @@ const maxCapture = 64 << 10
 // answer must see it. For protocols that read the origin's answer
 // (capture is not nil) it keeps a bounded copy of the body as it passes,
 // never holding it back, and the record ends once the body is through.
+//
+// It embeds caddyhttp.ResponseWriterWrapper (by value, to save an
+// allocation) for Unwrap, through which http.ResponseController reaches
+// Flush, deadlines and Hijack, and for Push; ReadFrom is its own.
 type uploadWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	u       *upload
 	status  int
 	capture []byte

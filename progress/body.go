@@ -17,7 +17,16 @@ type Body struct {
 // NewBody wraps rc so that its bytes count into rec, and pass through the
 // multipart scanner rec follows, if any.
 func NewBody(rc io.ReadCloser, rec *Record) *Body {
-	return &Body{rc: rc, rec: rec, scan: rec.files.Load()}
+	b := new(Body)
+	b.Init(rc, rec)
+	return b
+}
+
+// Init sets up b as NewBody does, for a Body that is a field of a larger
+// per-request struct, so that tracking an upload costs one allocation
+// less. Call it once, before the body is read.
+func (b *Body) Init(rc io.ReadCloser, rec *Record) {
+	*b = Body{rc: rc, rec: rec, scan: rec.files.Load()}
 }
 
 // Read reads from the wrapped body and counts what it got.

@@ -10,7 +10,7 @@ import (
 
 // MemoryTracker is a Tracker that keeps its records in this process.
 type MemoryTracker struct {
-	owners ownerHasher
+	owners *ownerHasher
 	nextID atomic.Uint64
 
 	retain            atomic.Int64 // time.Duration

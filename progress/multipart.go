@@ -154,6 +154,11 @@ type MultipartScanner struct {
 	files        []MultipartFile // finished files; published prefixes are never changed
 	why          string          // why the scanner is broken, for tests
 
+	// delimBytes holds every byte of crlfDelim, so of either delim, for
+	// indexSampled; sampled says to use it rather than bytes.Index.
+	delimBytes byteSet
+	sampled    bool
+
 	snap atomic.Pointer[multipartSnapshot]
 }
 
@@ -217,6 +222,11 @@ func NewMultipartScanner(boundary string) *MultipartScanner {
 		// The body may start with the delimiter: as if a line feed preceded it.
 		matched: 1,
 		virt:    1,
+		// "\n--"+boundary, the shorter delimiter, decides.
+		sampled: len(d)-1 >= sampledDelimMin,
+	}
+	for _, c := range d {
+		m.delimBytes.add(c)
 	}
 	m.snap.Store(&multipartSnapshot{})
 	return m
@@ -303,7 +313,7 @@ func (m *MultipartScanner) find(p []byte) (rest []byte, found bool) {
 		m.pending += int64(m.matched - m.virt)
 		m.matched, m.virt = 0, 0
 	}
-	if i := bytes.Index(p, d); i >= 0 {
+	if i := m.index(p); i >= 0 {
 		m.pending += int64(i)
 		return p[i+len(d):], true
 	}
@@ -320,6 +330,14 @@ func (m *MultipartScanner) find(p []byte) (rest []byte, found bool) {
 	}
 	m.pending += int64(len(p))
 	return nil, false
+}
+
+// index returns the index of the first m.delim in p, or -1.
+func (m *MultipartScanner) index(p []byte) int {
+	if m.sampled {
+		return indexSampled(p, m.delim, &m.delimBytes)
+	}
+	return bytes.Index(p, m.delim)
 }
 
 // delimLine takes one byte of what follows "--"+boundary and reports

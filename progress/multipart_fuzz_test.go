@@ -57,6 +57,19 @@ func mpOracle(t *testing.T, body []byte, split uint8) {
 		t.Fatalf("in chunks of %d: %s (%s)\nat once: %s (%s)", int(split)+1, mpString(got), m.why, mpString(w), whole.why)
 	}
 
+	// Nor how the delimiter is searched for: the fuzz boundary is short
+	// enough for bytes.Index; sampling must read the body the same.
+	sampled := NewMultipartScanner(mpFuzzBoundary)
+	sampled.sampled = true
+	for rest := body; len(rest) > 0; {
+		n := min(int(split)+1, len(rest))
+		sampled.Write(rest[:n])
+		rest = rest[n:]
+	}
+	if s := sampled.Progress(); !reflect.DeepEqual(s, got) || sampled.why != m.why {
+		t.Fatalf("searched by sampling: %s (%s)\nwith bytes.Index: %s (%s)", mpString(s), sampled.why, mpString(got), m.why)
+	}
+
 	files, ok := mpMimeFiles(body, mpFuzzBoundary)
 	if !ok || mpMimeQuirk(body, mpFuzzBoundary) {
 		return

@@ -260,6 +260,21 @@ func mpBodies(t testing.TB) []mpBody {
 		"\r\n--BoUnDaR",
 	}, "x")
 	long := strings.Repeat("b", 70)
+	// A browser's boundary, long enough to be searched for by sampling:
+	// content that mostly lets the samples skip, content made of the
+	// boundary's own bytes that never does, and near-delimiters, at the
+	// start, end and middle of the content, and across every split.
+	const wb = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
+	wtricky := strings.Join([]string{
+		"--" + wb[:30],
+		"\r\n--" + wb[:35],
+		string(mpRandomContent(4, 700, wb)),
+		strings.Repeat(wb[4:]+"\r\n-", 40),
+		"\r\n--" + wb + "x", // RFC 2046 forbids it; the scanner breaks on it, so not in a file
+		"\r\r\n--" + wb[:35],
+		"\n--" + wb,
+	}, "\r\n--"+wb[:20])
+	wtricky = strings.ReplaceAll(wtricky, "\r\n--"+wb+"x", "\r\n-"+wb+"x")
 	return []mpBody{
 		mpBuild(t, "mixed", b, []mpPart{
 			{field: "title", content: []byte("hello\r\nworld")},
@@ -283,6 +298,12 @@ func mpBodies(t testing.TB) []mpBody {
 		mpBuild(t, "long boundary", long, []mpPart{
 			{field: "a", file: "1.bin", content: mpRandomContent(3, 3000, long)},
 			{field: "b", file: "2.bin", content: []byte("\r\n--" + long[:69])},
+		}),
+		mpBuild(t, "browser boundary", wb, []mpPart{
+			{field: "a", file: "a.bin", ctype: "application/octet-stream", content: mpRandomContent(5, 40000, wb)},
+			{field: "b", file: "tricky.txt", content: []byte(wtricky)},
+			{field: "c", content: []byte("\r\n--" + wb[:36])},
+			{field: "d", file: "held.txt", content: []byte("abc\r\n--" + wb[:36])},
 		}),
 		mpBuild(t, "fields only", b, []mpPart{
 			{field: "a", content: []byte("1")},

@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"hash"
+	"sync"
 )
 
 // Owner identifies who made an upload without keeping their credential: it
@@ -20,20 +22,30 @@ var Anyone Owner
 // ownerHasher turns credentials into Owners.
 type ownerHasher struct {
 	secret [32]byte
+	// macs holds keyed HMAC states for reuse. Keying one costs two SHA-256
+	// blocks and several allocations, which every upload and every status
+	// request with an owner would pay; Reset puts a used one back to the
+	// keyed state.
+	macs sync.Pool
 }
 
-func newOwnerHasher() ownerHasher {
-	var h ownerHasher
+func newOwnerHasher() *ownerHasher {
+	h := &ownerHasher{}
 	if _, err := rand.Read(h.secret[:]); err != nil {
 		panic("progress: no randomness for the owner secret: " + err.Error())
 	}
 	return h
 }
 
-func (h ownerHasher) owner(credential string) Owner {
-	m := hmac.New(sha256.New, h.secret[:])
+func (h *ownerHasher) owner(credential string) Owner {
+	m, _ := h.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, h.secret[:])
+	}
 	m.Write([]byte(credential))
 	var o Owner
 	m.Sum(o[:0])
+	m.Reset()
+	h.macs.Put(m)
 	return o
 }

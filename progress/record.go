@@ -28,8 +28,14 @@ type Record struct {
 	changes broadcast
 	// readErr is the first non-EOF error reading the request body returned.
 	readErr atomic.Pointer[error]
-	// end is set once, by the first finish; its presence makes the record terminal.
-	end atomic.Pointer[ending]
+	// end is set once, by the first finish, to &ended; its presence makes
+	// the record terminal. finishing is claimed first, by the one finish
+	// that then fills ended: the ending lives in the record rather than in
+	// an allocation of its own, as every upload ends and records are kept
+	// for the retention, where each object is more work for the collector.
+	end       atomic.Pointer[ending]
+	finishing atomic.Bool
+	ended     ending
 	// originFiles is the origin's own description of the stored files, when
 	// its answer carried one (pCloud's metadata array).
 	originFiles atomic.Pointer[string]
@@ -90,6 +96,16 @@ func (r *Record) noteReadError(err error) {
 	r.readErr.CompareAndSwap(nil, &err)
 }
 
+// Count is the byte count Snapshot reports: frozen at the moment the
+// record finished, or the live count while it runs. It is the cheap way
+// to the count for logs and metrics, which need nothing else of a snapshot.
+func (r *Record) Count() int64 {
+	if e := r.end.Load(); e != nil {
+		return e.received
+	}
+	return r.received.Load()
+}
+
 // ReadError returns the first non-EOF error the body returned, or nil.
 func (r *Record) ReadError() error {
 	if p := r.readErr.Load(); p != nil {
@@ -102,9 +118,11 @@ func (r *Record) ReadError() error {
 // outcome wins. It reports whether this call ended the record. Only the
 // tracker calls it, so that its counts follow.
 func (r *Record) finish(o Outcome, now time.Time) bool {
-	if !r.end.CompareAndSwap(nil, &ending{outcome: o, at: now, received: r.received.Load()}) {
+	if !r.finishing.CompareAndSwap(false, true) {
 		return false
 	}
+	r.ended = ending{outcome: o, at: now, received: r.received.Load()}
+	r.end.Store(&r.ended)
 	r.wake()
 	return true
 }

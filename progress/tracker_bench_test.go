@@ -79,3 +79,15 @@ func BenchmarkFanOut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOwner is the cost of turning a credential into an Owner, paid
+// by every upload and status request whose protocol checks ownership.
+func BenchmarkOwner(b *testing.B) {
+	tr := newTestTracker(b, Options{})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			tr.Owner("0123456789abcdef0123456789abcdef")
+		}
+	})
+}

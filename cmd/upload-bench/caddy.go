@@ -36,6 +36,7 @@ type caddyInstance struct {
 	*child
 	plain, tracked string // base URLs of the sites
 	log            string // path of its log (stderr)
+	admin          string // base URL of the admin endpoint, "" when off
 }
 
 // freePort returns a loopback port the kernel just handed out and released.
@@ -50,10 +51,11 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// caddyConfig is the JSON config: admin off, PLAIN = reverse_proxy only,
-// TRACKED = upload_progress (owner check off) + reverse_proxy, plus on
-// TRACKED a static route answering respondBody, the size of a status reply.
-func caddyConfig(plainPort, trackedPort int, origin string, respondBody string) ([]byte, error) {
+// caddyConfig is the JSON config: admin off (or on adminAddr when it is set,
+// for its /debug/pprof/), PLAIN = reverse_proxy only, TRACKED =
+// upload_progress (owner check off) + reverse_proxy, plus on TRACKED a
+// static route answering respondBody, the size of a status reply.
+func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr string) ([]byte, error) {
 	proxy := map[string]any{
 		"handler":   "reverse_proxy",
 		"upstreams": []any{map[string]any{"dial": origin}},
@@ -65,8 +67,12 @@ func caddyConfig(plainPort, trackedPort int, origin string, respondBody string) 
 			"automatic_https": map[string]any{"disable": true},
 		}
 	}
+	admin := map[string]any{"disabled": true, "config": map[string]any{"persist": false}}
+	if adminAddr != "" {
+		admin = map[string]any{"listen": adminAddr, "config": map[string]any{"persist": false}}
+	}
 	cfg := map[string]any{
-		"admin": map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"admin": admin,
 		"apps": map[string]any{"http": map[string]any{
 			"grace_period": "2s",
 			"servers": map[string]any{
@@ -102,7 +108,9 @@ func caddyConfig(plainPort, trackedPort int, origin string, respondBody string) 
 
 // startCaddy writes the config into dir and runs `caddy run` on it, with
 // Caddy's state directories inside dir, and waits until both sites answer.
-func startCaddy(ctx context.Context, bin, dir, origin, respondBody string) (*caddyInstance, error) {
+// With admin set, Caddy's admin endpoint listens on a loopback port
+// (admin.go's /debug/pprof/ is what the bench wants of it).
+func startCaddy(ctx context.Context, bin, dir, origin, respondBody string, admin bool) (*caddyInstance, error) {
 	plainPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -111,7 +119,15 @@ func startCaddy(ctx context.Context, bin, dir, origin, respondBody string) (*cad
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := caddyConfig(plainPort, trackedPort, origin, respondBody)
+	var adminAddr string
+	if admin {
+		adminPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		adminAddr = "127.0.0.1:" + strconv.Itoa(adminPort)
+	}
+	cfg, err := caddyConfig(plainPort, trackedPort, origin, respondBody, adminAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +155,9 @@ func startCaddy(ctx context.Context, bin, dir, origin, respondBody string) (*cad
 		plain:   "http://127.0.0.1:" + strconv.Itoa(plainPort),
 		tracked: "http://127.0.0.1:" + strconv.Itoa(trackedPort),
 		log:     logPath,
+	}
+	if adminAddr != "" {
+		ci.admin = "http://" + adminAddr
 	}
 	if err := ci.waitReady(ctx, 20*time.Second); err != nil {
 		c.stop(5 * time.Second)

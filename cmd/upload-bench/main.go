@@ -8,6 +8,7 @@
 //	go run ./cmd/upload-bench            # full run, about 5 minutes
 //	go run ./cmd/upload-bench -quick     # smoke run, under a minute
 //	go run ./cmd/upload-bench -json results.json -only W1,W5
+//	go run ./cmd/upload-bench -quick -only W2 -cpuprofile /tmp/prof   # + a CPU profile of Caddy per side
 package main
 
 import (
@@ -48,6 +49,8 @@ type options struct {
 	jsonPath string
 	only     string
 	timeout  time.Duration
+	profDir  string
+	profTime time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -59,6 +62,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
+	fs.StringVar(&o.profDir, "cpuprofile", "", "after each workload's rounds, profile Caddy's CPU on each side alone and write DIR/<workload>-<side>.pprof")
+	fs.DurationVar(&o.profTime, "profile-time", 10*time.Second, "how long each -cpuprofile profile lasts (whole seconds)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -121,7 +126,7 @@ func run(args []string) (err error) {
 	}
 	defer origin.stop(5 * time.Second)
 
-	caddy, err := startCaddy(ctx, bin, dir, originAddr, liveRespondBody())
+	caddy, err := startCaddy(ctx, bin, dir, originAddr, liveRespondBody(), o.profDir != "")
 	if err != nil {
 		return err
 	}
@@ -134,6 +139,12 @@ func run(args []string) (err error) {
 	log.Printf("origin on %s, caddy PLAIN %s TRACKED %s", originAddr, caddy.plain, caddy.tracked)
 
 	b := &bench{plan: p, plain: caddy.plain, tracked: caddy.tracked, client: newClient()}
+	if o.profDir != "" {
+		if err := os.MkdirAll(o.profDir, 0o755); err != nil {
+			return err
+		}
+		b.prof = &profiler{admin: caddy.admin, dir: o.profDir, d: o.profTime}
+	}
 	if m := (&cpuMeter{caddyPID: caddy.cmd.Process.Pid}); m.works() {
 		b.cpu = m
 	}
@@ -252,6 +263,11 @@ func runWorkload(ctx context.Context, b *bench, w workload) ([]row, error) {
 	rows := make([]row, len(metrics))
 	for i, m := range metrics {
 		rows[i] = newRow(w, m, vals[i][0], vals[i][1])
+	}
+	if b.prof != nil {
+		if err := b.prof.profileWorkload(ctx, b, w); err != nil {
+			return nil, err
+		}
 	}
 	return rows, nil
 }

@@ -77,6 +77,9 @@ type bench struct {
 	// Caddy (caddyCPUMetric, every workload) and in the bench process
 	// (benchCPUMetric, workloads with BenchCPU).
 	cpu *cpuMeter
+
+	// prof, with -cpuprofile, profiles Caddy after each workload's rounds.
+	prof *profiler
 }
 
 // The CPU times of a run.
