@@ -18,7 +18,7 @@ const (
 	defaultZone     = "default"
 	defaultProtocol = "shard"
 
-	defaultUpdateInterval = 100 * time.Millisecond
+	defaultUpdateInterval = 250 * time.Millisecond
 	defaultPingInterval   = 30 * time.Second
 	defaultWatcherTimeout = 10 * time.Second
 )
