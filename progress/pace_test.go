@@ -17,11 +17,18 @@ func goNextPaced(ctx context.Context, sub Subscription, prev Snapshot, step int6
 	return ch
 }
 
-func TestNextPacedCoalescesBytesWithinTheInterval(t *testing.T) {
+// pacedUpload begins a 1000-byte upload of /p, watched by one subscriber,
+// whose bytes the test sends.
+func pacedUpload(t *testing.T) (*MemoryTracker, *Record, Subscription, *pipeUpload) {
+	t.Helper()
 	tr := newTestTracker(t, Options{})
 	rec, _ := tr.Begin(Anyone, "/p", 1000)
 	sub := mustSubscribe(t, tr, Anyone, "/p")
-	u := startPipeUpload(t, rec)
+	return tr, rec, sub, startPipeUpload(t, rec)
+}
+
+func TestNextPacedCoalescesBytesWithinTheInterval(t *testing.T) {
+	_, _, sub, u := pacedUpload(t)
 	cur := sub.Current()
 
 	const interval = time.Second
@@ -40,10 +47,7 @@ func TestNextPacedCoalescesBytesWithinTheInterval(t *testing.T) {
 }
 
 func TestNextPacedSendsAChangeOfStateAtOnce(t *testing.T) {
-	tr := newTestTracker(t, Options{})
-	rec, _ := tr.Begin(Anyone, "/p", 1000)
-	sub := mustSubscribe(t, tr, Anyone, "/p")
-	u := startPipeUpload(t, rec)
+	tr, rec, sub, u := pacedUpload(t)
 	cur := sub.Current()
 
 	u.send(t, 10)
@@ -56,10 +60,7 @@ func TestNextPacedSendsAChangeOfStateAtOnce(t *testing.T) {
 }
 
 func TestNextPacedWithoutIntervalIsNext(t *testing.T) {
-	tr := newTestTracker(t, Options{})
-	rec, _ := tr.Begin(Anyone, "/p", 1000)
-	sub := mustSubscribe(t, tr, Anyone, "/p")
-	u := startPipeUpload(t, rec)
+	_, _, sub, u := pacedUpload(t)
 	cur := sub.Current()
 
 	u.send(t, 10)

@@ -311,6 +311,22 @@ func (e *env) asyncUpload(path string, body io.Reader, size int64, query string,
 	return ch
 }
 
+// expectNoStoredFile fails the test unless the origin answers HEAD of
+// path with 404: an aborted upload leaves no partial file behind.
+func (e *env) expectNoStoredFile(path string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodHead, "http://"+e.originURL+"/fso?path="+url.QueryEscape(path), nil)
+	req.Header.Set("x-user-api-key", apiKey)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		e.t.Fatalf("origin answers HEAD of %s with %d, want 404 (no file)", path, resp.StatusCode)
+	}
+}
+
 // storedSHA256 returns the sha256 of the file the origin stored at path.
 func (e *env) storedSHA256(path string) string {
 	e.t.Helper()

@@ -191,7 +191,7 @@ func TestClientAbortsAtAnyPoint(t *testing.T) {
 			} else {
 				conn.Write(body)
 			}
-			e.waitStatus(path, func(p progressReply) bool { return p.Uploaded == int64(tc.visible) })
+			e.waitStatus(path, func(p progressReply) bool { return p.Status == "uploading" && p.Uploaded == int64(tc.visible) })
 			conn.Close()
 			gone := time.Now()
 			p := e.finalWithin(path, gone)
@@ -199,16 +199,7 @@ func TestClientAbortsAtAnyPoint(t *testing.T) {
 			if p.Status != "failed" || p.Error != want {
 				t.Fatalf("%+v, want failed %q", p, want)
 			}
-			req, _ := http.NewRequest(http.MethodHead, "http://"+e.originURL+"/fso?path="+url.QueryEscape(path), nil)
-			req.Header.Set("x-user-api-key", apiKey)
-			resp, err := e.client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNotFound {
-				t.Fatalf("origin answers HEAD of the aborted file with %d, want 404", resp.StatusCode)
-			}
+			e.expectNoStoredFile(path)
 		})
 	}
 }

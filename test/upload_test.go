@@ -232,16 +232,7 @@ func TestClientAbortMidBody(t *testing.T) {
 	if p.Status != "failed" || p.Error != want || p.TotalSize != 1<<20 {
 		t.Fatalf("after client abort: %+v, want failed %q", p, want)
 	}
-	req, _ := http.NewRequest("HEAD", "http://"+e.originURL+"/fso?path=/abort.bin", nil)
-	req.Header.Set("x-user-api-key", apiKey)
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("origin answers HEAD of the aborted file with %d, want 404", resp.StatusCode)
-	}
+	e.expectNoStoredFile("/abort.bin")
 }
 
 // Status requests: credentials, validation, and owners' records kept apart.
