@@ -60,7 +60,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 0, "measured rounds per side (default 31, or 5 with -quick)")
 	fs.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5)")
+	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
 	fs.StringVar(&o.profDir, "cpuprofile", "", "after each workload's rounds, profile Caddy's CPU on each side alone and write DIR/<workload>-<side>.pprof")
 	fs.DurationVar(&o.profTime, "profile-time", 10*time.Second, "how long each -cpuprofile profile lasts (whole seconds)")

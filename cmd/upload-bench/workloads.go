@@ -35,6 +35,8 @@ type plan struct {
 
 	W5Count int `json:"w5_count"`
 	W5Conc  int `json:"w5_concurrency"`
+
+	W6Watchers int `json:"w6_watchers"`
 }
 
 // fullPlan is the default run. The workloads are short on loopback (about
@@ -46,6 +48,7 @@ var fullPlan = plan{
 	W3Count: 200, W3Conc: 8, W3Files: 3, W3FileSize: mib,
 	W4Watchers: 100, W4Pollers: 10, W4PollEvery: 50 * time.Millisecond,
 	W5Count: 40000, W5Conc: 16,
+	W6Watchers: 1000,
 }
 
 // quickPlan is a smoke run: every workload, smaller, fewer rounds.
@@ -56,6 +59,7 @@ var quickPlan = plan{
 	W3Count: 100, W3Conc: 8, W3Files: 3, W3FileSize: mib,
 	W4Watchers: 100, W4Pollers: 10, W4PollEvery: 50 * time.Millisecond,
 	W5Count: 10000, W5Conc: 16,
+	W6Watchers: 1000,
 }
 
 // runTimeout bounds one measured run of any workload.
@@ -160,6 +164,12 @@ func workloads(p plan) []workload {
 			Metrics: []metric{{Name: "requests/s", Unit: "req/s", HigherBetter: true, MinRatio: 1 / 1.2, Target: ">= 0.833 (respond/status <= 1.2)"}},
 			setup:   setupW5,
 			run:     runW5,
+		},
+		{
+			ID: "W6", Title: fmt.Sprintf("one %d MiB upload, %d WebSocket watchers that never read", p.W1Size/mib, p.W6Watchers), Sides: [2]string{"unwatched", "watched"},
+			Notes:   "both sides on TRACKED: the same upload, unwatched (A) and watched (B) by watchers that connect first and never read, so that the bench process pays nothing for them while the upload runs; the ratio is what the proxy pays for its watchers.",
+			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, Target: "info (issue: unchanged)"}},
+			run:     runW6,
 		},
 	}
 }
