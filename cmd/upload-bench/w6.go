@@ -10,7 +10,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// runW6 is one W1Size upload to TRACKED, watched (B side) by W6Watchers
+// runW6 is one W6Size upload to TRACKED, watched (B side) by W6Watchers
 // WebSocket watchers that never read, or unwatched (A side). The watchers
 // connect before the upload and are let go after it; only the upload is
 // timed. Watchers that never read cost the bench process nothing while
@@ -29,14 +29,14 @@ func runW6(ctx context.Context, b *bench, watched bool, tag string) (map[string]
 		}
 	}
 	start := time.Now()
-	if err := uploadPattern(ctx, b.client, b.uploadURL(true, key), b.plan.W1Size); err != nil {
+	if err := uploadPattern(ctx, b.client, b.uploadURL(true, key), b.plan.W6Size); err != nil {
 		return nil, err
 	}
 	el := time.Since(start)
 	if err := b.checkTracked(ctx, true, key); err != nil {
 		return nil, err
 	}
-	return map[string]float64{"throughput": float64(b.plan.W1Size) / mib / el.Seconds()}, nil
+	return map[string]float64{"throughput": float64(b.plan.W6Size) / mib / el.Seconds()}, nil
 }
 
 // idleWatchers connects n WebSocket watchers of key on TRACKED, 32 at a

@@ -36,7 +36,8 @@ type plan struct {
 	W5Count int `json:"w5_count"`
 	W5Conc  int `json:"w5_concurrency"`
 
-	W6Watchers int `json:"w6_watchers"`
+	W6Watchers int   `json:"w6_watchers"`
+	W6Size     int64 `json:"w6_size"`
 }
 
 // fullPlan is the default run. The workloads are short on loopback (about
@@ -48,7 +49,7 @@ var fullPlan = plan{
 	W3Count: 200, W3Conc: 8, W3Files: 3, W3FileSize: mib,
 	W4Watchers: 100, W4Pollers: 10, W4PollEvery: 50 * time.Millisecond,
 	W5Count: 40000, W5Conc: 16,
-	W6Watchers: 1000,
+	W6Watchers: 1000, W6Size: 1024 * mib,
 }
 
 // quickPlan is a smoke run: every workload, smaller, fewer rounds.
@@ -59,7 +60,7 @@ var quickPlan = plan{
 	W3Count: 100, W3Conc: 8, W3Files: 3, W3FileSize: mib,
 	W4Watchers: 100, W4Pollers: 10, W4PollEvery: 50 * time.Millisecond,
 	W5Count: 10000, W5Conc: 16,
-	W6Watchers: 1000,
+	W6Watchers: 1000, W6Size: 256 * mib,
 }
 
 // runTimeout bounds one measured run of any workload.
@@ -166,7 +167,7 @@ func workloads(p plan) []workload {
 			run:     runW5,
 		},
 		{
-			ID: "W6", Title: fmt.Sprintf("one %d MiB upload, %d WebSocket watchers that never read", p.W1Size/mib, p.W6Watchers), Sides: [2]string{"unwatched", "watched"},
+			ID: "W6", Title: fmt.Sprintf("one %d MiB upload, %d WebSocket watchers that never read", p.W6Size/mib, p.W6Watchers), Sides: [2]string{"unwatched", "watched"},
 			Notes:   "both sides on TRACKED: the same upload, unwatched (A) and watched (B) by watchers that connect first and never read, so that the bench process pays nothing for them while the upload runs; the ratio is what the proxy pays for its watchers.",
 			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, Target: "info (issue: unchanged)"}},
 			run:     runW6,
