@@ -14,11 +14,12 @@ import (
 const KeyUpdatesPerSecond = 1000
 
 // NextPaced is sub.Next for a watcher that wants at most one progress
-// update per interval, or per its share of KeyUpdatesPerSecond. Another record or another state is returned at
-// once, as Next does; more bytes are returned no sooner than interval
-// after last (when the previous update was sent), and then as the latest
-// state, so that the bytes that arrived in between are coalesced into one
-// update. An interval of zero or less is plain Next.
+// update per interval, or per its share of KeyUpdatesPerSecond if that is
+// longer. Another record or another state is returned at once, as Next
+// does; more bytes are returned no sooner than the next tick after last
+// (when the previous update was sent, see nextTick), and then as the
+// latest state, so that the bytes that arrived in between are coalesced
+// into one update. An interval of zero or less is plain Next.
 //
 // Pacing bounds what a fast upload costs its watchers and the machine: at a
 // gigabyte a second, one update per megabyte is a thousand messages a

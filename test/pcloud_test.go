@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -15,13 +17,21 @@ import (
 	"github.com/coder/websocket"
 )
 
-// pcloudOrigin is a stand-in for pCloud's uploadfile: it reads a multipart
-// body and answers {"result":0,"metadata":[...]} as pCloud does.
+// pcloudOrigin stands in for pCloud's uploadfile: it reads a multipart
+// body and answers {"result":0,"metadata":[...]} as pCloud does, each file
+// with the sha256 of what reached it.
 func pcloudOrigin(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	type meta struct {
+		Name     string `json:"name"`
+		Size     int64  `json:"size"`
+		FileID   int    `json:"fileid"`
+		IsFolder bool   `json:"isfolder"`
+		SHA256   string `json:"sha256"`
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/uploadfile" {
@@ -30,26 +40,31 @@ func pcloudOrigin(t *testing.T) string {
 		}
 		mr, err := r.MultipartReader()
 		if err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		var meta []map[string]any
+		metas := []meta{}
 		for id := 1; ; id++ {
 			part, err := mr.NextPart()
 			if err == io.EOF {
 				break
 			}
 			if err != nil {
-				http.Error(w, err.Error(), 400)
+				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			n, _ := io.Copy(io.Discard, part)
+			h := sha256.New()
+			n, err := io.Copy(h, part)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
 			if part.FileName() != "" {
-				meta = append(meta, map[string]any{"name": part.FileName(), "size": n, "fileid": id, "isfolder": false})
+				metas = append(metas, meta{part.FileName(), n, id, false, hex.EncodeToString(h.Sum(nil))})
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"result": 0, "metadata": meta})
+		json.NewEncoder(w).Encode(map[string]any{"result": 0, "metadata": metas})
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })

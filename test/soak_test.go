@@ -3,8 +3,6 @@ package test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -208,7 +206,7 @@ func TestSoak(t *testing.T) {
 	// 2 min, so that the goroutines they hold are gone when the soak
 	// counts them; nothing else about the proxy changes.
 	keepalive := " {\ntransport http {\nkeepalive 1s\n}\n}"
-	pcloudAddr := soakPcloudOrigin(t)
+	pcloudAddr := pcloudOrigin(t)
 	block := "protocol shard pcloud"
 	e := newEnvWith(t, block, "reverse_proxy /uploadfile "+pcloudAddr+keepalive, false)
 	e.load(block, e.originURL+keepalive)
@@ -468,60 +466,6 @@ func soakMultipartJob(id, kind int, rng *rand.Rand, data []byte, n int, maxFile 
 	}
 	j.ctype = mw.FormDataContentType()
 	return j
-}
-
-// soakPcloudOrigin stands in for pCloud's uploadfile: it reads the
-// multipart body and answers pCloud's {"result":0,"metadata":[...]}, each
-// file with the sha256 of what reached it.
-func soakPcloudOrigin(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type meta struct {
-		Name     string `json:"name"`
-		Size     int64  `json:"size"`
-		FileID   int    `json:"fileid"`
-		IsFolder bool   `json:"isfolder"`
-		SHA256   string `json:"sha256"`
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/uploadfile" {
-			http.NotFound(w, r)
-			return
-		}
-		mr, err := r.MultipartReader()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		metas := []meta{}
-		for id := 1; ; id++ {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			h := sha256.New()
-			n, err := io.Copy(h, part)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			if part.FileName() != "" {
-				metas = append(metas, meta{part.FileName(), n, id, false, hex.EncodeToString(h.Sum(nil))})
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"result": 0, "metadata": metas})
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
 }
 
 // soakThrottle is a slow client: it hands out its reader's bytes at a
