@@ -80,8 +80,9 @@ type Handler struct {
 	// (never two to one watcher within half an interval). The bytes that
 	// arrive in between are coalesced into the next update, so a fast
 	// upload costs its watchers a few messages a second, not one per step.
-	// A change of state (finished, failed, a new upload to the key) is sent
-	// at once. Negative: an update at every step, however fast the upload.
+	// An end (completed, failed) is sent at once; the start of an upload
+	// goes out on the next tick, with its first bytes. Negative: every
+	// step and every change at once, however fast the upload.
 	// Default: 250ms, four updates a second, smooth for a progress bar; each
 	// update is a write on the proxy and a read on the watcher.
 	UpdateInterval caddy.Duration `json:"update_interval,omitempty"`

@@ -22,10 +22,10 @@ var (
 
 // serveWatch streams an upload's progress over a WebSocket: the current
 // state at once, then an update each time the asked-for number of bytes
-// more arrived (no more often than update_interval) and at every change of
-// state, then the final state and a normal close. A watcher of a key with
-// no upload yet gets not_exist and may stay: it then streams the upload
-// when it starts.
+// more arrived (paced by progress.NextPaced to update_interval), then the
+// final state, at once, and a normal close. A watcher of a key with no
+// upload yet gets not_exist and may stay: it then streams the upload from
+// its first tick.
 func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol) error {
 	if r.Method != http.MethodGet {
 		return h.refuse(w, r, p, "websocket", &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use GET"})

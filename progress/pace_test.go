@@ -59,6 +59,52 @@ func TestNextPacedSendsAChangeOfStateAtOnce(t *testing.T) {
 	}
 }
 
+func TestNextPacedSendsTheStartOfAnUploadWithItsFirstBytesOnTheNextTick(t *testing.T) {
+	tr := newTestTracker(t, Options{})
+	sub := mustSubscribe(t, tr, Anyone, "/p")
+	waiting := sub.Current() // not_exist: the watcher waits for an upload
+
+	const interval = 200 * time.Millisecond
+	res := goNextPaced(t.Context(), sub, waiting, 10, time.Now().Add(-time.Hour), interval)
+	waitParkedInNext(t, 1)
+	before := time.Now()
+	rec, _ := tr.Begin(Anyone, "/p", 1000)
+	u := startPipeUpload(t, rec)
+	u.send(t, 30)
+	sent := time.Now()
+	r := awaitNext(t, res)
+	returned := time.Now()
+
+	// The start is held to the first tick after it, whatever it is.
+	tick := before.Truncate(interval).Add(interval)
+	if r.err != nil || r.snap.State != Uploading {
+		t.Fatalf("NextPaced = %+v, %v; want the upload", r.snap, r.err)
+	}
+	if returned.Before(tick) {
+		t.Fatalf("NextPaced returned the start at %v, before the tick at %v", returned, tick)
+	}
+	if sent.Before(tick) && r.snap.Received != 30 {
+		t.Fatalf("NextPaced = %d bytes; want the 30 sent before the tick with the start", r.snap.Received)
+	}
+}
+
+func TestNextPacedSendsTheEndOfAnUnannouncedUploadAtOnce(t *testing.T) {
+	tr := newTestTracker(t, Options{})
+	sub := mustSubscribe(t, tr, Anyone, "/p")
+	waiting := sub.Current()
+
+	// The next tick is half an hour away or more: only an end can return.
+	res := goNextPaced(t.Context(), sub, waiting, 10, time.Now(), time.Hour)
+	waitParkedInNext(t, 1)
+	rec, _ := tr.Begin(Anyone, "/p", 1000)
+	u := startPipeUpload(t, rec)
+	u.send(t, 10)
+	tr.Finish(rec, Judge(Event{Status: 201, Received: 10}))
+	if r := awaitNext(t, res); r.err != nil || r.snap.State != Completed || r.snap.Received != 10 {
+		t.Fatalf("NextPaced = %+v, %v; want the upload completed, at once and without its start", r.snap, r.err)
+	}
+}
+
 func TestNextPacedWithoutIntervalIsNext(t *testing.T) {
 	_, _, sub, u := pacedUpload(t)
 	cur := sub.Current()
