@@ -90,6 +90,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := intervalArg(d, &h.UpdateInterval); err != nil {
 				return err
 			}
+		case "key_updates_per_second":
+			if err := rateArg(d, &h.KeyUpdatesPerSecond); err != nil {
+				return err
+			}
 		case "ping_interval":
 			if err := durationArg(d, &h.PingInterval); err != nil {
 				return err
@@ -273,6 +277,25 @@ func intervalArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 		return nil
 	}
 	return parseDuration(d, s, dst)
+}
+
+// rateArg reads a positive whole number, or off (-1: no bound), into dst.
+func rateArg(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	if s == "off" {
+		*dst = -1
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return d.Errf("%s must be a positive whole number or off, not %q", name, s)
+	}
+	*dst = n
+	return nil
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

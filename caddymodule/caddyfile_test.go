@@ -163,6 +163,20 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: Handler{UpdateInterval: -1},
 		},
 		{
+			name: "key_updates_per_second",
+			input: `upload_progress {
+				key_updates_per_second 1000
+			}`,
+			want: Handler{KeyUpdatesPerSecond: 1000},
+		},
+		{
+			name: "key_updates_per_second off",
+			input: `upload_progress {
+				key_updates_per_second off
+			}`,
+			want: Handler{KeyUpdatesPerSecond: -1},
+		},
+		{
 			name: "exists_probe with a URL only",
 			input: `upload_progress {
 				exists_probe http://127.0.0.1:9000/fso?path={key}
@@ -316,6 +330,20 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 				update_interval
 			}`,
 			want: []string{"wrong argument count", "update_interval"},
+		},
+		{
+			name: "key_updates_per_second zero",
+			input: `upload_progress {
+				key_updates_per_second 0
+			}`,
+			want: []string{"key_updates_per_second must be a positive whole number or off", `"0"`},
+		},
+		{
+			name: "key_updates_per_second without a value",
+			input: `upload_progress {
+				key_updates_per_second
+			}`,
+			want: []string{"wrong argument count", "key_updates_per_second"},
 		},
 		{
 			name: "bad ping_interval",
@@ -567,6 +595,7 @@ example.com {
 		max_watchers_per_key 100
 		idle_timeout 2m
 		update_interval 250ms
+		key_updates_per_second 500
 		ping_interval 20s
 		watcher_timeout 5s
 		key {http.request.uri.query.file}

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"fmt"
 	"net/http/httptest"
 	"slices"
@@ -18,9 +19,10 @@ const (
 	defaultZone     = "default"
 	defaultProtocol = "shard"
 
-	defaultUpdateInterval = 250 * time.Millisecond
-	defaultPingInterval   = 30 * time.Second
-	defaultWatcherTimeout = 10 * time.Second
+	defaultUpdateInterval      = 250 * time.Millisecond
+	defaultKeyUpdatesPerSecond = 250
+	defaultPingInterval        = 30 * time.Second
+	defaultWatcherTimeout      = 10 * time.Second
 )
 
 // Provision sets defaults, resolves the protocols and joins the zone.
@@ -32,7 +34,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(h.Protocols) == 0 {
 		h.Protocols = []ProtocolConfig{{Name: defaultProtocol}}
 	}
-	h.updateInterval = orDefault(h.UpdateInterval, defaultUpdateInterval)
+	h.pace = progress.Pace{
+		Interval: orDefault(h.UpdateInterval, defaultUpdateInterval),
+		KeyRate:  cmp.Or(h.KeyUpdatesPerSecond, defaultKeyUpdatesPerSecond),
+	}
 	h.pingInterval = orDefault(h.PingInterval, defaultPingInterval)
 	h.watcherTimeout = orDefault(h.WatcherTimeout, defaultWatcherTimeout)
 	h.protocols, h.endpoints = nil, nil

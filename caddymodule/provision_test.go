@@ -87,6 +87,12 @@ func TestProvisionDefaults(t *testing.T) {
 	if p.ownerless {
 		t.Error("shard is ownerless by default; it must check x-user-api-key")
 	}
+	if want := (progress.Pace{Interval: 250 * time.Millisecond, KeyRate: 250}); h.pace != want {
+		t.Errorf("pace = %+v, want %+v", h.pace, want)
+	}
+	if h.pingInterval != 30*time.Second || h.watcherTimeout != 10*time.Second {
+		t.Errorf("ping_interval %v, watcher_timeout %v; want 30s and 10s", h.pingInterval, h.watcherTimeout)
+	}
 	if h.zone == nil || h.tracker() == nil {
 		t.Fatal("no tracker after Provision")
 	}

@@ -22,7 +22,8 @@ var (
 
 // serveWatch streams an upload's progress over a WebSocket: the current
 // state at once, then an update each time the asked-for number of bytes
-// more arrived (paced by progress.NextPaced to update_interval), then the
+// more arrived (paced by progress.NextPaced: update_interval,
+// key_updates_per_second), then the
 // final state, at once, and a normal close. A watcher of a key with no
 // upload yet gets not_exist and may stay: it then streams the upload from
 // its first tick.
@@ -74,7 +75,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 			return nil
 		}
 		sent := time.Now()
-		snap, err = progress.NextPaced(ctx, sub, snap, q.Step, sent, h.updateInterval)
+		snap, err = progress.NextPaced(ctx, sub, snap, q.Step, sent, h.pace)
 		if errors.Is(err, progress.ErrClosed) {
 			c.Close(websocket.StatusGoingAway, "server shutting down")
 			return nil

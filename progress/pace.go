@@ -7,18 +7,36 @@ import (
 	"time"
 )
 
-// KeyUpdatesPerSecond is the most progress updates a second that the
-// watchers of one key get between them: a key with more watchers than
-// KeyUpdatesPerSecond x interval paces each of them further apart (1,000
-// watchers: one update a second each).
-const KeyUpdatesPerSecond = 1000
+// Pace is how often watchers are sent progress.
+type Pace struct {
+	// Interval is the least time between two progress updates to one
+	// watcher; they go out on ticks every Interval, shared by every
+	// watcher (see nextTick). Zero or less: no pacing, every step and
+	// every change at once.
+	Interval time.Duration
+	// KeyRate is the most progress updates a second that the watchers of
+	// one key get between them: with more than KeyRate x Interval
+	// watchers, each is paced further apart (at 250, 1,000 watchers get
+	// an update every 4 s each). It bounds what a much-watched key costs
+	// the machine, as each update is a write for every watcher. Zero or
+	// less: no bound.
+	KeyRate int
+}
 
-// NextPaced is sub.Next for a watcher that wants at most one update per
-// interval, or per its share of KeyUpdatesPerSecond if that is longer,
-// sent on ticks shared by every watcher (see nextTick). An end (completed,
-// failed, or the record gone) is returned at once. Anything else waits for
-// a tick and is then returned as the latest state, so that what happened in
-// between is coalesced into one update:
+// interval is the pace of one of n watchers of a key.
+func (p Pace) interval(n int) time.Duration {
+	if p.KeyRate <= 0 {
+		return p.Interval
+	}
+	return max(p.Interval, time.Duration(n)*time.Second/time.Duration(p.KeyRate))
+}
+
+// NextPaced is sub.Next for a watcher paced by pace: at most one update per
+// interval, or per its share of the key's rate if that is longer, sent on
+// ticks shared by every watcher. An end (completed, failed, or the record
+// gone) is returned at once. Anything else waits for a tick and is then
+// returned as the latest state, so that what happened in between is
+// coalesced into one update:
 //   - more bytes, no sooner than the next tick after last (when the
 //     previous update was sent);
 //   - the start of an upload (or of another one on the key), at the next
@@ -27,17 +45,17 @@ const KeyUpdatesPerSecond = 1000
 //     of its own: when a thousand watchers wait for one upload, that is a
 //     thousand messages fewer, written while the upload starts.
 //
-// An interval of zero or less is plain Next.
+// Without an interval it is plain Next.
 //
 // Pacing bounds what a fast upload costs its watchers and the machine: at a
 // gigabyte a second, one update per megabyte is a thousand messages a
 // second to each watcher, more than any progress bar can show, and each
 // message is a write on the proxy and a read on the watcher's side.
-func NextPaced(ctx context.Context, sub Subscription, prev Snapshot, step int64, last time.Time, interval time.Duration) (Snapshot, error) {
-	if interval <= 0 {
+func NextPaced(ctx context.Context, sub Subscription, prev Snapshot, step int64, last time.Time, pace Pace) (Snapshot, error) {
+	if pace.Interval <= 0 {
 		return sub.Next(ctx, prev, step)
 	}
-	interval = max(interval, time.Duration(sub.Watchers())*time.Second/KeyUpdatesPerSecond)
+	interval := pace.interval(sub.Watchers())
 	tick := nextTick(last, interval)
 	held := false // prev is a start not yet returned
 	for {

@@ -11,7 +11,7 @@ import (
 func goNextPaced(ctx context.Context, sub Subscription, prev Snapshot, step int64, last time.Time, interval time.Duration) <-chan nextResult {
 	ch := make(chan nextResult, 1)
 	go func() {
-		s, err := NextPaced(ctx, sub, prev, step, last, interval)
+		s, err := NextPaced(ctx, sub, prev, step, last, Pace{Interval: interval})
 		ch <- nextResult{s, err}
 	}()
 	return ch
@@ -111,13 +111,13 @@ func TestNextPacedWithoutIntervalIsNext(t *testing.T) {
 
 	u.send(t, 10)
 	for _, interval := range []time.Duration{0, -1} {
-		s, err := NextPaced(t.Context(), sub, cur, 10, time.Now(), interval)
+		s, err := NextPaced(t.Context(), sub, cur, 10, time.Now(), Pace{Interval: interval, KeyRate: 1})
 		if err != nil || s.Received != 10 {
 			t.Fatalf("NextPaced with interval %v = %+v, %v; want the update at once", interval, s, err)
 		}
 	}
 	// An interval already over: at once too.
-	s, err := NextPaced(t.Context(), sub, cur, 10, time.Now().Add(-time.Hour), time.Second)
+	s, err := NextPaced(t.Context(), sub, cur, 10, time.Now().Add(-time.Hour), Pace{Interval: time.Second})
 	if err != nil || s.Received != 10 {
 		t.Fatalf("NextPaced past the interval = %+v, %v", s, err)
 	}
@@ -148,13 +148,14 @@ func TestNextPacedEndsWithItsContextAndTheTracker(t *testing.T) {
 	}
 }
 
-func TestNextPacedSharesTheKeysBudgetAmongManyWatchers(t *testing.T) {
+func TestNextPacedSharesTheKeysRateAmongManyWatchers(t *testing.T) {
 	tr := newTestTracker(t, Options{})
 	rec, _ := tr.Begin(Anyone, "/p", 1000)
 	sub := mustSubscribe(t, tr, Anyone, "/p")
-	// With this many watchers each gets one update per 200 ms tick, far
-	// more than the 1 ms asked for.
-	const watchers = KeyUpdatesPerSecond / 5
+	// 50 watchers of a key with 250 updates a second: one update per 200 ms
+	// tick each, far more than the 1 ms asked for.
+	pace := Pace{Interval: time.Millisecond, KeyRate: 250}
+	const watchers = 50
 	for range watchers - 1 {
 		mustSubscribe(t, tr, Anyone, "/p")
 	}
@@ -165,12 +166,31 @@ func TestNextPacedSharesTheKeysBudgetAmongManyWatchers(t *testing.T) {
 	cur := sub.Current()
 	u.send(t, 10)
 	last := time.Now()
-	s, err := NextPaced(t.Context(), sub, cur, 10, last, time.Millisecond)
+	s, err := NextPaced(t.Context(), sub, cur, 10, last, pace)
 	if err != nil || s.Received != 10 {
 		t.Fatalf("NextPaced = %+v, %v", s, err)
 	}
-	if waited, want := time.Since(last), time.Duration(watchers)*time.Second/KeyUpdatesPerSecond/2; waited < want {
+	if waited, want := time.Since(last), 100*time.Millisecond; waited < want {
 		t.Fatalf("NextPaced returned after %v with %d watchers; want no sooner than %v", waited, watchers, want)
+	}
+}
+
+func TestPaceIntervalGrowsWithTheWatchersOfAKey(t *testing.T) {
+	for _, tc := range []struct {
+		pace     Pace
+		watchers int
+		want     time.Duration
+	}{
+		{Pace{Interval: 250 * time.Millisecond, KeyRate: 250}, 1, 250 * time.Millisecond},
+		{Pace{Interval: 250 * time.Millisecond, KeyRate: 250}, 62, 250 * time.Millisecond},
+		{Pace{Interval: 250 * time.Millisecond, KeyRate: 250}, 100, 400 * time.Millisecond},
+		{Pace{Interval: 250 * time.Millisecond, KeyRate: 250}, 1000, 4 * time.Second},
+		{Pace{Interval: 250 * time.Millisecond}, 1000, 250 * time.Millisecond}, // no rate: no bound
+		{Pace{Interval: 250 * time.Millisecond, KeyRate: -1}, 1000, 250 * time.Millisecond},
+	} {
+		if got := tc.pace.interval(tc.watchers); got != tc.want {
+			t.Errorf("%+v.interval(%d) = %v, want %v", tc.pace, tc.watchers, got, tc.want)
+		}
 	}
 }
 
