@@ -120,6 +120,8 @@ func (p *ExistsProbe) lookup(r *http.Request, owner progress.Owner, key string) 
 		}
 	}
 	a.until = time.Now().Add(time.Duration(p.CacheFor))
+	// A copy, not a piece of the request line, which it would keep alive.
+	k.key = strings.Clone(k.key)
 	p.cache.put(k, a)
 	return a.snapshot(key)
 }

@@ -3,6 +3,7 @@ package progress
 import (
 	"context"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,10 @@ func (t *MemoryTracker) Begin(owner Owner, key string, total int64) (*Record, er
 	if t.closed.Load() {
 		return nil, ErrClosed
 	}
+	// A key cut from a request's URL or headers would keep the whole
+	// request line or header block alive for as long as the record is
+	// kept: up to a megabyte for a key of a few bytes.
+	key = strings.Clone(key)
 	now := time.Now()
 	rec := newRecord(t.nextID.Add(1), key, total, now)
 	sl, err := t.slotFor(slotKey{owner, key}, now, rec)
@@ -164,7 +169,8 @@ func (t *MemoryTracker) Subscribe(owner Owner, key string) (Subscription, error)
 	if t.closed.Load() {
 		return nil, ErrClosed
 	}
-	k := slotKey{owner, key}
+	// A copy, as in Begin: the slot may outlive the watcher's request.
+	k := slotKey{owner, strings.Clone(key)}
 	sl, err := t.slotFor(k, time.Now(), nil)
 	if err != nil {
 		return nil, err
