@@ -23,6 +23,7 @@ type MemoryTracker struct {
 	inFlight atomic.Int64
 	watchers atomic.Int64
 	closed   atomic.Bool
+	detail   detailBudget
 
 	mu    sync.RWMutex
 	slots map[slotKey]*slot
@@ -74,6 +75,7 @@ func (t *MemoryTracker) Configure(opts Options) {
 	t.maxKeys.Store(int64(opts.MaxKeys))
 	t.maxWatchers.Store(int64(opts.MaxWatchers))
 	t.maxWatchersPerKey.Store(int64(opts.MaxWatchersPerKey))
+	t.detail.max.Store(opts.MaxFileDetails)
 }
 
 // Owner implements Tracker.
@@ -122,7 +124,9 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 		t.slots[k] = sl
 	}
 	if rec != nil {
-		sl.current.Store(rec)
+		if old := sl.current.Swap(rec); old != nil {
+			old.releaseDetail(&t.detail)
+		}
 	} else {
 		sl.watchers.Add(1)
 		t.watchers.Add(1)
@@ -132,7 +136,7 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 
 // Finish implements Tracker.
 func (t *MemoryTracker) Finish(rec *Record, o Outcome) bool {
-	if !rec.finish(o, time.Now()) {
+	if !rec.finish(o, time.Now(), &t.detail) {
 		return false
 	}
 	t.inFlight.Add(-1)
@@ -183,7 +187,13 @@ func (t *MemoryTracker) Stats() Stats {
 	t.mu.RLock()
 	keys := len(t.slots)
 	t.mu.RUnlock()
-	return Stats{InFlight: t.inFlight.Load(), Keys: keys, Watchers: t.watchers.Load()}
+	return Stats{
+		InFlight:           t.inFlight.Load(),
+		Keys:               keys,
+		Watchers:           t.watchers.Load(),
+		FileDetailBytes:    t.detail.used.Load(),
+		FileDetailsDropped: t.detail.dropped.Load(),
+	}
 }
 
 // Close implements Tracker.
@@ -255,7 +265,9 @@ func (t *MemoryTracker) stalledLocked(now time.Time) []*Record {
 func (t *MemoryTracker) reapLocked(now time.Time) {
 	for k, sl := range t.slots {
 		if rec := sl.current.Load(); rec != nil && t.expired(rec, now) {
-			sl.current.CompareAndSwap(rec, nil)
+			if sl.current.CompareAndSwap(rec, nil) {
+				rec.releaseDetail(&t.detail)
+			}
 		}
 		if sl.current.Load() == nil && sl.watchers.Load() == 0 {
 			delete(t.slots, k)

@@ -226,7 +226,7 @@ func TestMemoryFinishFirstWins(t *testing.T) {
 	if tr.Finish(rec, Judge(Event{Status: 500})) {
 		t.Fatal("second Finish returned true")
 	}
-	if rec.finish(Outcome{State: Failed, Error: "late"}, time.Now()) {
+	if rec.finish(Outcome{State: Failed, Error: "late"}, time.Now(), nil) {
 		t.Fatal("Record.finish after the end returned true")
 	}
 	s := tr.Lookup(Anyone, "/once")

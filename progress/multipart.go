@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/textproto"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 )
 
@@ -459,12 +460,14 @@ func (m *MultipartScanner) headerDone() {
 	if err != nil || params["filename"] == "" {
 		return // not a file
 	}
+	// Copies: each of these is a piece of a header line of up to 8 KiB,
+	// which it would keep alive for as long as the file is listed.
 	f := MultipartFile{
-		FileName:    filepath.Base(params["filename"]),
-		ContentType: h.Get("Content-Type"),
+		FileName:    strings.Clone(filepath.Base(params["filename"])),
+		ContentType: strings.Clone(h.Get("Content-Type")),
 	}
 	if disposition == "form-data" {
-		f.FieldName = params["name"]
+		f.FieldName = strings.Clone(params["name"])
 	}
 	m.meta += len(f.FieldName) + len(f.FileName) + len(f.ContentType)
 	if m.meta > multipartMaxMeta {

@@ -3,6 +3,8 @@ package progress
 import (
 	"encoding/json"
 	"math"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -45,6 +47,9 @@ type Record struct {
 	fileName atomic.Pointer[string]
 	// bodyDone is set when the body has been read to its end.
 	bodyDone atomic.Bool
+	// detailCharge is what the kept detail was charged to the tracker's
+	// budget; -1 once the tracker let go of the record (keepDetail).
+	detailCharge atomic.Int64
 
 	// The janitor's view of the record's activity, guarded by the
 	// tracker's lock: the count it saw last, and when that count changed.
@@ -59,6 +64,9 @@ type ending struct {
 	// received is the byte count at the moment of finishing; later reads
 	// (the transport draining a body after an early answer) do not move it.
 	received int64
+	// files is what the record shows of its multipart files from now on
+	// (see keepDetail), or nil.
+	files *MultipartProgress
 }
 
 func newRecord(id uint64, key string, total int64, now time.Time) *Record {
@@ -117,12 +125,15 @@ func (r *Record) ReadError() error {
 // finish ends the record with o unless it has already ended; the first
 // outcome wins. It reports whether this call ended the record. Only the
 // tracker calls it, so that its counts follow.
-func (r *Record) finish(o Outcome, now time.Time) bool {
+func (r *Record) finish(o Outcome, now time.Time, detail *detailBudget) bool {
 	if !r.finishing.CompareAndSwap(false, true) {
 		return false
 	}
 	r.ended = ending{outcome: o, at: now, received: r.received.Load()}
+	r.ended.files = r.keepDetail(detail)
 	r.end.Store(&r.ended)
+	// Snapshot reads files before end: once files is nil, end is set.
+	r.files.Store(nil)
 	r.wake()
 	return true
 }
@@ -142,7 +153,11 @@ func (r *Record) FollowMultipart(s *MultipartScanner) { r.files.Store(s) }
 
 // SetFileName names the one file of a raw (not multipart) upload, so that
 // the record reports it as a file.
-func (r *Record) SetFileName(name string) { r.fileName.Store(&name) }
+func (r *Record) SetFileName(name string) {
+	// A copy: name is likely a piece of the request line.
+	name = strings.Clone(name)
+	r.fileName.Store(&name)
+}
 
 // SetOriginFiles keeps the origin's description of the stored files. It
 // is set before the record finishes, so watchers see it with the final state.
@@ -162,21 +177,33 @@ func (r *Record) Snapshot() Snapshot {
 		Started:  r.started,
 		Received: r.received.Load(),
 	}
-	if f := r.originFiles.Load(); f != nil {
-		s.OriginFiles = *f
-	}
-	if e := r.end.Load(); e != nil {
+	// The scanner before the ending: finish clears it after publishing
+	// the ending, so a reader that finds it gone finds the ending.
+	m := r.files.Load()
+	e := r.end.Load()
+	if e != nil {
 		s.State = e.outcome.State
 		s.Error = e.outcome.Error
 		s.HTTPStatus = e.outcome.HTTPStatus
 		s.Finished = e.at
 		s.Received = e.received
 	}
-	if m := r.files.Load(); m != nil {
+	// After the ending, for keepDetail may have dropped them in finish.
+	if f := r.originFiles.Load(); f != nil {
+		s.OriginFiles = *f
+	}
+	switch {
+	case e != nil && e.files != nil:
+		p := *e.files
+		p.Files = slices.Clone(p.Files) // the caller's own, as Progress gives
+		s.Files = &p
+	case e == nil && m != nil:
 		p := m.Progress()
 		s.Files = &p
-	} else if name := r.fileName.Load(); name != nil {
-		s.Files = singleFile(*name, s.Received, s.State)
+	default:
+		if name := r.fileName.Load(); name != nil {
+			s.Files = singleFile(*name, s.Received, s.State)
+		}
 	}
 	return s
 }

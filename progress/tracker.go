@@ -55,6 +55,11 @@ type Stats struct {
 	Keys int
 	// Watchers is the number of open subscriptions.
 	Watchers int64
+	// FileDetailBytes is the memory the file details of finished records
+	// hold now, and FileDetailsDropped how many finished records have
+	// dropped theirs for want of room (see Options.MaxFileDetails).
+	FileDetailBytes    int64
+	FileDetailsDropped int64
 }
 
 // Options configure a tracker. Zero values mean the defaults.
@@ -73,6 +78,11 @@ type Options struct {
 	// forever. An upload whose body is complete waits for its origin as
 	// long as the proxy does. Default 10m.
 	IdleTimeout time.Duration
+	// MaxFileDetails bounds the bytes that the file details of finished
+	// records (file names, content types, the origin's description of the
+	// stored files) hold in all; a record that finishes past it keeps its
+	// counts and drops the names. Default 64 MiB.
+	MaxFileDetails int64
 }
 
 // Defaults for Options.
@@ -82,6 +92,7 @@ const (
 	DefaultMaxWatchers       = 10_000
 	DefaultMaxWatchersPerKey = 1024
 	DefaultIdleTimeout       = 10 * time.Minute
+	DefaultMaxFileDetails    = 64 << 20
 )
 
 func (o Options) withDefaults() Options {
@@ -96,6 +107,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxWatchersPerKey <= 0 {
 		o.MaxWatchersPerKey = DefaultMaxWatchersPerKey
+	}
+	if o.MaxFileDetails <= 0 {
+		o.MaxFileDetails = DefaultMaxFileDetails
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
