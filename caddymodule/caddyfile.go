@@ -1,12 +1,14 @@
 package caddymodule
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -80,6 +82,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "max_watchers_per_key":
 			if err := positiveArg(d, &h.MaxWatchersPerKey); err != nil {
+				return err
+			}
+		case "max_file_details":
+			if err := sizeArg(d, &h.MaxFileDetails); err != nil {
 				return err
 			}
 		case "idle_timeout":
@@ -277,6 +283,21 @@ func intervalArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 		return nil
 	}
 	return parseDuration(d, s, dst)
+}
+
+// sizeArg reads a size in bytes (64MiB, 100MB, 1048576) into dst.
+func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n < 1 || n > math.MaxInt64 {
+		return d.Errf("%s must be a size such as 64MiB, not %q", name, s)
+	}
+	*dst = int64(n)
+	return nil
 }
 
 // rateArg reads a positive whole number, or off (-1: no bound), into dst.

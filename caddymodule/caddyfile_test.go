@@ -170,6 +170,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: Handler{KeyUpdatesPerSecond: 1000},
 		},
 		{
+			name: "max_file_details",
+			input: `upload_progress {
+				max_file_details 16MiB
+			}`,
+			want: Handler{MaxFileDetails: 16 << 20},
+		},
+		{
 			name: "key_updates_per_second off",
 			input: `upload_progress {
 				key_updates_per_second off
@@ -330,6 +337,13 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 				update_interval
 			}`,
 			want: []string{"wrong argument count", "update_interval"},
+		},
+		{
+			name: "max_file_details not a size",
+			input: `upload_progress {
+				max_file_details lots
+			}`,
+			want: []string{"max_file_details must be a size such as 64MiB", `"lots"`},
 		},
 		{
 			name: "key_updates_per_second zero",
@@ -593,6 +607,7 @@ example.com {
 		max_keys 5000
 		max_watchers 2000
 		max_watchers_per_key 100
+		max_file_details 32MiB
 		idle_timeout 2m
 		update_interval 250ms
 		key_updates_per_second 500

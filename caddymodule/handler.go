@@ -50,6 +50,14 @@ type Handler struct {
 	MaxWatchers       int `json:"max_watchers,omitempty"`
 	MaxWatchersPerKey int `json:"max_watchers_per_key,omitempty"`
 
+	// The most memory, in bytes, that the file details of the zone's
+	// finished uploads may hold in all: the names and content types of
+	// their files and the origin's description of the stored files, kept
+	// for retain. An upload that finishes past it keeps its counts (bytes,
+	// number of files) but not the names, and is counted in
+	// file_details_dropped_total. Default: 64 MiB.
+	MaxFileDetails int64 `json:"max_file_details,omitempty"`
+
 	// How long an upload may send nothing, while its body is incomplete,
 	// before it is reported failed (stalled). An upload whose body is
 	// complete waits for its origin as long as the proxy does. Default: 10m.

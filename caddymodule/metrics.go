@@ -80,19 +80,25 @@ var (
 			"WebSocket watchers connected now.", []string{"zone"}, nil),
 		keys: prometheus.NewDesc("caddy_upload_progress_keys",
 			"Keys the tracker holds now (records and watched keys).", []string{"zone"}, nil),
+		detailBytes: prometheus.NewDesc("caddy_upload_progress_file_details_bytes",
+			"Memory held by the file details (names, content types, origin metadata) of finished uploads (max_file_details bounds it).", []string{"zone"}, nil),
+		detailsDropped: prometheus.NewDesc("caddy_upload_progress_file_details_dropped_total",
+			"Finished uploads that kept their counts but dropped their file details, for want of room under max_file_details.", []string{"zone"}, nil),
 	}
 )
 
 // zoneCollector reads the live gauges from the trackers at scrape time, so
 // the upload path never touches a gauge.
 type zoneCollector struct {
-	inFlight, watchers, keys *prometheus.Desc
+	inFlight, watchers, keys, detailBytes, detailsDropped *prometheus.Desc
 }
 
 func (c zoneCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.inFlight
 	ch <- c.watchers
 	ch <- c.keys
+	ch <- c.detailBytes
+	ch <- c.detailsDropped
 }
 
 func (c zoneCollector) Collect(ch chan<- prometheus.Metric) {
@@ -101,6 +107,8 @@ func (c zoneCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.InFlight), z.name)
 		ch <- prometheus.MustNewConstMetric(c.watchers, prometheus.GaugeValue, float64(s.Watchers), z.name)
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(s.Keys), z.name)
+		ch <- prometheus.MustNewConstMetric(c.detailBytes, prometheus.GaugeValue, float64(s.FileDetailBytes), z.name)
+		ch <- prometheus.MustNewConstMetric(c.detailsDropped, prometheus.CounterValue, float64(s.FileDetailsDropped), z.name)
 	})
 }
 

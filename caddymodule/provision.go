@@ -66,6 +66,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxWatchers:       h.MaxWatchers,
 		MaxWatchersPerKey: h.MaxWatchersPerKey,
 		IdleTimeout:       time.Duration(h.IdleTimeout),
+		MaxFileDetails:    h.MaxFileDetails,
 	})
 	if err != nil {
 		return err
@@ -141,6 +142,9 @@ func (h *Handler) Validate() error {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative", name)
 		}
+	}
+	if h.MaxFileDetails < 0 {
+		return fmt.Errorf("max_file_details must not be negative")
 	}
 	for name, v := range map[string]caddy.Duration{"idle_timeout": h.IdleTimeout, "ping_interval": h.PingInterval, "watcher_timeout": h.WatcherTimeout} {
 		if v < 0 {

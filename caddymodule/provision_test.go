@@ -318,6 +318,11 @@ func TestValidate(t *testing.T) {
 			want: []string{"max_keys must not be negative"},
 		},
 		{
+			name: "negative max_file_details",
+			h:    Handler{MaxFileDetails: -1},
+			want: []string{"max_file_details must not be negative"},
+		},
+		{
 			name: "negative ping_interval",
 			h:    Handler{PingInterval: caddy.Duration(-time.Second)},
 			want: []string{"ping_interval must not be negative"},

@@ -1,9 +1,11 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"strings"
@@ -68,5 +70,51 @@ func TestStalledClientIsReportedFailed(t *testing.T) {
 	}
 	if took := time.Since(started); took > 5*time.Second {
 		t.Fatalf("reported after %v", took)
+	}
+}
+
+// Finished uploads keep their file details within max_file_details: past
+// it an upload is still reported in full but for the names of its files,
+// and the metrics say how much is held and how many were dropped.
+func TestFileDetailsPastTheirBoundAreDropped(t *testing.T) {
+	e := newEnv(t, "")
+	e.load("protocol pcloud\nzone file-details\nmax_file_details 2KiB", pcloudOrigin(t))
+	before := e.scrape()
+	name := strings.Repeat("n", 600) + ".bin"
+	for _, hash := range []string{"d-1", "d-2"} {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		fw, _ := mw.CreateFormFile("file", name)
+		fw.Write(pattern(1000))
+		mw.Close()
+		req, _ := http.NewRequest("POST", e.proxy+"/uploadfile?progresshash="+hash+"&auth=tok", &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("upload %s: %s", hash, resp.Status)
+		}
+	}
+
+	kept, raw := e.pcloudProgress("progresshash=d-1&auth=tok")
+	if !kept.Finished || len(kept.Files) != 1 || !strings.Contains(string(kept.Files[0]), name) {
+		t.Fatalf("first upload, within the bound: %s; want its file with its name", raw)
+	}
+	dropped, raw := e.pcloudProgress("progresshash=d-2&auth=tok")
+	if !dropped.Finished || dropped.Uploaded != kept.Uploaded || dropped.Total != kept.Total || len(dropped.Files) != 0 {
+		t.Fatalf("second upload, past the bound: %s; want it finished with its bytes, without files", raw)
+	}
+
+	after := e.scrape()
+	series := `caddy_upload_progress_file_details_dropped_total{zone="file-details"}`
+	if d := metricValue(after, series) - metricValue(before, series); d != 1 {
+		t.Fatalf("%s grew by %v, want 1", series, d)
+	}
+	held := `caddy_upload_progress_file_details_bytes{zone="file-details"}`
+	if v := metricValue(after, held); v < float64(len(name)) || v > 2048 {
+		t.Fatalf("%s = %v, want the first upload's details, within 2 KiB", held, v)
 	}
 }
