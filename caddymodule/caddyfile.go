@@ -237,19 +237,49 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
-// positiveArg reads exactly one positive whole number into dst.
-func positiveArg(d *caddyfile.Dispenser, dst *int) error {
+// parsedArg reads exactly one argument into dst through parse; want says
+// what the argument must be, for the error.
+func parsedArg[T any](d *caddyfile.Dispenser, dst *T, want string, parse func(string) (T, bool)) error {
 	name := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return d.Errf("%s must be a positive whole number, not %q", name, s)
+	v, ok := parse(s)
+	if !ok {
+		return d.Errf("%s must be %s, not %q", name, want, s)
 	}
-	*dst = n
+	*dst = v
 	return nil
+}
+
+// positiveArg reads exactly one positive whole number into dst.
+func positiveArg(d *caddyfile.Dispenser, dst *int) error {
+	return parsedArg(d, dst, "a positive whole number", parsePositive)
+}
+
+// rateArg reads a positive whole number, or off (-1: no bound), into dst.
+func rateArg(d *caddyfile.Dispenser, dst *int) error {
+	return parsedArg(d, dst, "a positive whole number or off", func(s string) (int, bool) {
+		if s == "off" {
+			return -1, true
+		}
+		return parsePositive(s)
+	})
+}
+
+// sizeArg reads a size in bytes (64MiB, 100MB, 1048576), as Caddy's own
+// size options take it, into dst.
+func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	return parsedArg(d, dst, "a size such as 64MiB", func(s string) (int64, bool) {
+		n, err := humanize.ParseBytes(s)
+		return int64(n), err == nil && n >= 1 && n <= math.MaxInt64
+	})
+}
+
+func parsePositive(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 1
 }
 
 // durationArg reads exactly one duration into dst.
@@ -283,40 +313,6 @@ func intervalArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 		return nil
 	}
 	return parseDuration(d, s, dst)
-}
-
-// sizeArg reads a size in bytes (64MiB, 100MB, 1048576) into dst.
-func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
-	name := d.Val()
-	var s string
-	if err := oneArg(d, &s); err != nil {
-		return err
-	}
-	n, err := humanize.ParseBytes(s)
-	if err != nil || n < 1 || n > math.MaxInt64 {
-		return d.Errf("%s must be a size such as 64MiB, not %q", name, s)
-	}
-	*dst = int64(n)
-	return nil
-}
-
-// rateArg reads a positive whole number, or off (-1: no bound), into dst.
-func rateArg(d *caddyfile.Dispenser, dst *int) error {
-	name := d.Val()
-	var s string
-	if err := oneArg(d, &s); err != nil {
-		return err
-	}
-	if s == "off" {
-		*dst = -1
-		return nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return d.Errf("%s must be a positive whole number or off, not %q", name, s)
-	}
-	*dst = n
-	return nil
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
