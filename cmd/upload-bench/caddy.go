@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -54,8 +55,11 @@ func freePort() (int, error) {
 // caddyConfig is the JSON config: admin off (or on adminAddr when it is set,
 // for its /debug/pprof/), PLAIN = reverse_proxy only, TRACKED =
 // upload_progress (owner check off) + reverse_proxy, plus on TRACKED a
-// static route answering respondBody, the size of a status reply.
-func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr string) ([]byte, error) {
+// static route answering respondBody, the size of a status reply. With
+// logLevel set, the upload_progress logger writes at that level (to stderr,
+// like every other logger), so that a run can tell what its line per
+// finished upload costs.
+func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr, logLevel string) ([]byte, error) {
 	proxy := map[string]any{
 		"handler":   "reverse_proxy",
 		"upstreams": []any{map[string]any{"dial": origin}},
@@ -103,6 +107,13 @@ func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr stri
 			},
 		}},
 	}
+	if logLevel != "" {
+		const logger = "http.handlers.upload_progress"
+		cfg["logging"] = map[string]any{"logs": map[string]any{
+			"default":         map[string]any{"exclude": []string{logger}},
+			"upload_progress": map[string]any{"include": []string{logger}, "level": strings.ToUpper(logLevel)},
+		}}
+	}
 	return json.MarshalIndent(cfg, "", "\t")
 }
 
@@ -110,7 +121,7 @@ func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr stri
 // Caddy's state directories inside dir, and waits until both sites answer.
 // With admin set, Caddy's admin endpoint listens on a loopback port
 // (admin.go's /debug/pprof/ is what the bench wants of it).
-func startCaddy(ctx context.Context, bin, dir, origin, respondBody string, admin bool) (*caddyInstance, error) {
+func startCaddy(ctx context.Context, bin, dir, origin, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
 	plainPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -127,7 +138,7 @@ func startCaddy(ctx context.Context, bin, dir, origin, respondBody string, admin
 		}
 		adminAddr = "127.0.0.1:" + strconv.Itoa(adminPort)
 	}
-	cfg, err := caddyConfig(plainPort, trackedPort, origin, respondBody, adminAddr)
+	cfg, err := caddyConfig(plainPort, trackedPort, origin, respondBody, adminAddr, logLevel)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ type options struct {
 	timeout  time.Duration
 	profDir  string
 	profTime time.Duration
+	logLevel string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -64,6 +65,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
 	fs.StringVar(&o.profDir, "cpuprofile", "", "after each workload's rounds, profile Caddy's CPU on each side alone and write DIR/<workload>-<side>.pprof")
 	fs.DurationVar(&o.profTime, "profile-time", 10*time.Second, "how long each -cpuprofile profile lasts (whole seconds)")
+	fs.StringVar(&o.logLevel, "upload-log-level", "", "level of Caddy's http.handlers.upload_progress logger (default Caddy's INFO: a line per finished upload; WARN drops it)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -126,7 +128,7 @@ func run(args []string) (err error) {
 	}
 	defer origin.stop(5 * time.Second)
 
-	caddy, err := startCaddy(ctx, bin, dir, originAddr, liveRespondBody(), o.profDir != "")
+	caddy, err := startCaddy(ctx, bin, dir, originAddr, liveRespondBody(), o.profDir != "", o.logLevel)
 	if err != nil {
 		return err
 	}
