@@ -75,6 +75,11 @@ func parseFlags(args []string) (options, error) {
 	if o.rounds < 0 {
 		return o, errors.New("-rounds must be positive")
 	}
+	switch strings.ToUpper(o.logLevel) {
+	case "", "DEBUG", "INFO", "WARN", "ERROR":
+	default:
+		return o, fmt.Errorf("-upload-log-level %q: want debug, info, warn or error", o.logLevel)
+	}
 	return o, nil
 }
 
