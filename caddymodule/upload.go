@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"io"
 	"mime"
 	"net/http"
@@ -94,7 +95,7 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 func followFiles(r *http.Request, rec *progress.Record, p *protocol) {
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err == nil && mediaType == "multipart/form-data" {
-		if s := progress.NewMultipartScanner(params["boundary"]); s != nil {
+		if s := multipart.NewScanner(params["boundary"]); s != nil {
 			rec.FollowMultipart(s)
 		}
 		return

@@ -1,6 +1,10 @@
 package progress
 
-import "io"
+import (
+	"io"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
+)
 
 // Body counts the bytes of a request body into a Record as they are read.
 //
@@ -11,7 +15,7 @@ import "io"
 type Body struct {
 	rc   io.ReadCloser
 	rec  *Record
-	scan *MultipartScanner
+	scan *multipart.Scanner
 }
 
 // NewBody wraps rc so that its bytes count into rec, and pass through the

@@ -2,9 +2,10 @@ package progress
 
 import (
 	"bytes"
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"io"
 	"math/rand/v2"
-	"mime/multipart"
+	mimemultipart "mime/multipart"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ import (
 func threeFileBody(b *testing.B) ([]byte, string) {
 	b.Helper()
 	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
+	mw := mimemultipart.NewWriter(&buf)
 	for i, name := range []string{"a.bin", "b.bin", "c.bin"} {
 		fw, err := mw.CreateFormFile("file", name)
 		if err != nil {
@@ -43,7 +44,7 @@ func benchmarkBodyThreeFiles(b *testing.B, follow bool, readSize int) {
 			b.Fatal(err)
 		}
 		if follow {
-			rec.FollowMultipart(NewMultipartScanner(boundary))
+			rec.FollowMultipart(multipart.NewScanner(boundary))
 		}
 		body := NewBody(io.NopCloser(bytes.NewReader(data)), rec)
 		for {

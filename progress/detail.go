@@ -1,8 +1,8 @@
 package progress
 
 import (
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"sync/atomic"
-	"unsafe"
 )
 
 // detailBudget bounds the memory that the file details of finished
@@ -37,13 +37,13 @@ func (b *detailBudget) release(n int64) { b.used.Add(-n) }
 // If b has no room, only the counts are kept. It runs in finish, before
 // the ending is published, so every reader of the final state sees the
 // same detail.
-func (r *Record) keepDetail(b *detailBudget) *MultipartProgress {
-	var files *MultipartProgress
+func (r *Record) keepDetail(b *detailBudget) *multipart.Progress {
+	var files *multipart.Progress
 	var size int64
 	if m := r.files.Load(); m != nil {
 		p := m.Progress()
 		files = &p
-		size += p.memory()
+		size += p.Memory()
 	}
 	if f := r.originFiles.Load(); f != nil {
 		size += int64(len(*f))
@@ -65,7 +65,7 @@ func (r *Record) keepDetail(b *detailBudget) *MultipartProgress {
 	r.originFiles.Store(nil)
 	r.fileName.Store(nil)
 	if files != nil {
-		files = &MultipartProgress{Number: files.Number, Done: files.Done, Broken: files.Broken}
+		files = &multipart.Progress{Number: files.Number, Done: files.Done, Broken: files.Broken}
 	}
 	return files
 }
@@ -77,17 +77,4 @@ func (r *Record) releaseDetail(b *detailBudget) {
 	if n := r.detailCharge.Swap(-1); n > 0 {
 		b.release(n)
 	}
-}
-
-// memory is about what p holds in memory: its files and their strings.
-func (p *MultipartProgress) memory() int64 {
-	const file = int64(unsafe.Sizeof(MultipartFile{}))
-	n := int64(unsafe.Sizeof(*p)) + int64(len(p.Files))*file
-	for _, f := range p.Files {
-		n += int64(len(f.FieldName) + len(f.FileName) + len(f.ContentType))
-	}
-	if c := p.Current; c != nil {
-		n += file + int64(len(c.FieldName)+len(c.FileName)+len(c.ContentType))
-	}
-	return n
 }

@@ -96,7 +96,7 @@ func TestMultipartDetailIsFrozenAtTheEnd(t *testing.T) {
 	if s.Files == nil || len(s.Files.Files) != 2 || !s.Files.Done {
 		t.Fatalf("finished multipart upload shows %+v, want its two files, done", s.Files)
 	}
-	want := s.Files.memory()
+	want := s.Files.Memory()
 	if st := tr.Stats(); st.FileDetailBytes != want {
 		t.Fatalf("detail charged %d bytes, want %d", st.FileDetailBytes, want)
 	}

@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -64,7 +65,7 @@ func PcloudStatusOf(s Snapshot) PcloudStatus {
 	total, uploaded, finished := s.Total, s.Received, s.State.Terminal()
 	st := PcloudStatus{Total: &total, Uploaded: &uploaded, Finished: &finished, Error: s.Error}
 	number := 0
-	var done []MultipartFile
+	var done []multipart.File
 	if s.Files != nil {
 		number, done = s.Files.Number, s.Files.Files
 		if c := s.Files.Current; c != nil && !finished {

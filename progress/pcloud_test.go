@@ -3,8 +3,9 @@ package progress
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"io"
-	"mime/multipart"
+	mimemultipart "mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
@@ -78,7 +79,7 @@ const (
 func pcBuildUpload(t *testing.T) pcUpload {
 	t.Helper()
 	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
+	w := mimemultipart.NewWriter(&buf)
 	if err := w.WriteField("folderid", "0"); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func pcBegin(t *testing.T, tr *MemoryTracker, owner Owner, key string, u pcUploa
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewMultipartScanner(u.boundary)
+	s := multipart.NewScanner(u.boundary)
 	if s == nil {
 		t.Fatalf("no scanner for boundary %q", u.boundary)
 	}

@@ -2,6 +2,7 @@ package progress
 
 import (
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"math"
 	"slices"
 	"strings"
@@ -42,7 +43,7 @@ type Record struct {
 	// its answer carried one (pCloud's metadata array).
 	originFiles atomic.Pointer[string]
 	// files follows the files of a multipart body, when it is one.
-	files atomic.Pointer[MultipartScanner]
+	files atomic.Pointer[multipart.Scanner]
 	// fileName names the one file of a raw upload, when the client said it.
 	fileName atomic.Pointer[string]
 	// bodyDone is set when the body has been read to its end.
@@ -66,7 +67,7 @@ type ending struct {
 	received int64
 	// files is what the record shows of its multipart files from now on
 	// (see keepDetail), or nil.
-	files *MultipartProgress
+	files *multipart.Progress
 }
 
 func newRecord(id uint64, key string, total int64, now time.Time) *Record {
@@ -149,7 +150,7 @@ func (r *Record) Finished() (Outcome, time.Time, bool) {
 
 // FollowMultipart makes the record report the files of its multipart body
 // as s sees them. Call it before the body is wrapped (NewBody).
-func (r *Record) FollowMultipart(s *MultipartScanner) { r.files.Store(s) }
+func (r *Record) FollowMultipart(s *multipart.Scanner) { r.files.Store(s) }
 
 // SetFileName names the one file of a raw (not multipart) upload, so that
 // the record reports it as a file.
@@ -210,12 +211,12 @@ func (r *Record) Snapshot() Snapshot {
 
 // singleFile describes a raw upload of one named file as a multipart
 // upload of one file would be described.
-func singleFile(name string, received int64, st State) *MultipartProgress {
-	f := MultipartFile{FileName: name, Size: received}
+func singleFile(name string, received int64, st State) *multipart.Progress {
+	f := multipart.File{FileName: name, Size: received}
 	if st == Uploading {
-		return &MultipartProgress{Current: &f, Number: 1}
+		return &multipart.Progress{Current: &f, Number: 1}
 	}
-	return &MultipartProgress{Number: 1, Files: []MultipartFile{f}, Done: st == Completed}
+	return &multipart.Progress{Number: 1, Files: []multipart.File{f}, Done: st == Completed}
 }
 
 // wakeWhen asks the writer to wake watchers once received reaches n.
@@ -248,7 +249,7 @@ type Snapshot struct {
 	Finished   time.Time
 	// Files is what the proxy saw of the files of the upload: those of a
 	// multipart body, or the one named file of a raw upload; nil otherwise.
-	Files *MultipartProgress
+	Files *multipart.Progress
 	// OriginFiles is the origin's own description of the stored files, as
 	// JSON text, when its answer carried one.
 	OriginFiles string

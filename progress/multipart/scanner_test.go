@@ -1,4 +1,4 @@
-package progress
+package multipart
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ type mpPart struct {
 // mpSpan is where a part's content lies in a built body.
 type mpSpan struct {
 	start, end int
-	file       *MultipartFile // nil for a part that is not a file
+	file       *File // nil for a part that is not a file
 }
 
 // mpBody is a body built with mime/multipart.Writer, and where its parts are.
@@ -37,7 +37,7 @@ type mpBody struct {
 	boundary string
 	body     []byte
 	spans    []mpSpan
-	files    []MultipartFile
+	files    []File
 	closeEnd int // where "--boundary--" ends
 }
 
@@ -75,7 +75,7 @@ func mpBuild(t testing.TB, name, boundary string, parts []mpPart) mpBody {
 		s.end = buf.Len()
 		if p.file != "" {
 			// mime/multipart's Part.FileName drops any directory.
-			f := MultipartFile{FieldName: p.field, FileName: filepath.Base(p.file), ContentType: p.ctype, Size: int64(len(p.content))}
+			f := File{FieldName: p.field, FileName: filepath.Base(p.file), ContentType: p.ctype, Size: int64(len(p.content))}
 			b.files = append(b.files, f)
 			s.file = &f
 		}
@@ -110,7 +110,7 @@ func mpBuild(t testing.TB, name, boundary string, parts []mpPart) mpBody {
 // again with a line break and a NUL byte after it: after a closing delimiter
 // that is epilogue, but inside a header block it is a malformed header line
 // or content cut short.
-func mpMimeFiles(body []byte, boundary string) ([]MultipartFile, bool) {
+func mpMimeFiles(body []byte, boundary string) ([]File, bool) {
 	files, ok := mpMimeRead(body, boundary)
 	if !ok {
 		return nil, false
@@ -126,9 +126,9 @@ func mpMimeFiles(body []byte, boundary string) ([]MultipartFile, bool) {
 // mpMimeRead reads body with mime/multipart. It uses NextRawPart, because
 // NextPart decodes quoted-printable content and the scanner counts bytes as
 // sent.
-func mpMimeRead(body []byte, boundary string) ([]MultipartFile, bool) {
+func mpMimeRead(body []byte, boundary string) ([]File, bool) {
 	r := multipart.NewReader(bytes.NewReader(body), boundary)
-	var files []MultipartFile
+	var files []File
 	for {
 		p, err := r.NextRawPart()
 		if err == io.EOF { // exactly io.EOF: a wrapped one means truncated
@@ -142,7 +142,7 @@ func mpMimeRead(body []byte, boundary string) ([]MultipartFile, bool) {
 			return nil, false
 		}
 		if name := p.FileName(); name != "" {
-			files = append(files, MultipartFile{
+			files = append(files, File{
 				FieldName:   p.FormName(),
 				FileName:    name,
 				ContentType: p.Header.Get("Content-Type"),
@@ -152,7 +152,7 @@ func mpMimeRead(body []byte, boundary string) ([]MultipartFile, bool) {
 	}
 }
 
-func mpSameFiles(a, b []MultipartFile) bool {
+func mpSameFiles(a, b []File) bool {
 	if len(a) == 0 && len(b) == 0 {
 		return true
 	}
@@ -174,9 +174,9 @@ func mpHeld(c []byte, boundary string) int {
 }
 
 // want is what the scanner must report after the first n bytes of b.
-func (b mpBody) want(n int) MultipartProgress {
+func (b mpBody) want(n int) Progress {
 	d := len("\r\n--" + b.boundary)
-	var p MultipartProgress
+	var p Progress
 	for _, s := range b.spans {
 		if s.file == nil || n < s.start {
 			continue
@@ -195,7 +195,7 @@ func (b mpBody) want(n int) MultipartProgress {
 	return p
 }
 
-func mpCheck(t *testing.T, what string, got, want MultipartProgress) {
+func mpCheck(t *testing.T, what string, got, want Progress) {
 	t.Helper()
 	if got.Number != want.Number || got.Done != want.Done || got.Broken != want.Broken ||
 		!mpSameFiles(got.Files, want.Files) ||
@@ -205,7 +205,7 @@ func mpCheck(t *testing.T, what string, got, want MultipartProgress) {
 	}
 }
 
-func mpString(p MultipartProgress) string {
+func mpString(p Progress) string {
 	cur := "nil"
 	if p.Current != nil {
 		cur = fmt.Sprintf("%+v", *p.Current)
@@ -214,11 +214,11 @@ func mpString(p MultipartProgress) string {
 }
 
 // mpFeed writes body to a new scanner in chunks of the sizes next returns.
-func mpFeed(t testing.TB, boundary string, body []byte, next func() int) *MultipartScanner {
+func mpFeed(t testing.TB, boundary string, body []byte, next func() int) *Scanner {
 	t.Helper()
-	m := NewMultipartScanner(boundary)
+	m := NewScanner(boundary)
 	if m == nil {
-		t.Fatalf("NewMultipartScanner(%q) = nil", boundary)
+		t.Fatalf("NewScanner(%q) = nil", boundary)
 	}
 	for len(body) > 0 {
 		n := min(next(), len(body))
@@ -316,21 +316,21 @@ func mpBodies(t testing.TB) []mpBody {
 
 func TestNewMultipartScannerBoundary(t *testing.T) {
 	for _, b := range []string{"", strings.Repeat("a", 71), "a\rb", "a\nb", "\r\n"} {
-		if m := NewMultipartScanner(b); m != nil {
-			t.Errorf("NewMultipartScanner(%q) != nil", b)
+		if m := NewScanner(b); m != nil {
+			t.Errorf("NewScanner(%q) != nil", b)
 		}
 	}
 	for _, b := range []string{"a", strings.Repeat("a", 70), "----WebKitFormBoundary7MA4YWxkTrZu0gW", "with space"} {
-		if m := NewMultipartScanner(b); m == nil {
-			t.Errorf("NewMultipartScanner(%q) = nil", b)
+		if m := NewScanner(b); m == nil {
+			t.Errorf("NewScanner(%q) = nil", b)
 		}
 	}
 }
 
 func TestMultipartScannerNil(t *testing.T) {
-	var m *MultipartScanner
+	var m *Scanner
 	m.Write([]byte("--b\r\n"))
-	if p := m.Progress(); !reflect.DeepEqual(p, MultipartProgress{}) {
+	if p := m.Progress(); !reflect.DeepEqual(p, Progress{}) {
 		t.Fatalf("nil scanner: %s", mpString(p))
 	}
 }
@@ -339,8 +339,8 @@ func TestMultipartScannerSplits(t *testing.T) {
 	for _, b := range mpBodies(t) {
 		t.Run(b.name, func(t *testing.T) {
 			files := b.files
-			want := MultipartProgress{Number: len(files), Files: files, Done: true}
-			check := func(how string, m *MultipartScanner) {
+			want := Progress{Number: len(files), Files: files, Done: true}
+			check := func(how string, m *Scanner) {
 				t.Helper()
 				mpCheck(t, how, m.Progress(), want)
 				if mp, ok := mpMimeFiles(b.body, b.boundary); !ok || !mpSameFiles(mp, files) {
@@ -368,7 +368,7 @@ func TestMultipartScannerEveryPrefix(t *testing.T) {
 	for _, b := range mpBodies(t) {
 		t.Run(b.name, func(t *testing.T) {
 			for _, step := range []int{1, 2, 7} {
-				m := NewMultipartScanner(b.boundary)
+				m := NewScanner(b.boundary)
 				for n := 0; n < len(b.body); {
 					k := min(step, len(b.body)-n)
 					m.Write(b.body[n : n+k])
@@ -389,7 +389,7 @@ func TestMultipartScannerMidStream(t *testing.T) {
 		{field: "two", file: "two.txt", ctype: "image/png", content: []byte("abc\r\n--BOUNx")},
 		{field: "three", file: "three.txt", content: []byte("--BOUND!")},
 	}).body
-	m := NewMultipartScanner(b)
+	m := NewScanner(b)
 	feedTo := func(s string) {
 		t.Helper()
 		i := bytes.Index(body, []byte(s))
@@ -399,13 +399,13 @@ func TestMultipartScannerMidStream(t *testing.T) {
 		m.Write(body[:i+len(s)])
 		body = body[i+len(s):]
 	}
-	one := MultipartFile{FieldName: "one", FileName: "one.txt", ContentType: "text/plain", Size: 5}
-	two := MultipartFile{FieldName: "two", FileName: "two.txt", ContentType: "image/png"}
-	at := func(what string, cur *MultipartFile, number int, files ...MultipartFile) {
+	one := File{FieldName: "one", FileName: "one.txt", ContentType: "text/plain", Size: 5}
+	two := File{FieldName: "two", FileName: "two.txt", ContentType: "image/png"}
+	at := func(what string, cur *File, number int, files ...File) {
 		t.Helper()
-		mpCheck(t, what, m.Progress(), MultipartProgress{Current: cur, Number: number, Files: files})
+		mpCheck(t, what, m.Progress(), Progress{Current: cur, Number: number, Files: files})
 	}
-	with := func(f MultipartFile, size int64) *MultipartFile { f.Size = size; return &f }
+	with := func(f File, size int64) *File { f.Size = size; return &f }
 
 	feedTo("Content-Type: text/plain\r\n\r\n")
 	at("file 1 headers read", with(one, 0), 1)
@@ -431,7 +431,7 @@ func TestMultipartScannerMidStream(t *testing.T) {
 	feedTo("Y")
 	at("file 2 done", nil, 2, one, two)
 	feedTo("\r\n\r\n")
-	three := MultipartFile{FieldName: "three", FileName: "three.txt"}
+	three := File{FieldName: "three", FileName: "three.txt"}
 	at("file 3 headers read", with(three, 0), 3, one, two)
 	feedTo("--BOUND")
 	at("--BOUND at the start: may be a delimiter after the header's CRLF", with(three, 0), 3, one, two)
@@ -439,16 +439,16 @@ func TestMultipartScannerMidStream(t *testing.T) {
 	at("--BOUND!: content", with(three, 8), 3, one, two)
 	three.Size = 8
 	m.Write(body)
-	mpCheck(t, "end", m.Progress(), MultipartProgress{Number: 3, Files: []MultipartFile{one, two, three}, Done: true})
+	mpCheck(t, "end", m.Progress(), Progress{Number: 3, Files: []File{one, two, three}, Done: true})
 }
 
 // mpCase is a hand-written body and what the scanner must make of it.
 type mpCase struct {
 	name   string
 	body   string
-	files  []MultipartFile
+	files  []File
 	number int // Number when it is not len(files)
-	cur    *MultipartFile
+	cur    *File
 	done   bool
 	broken string // why, "" when not broken
 	mime   mpMime
@@ -460,71 +460,71 @@ type mpMime int
 const (
 	mimeRejects mpMime = iota
 	mimeAgrees         // accepts, and finds the files the scanner finds unless the scanner hit a limit
-	mimeDiffers        // accepts, but is more lenient than RFC 2046 (see MultipartScanner)
+	mimeDiffers        // accepts, but is more lenient than RFC 2046 (see Scanner)
 )
 
-func mpFile(field, name, ctype string, size int64) MultipartFile {
-	return MultipartFile{FieldName: field, FileName: name, ContentType: ctype, Size: size}
+func mpFile(field, name, ctype string, size int64) File {
+	return File{FieldName: field, FileName: name, ContentType: ctype, Size: size}
 }
 
 func TestMultipartScannerHandWritten(t *testing.T) {
 	const cd = "Content-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n"
-	fileA := func(size int64) MultipartFile { return mpFile("f", "a.txt", "", size) }
-	curA := func(size int64) *MultipartFile { f := fileA(size); return &f }
+	fileA := func(size int64) File { return mpFile("f", "a.txt", "", size) }
+	curA := func(size int64) *File { f := fileA(size); return &f }
 	cases := []mpCase{
 		{name: "empty", body: ""},
 		{name: "garbage", body: "this is not a multipart body at all\r\n\r\n"},
 		{name: "other boundary", body: "--other\r\n" + cd + "\r\nhello\r\n--other--\r\n"},
-		{name: "minimal", body: "--b\r\n" + cd + "\r\nhello\r\n--b--", files: []MultipartFile{fileA(5)}, done: true, mime: mimeAgrees},
+		{name: "minimal", body: "--b\r\n" + cd + "\r\nhello\r\n--b--", files: []File{fileA(5)}, done: true, mime: mimeAgrees},
 		{name: "closing delimiter with junk in the preamble", body: "preamble\r\n--bX\r\n--b-\r\n--b--x\n--b\r\n" + cd + "\r\nhello\r\n--b--\r\n",
 			done: true, mime: mimeDiffers},
 		{name: "preamble lines", body: "preamble\r\n--bX\r\n--b-x\r\n --b\r\n--b\r\r\n\n--b\t \r\n" + cd + "\r\nhello\r\n--b--\r\nepilogue\r\n--b\r\n" + cd + "\r\n",
-			files: []MultipartFile{fileA(5)}, done: true, mime: mimeAgrees},
-		{name: "preamble after bare LF", body: "pre\n--b\r\n" + cd + "\r\nhi\r\n--b--\r\n", files: []MultipartFile{fileA(2)}, done: true, mime: mimeAgrees},
+			files: []File{fileA(5)}, done: true, mime: mimeAgrees},
+		{name: "preamble after bare LF", body: "pre\n--b\r\n" + cd + "\r\nhi\r\n--b--\r\n", files: []File{fileA(2)}, done: true, mime: mimeAgrees},
 		{name: "transport padding", body: "--b \t \r\n" + cd + "\r\nhello\r\n--b\t\r\n" + cd + "\r\n\r\n--b-- \t\r\n",
-			files: []MultipartFile{fileA(5), fileA(0)}, done: true, mime: mimeAgrees},
+			files: []File{fileA(5), fileA(0)}, done: true, mime: mimeAgrees},
 		{name: "empty form", body: "--b--\r\n", done: true, mime: mimeAgrees},
 		{name: "empty form with CRLF first", body: "\r\n--b--\r\n", done: true, mime: mimeAgrees},
 		{name: "bare LF body", body: "--b\n" + "Content-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\n\nhello\r\n--b\nContent-Disposition: form-data; name=\"g\"\n\nx\n--b--\n",
-			files: []MultipartFile{fileA(6)}, done: true, mime: mimeAgrees},
+			files: []File{fileA(6)}, done: true, mime: mimeAgrees},
 		{name: "bare LF body with CR after boundary", body: "--b\n" + cd + "\nhello\n--b\r\n\r\nx\n--b--\n",
-			files: []MultipartFile{fileA(5)}, number: 1, broken: "malformed"},
-		{name: "empty part, header CRLF shared with delimiter", body: "--b\r\n" + cd + "\r\n--b--", files: []MultipartFile{fileA(0)}, done: true, mime: mimeAgrees},
+			files: []File{fileA(5)}, number: 1, broken: "malformed"},
+		{name: "empty part, header CRLF shared with delimiter", body: "--b\r\n" + cd + "\r\n--b--", files: []File{fileA(0)}, done: true, mime: mimeAgrees},
 		{name: "no header at all", body: "--b\r\n\r\n--b\r\n\r\nxyz\r\n--b--", done: true, mime: mimeAgrees},
 		{name: "header names and parameters in any case", body: "--b\r\ncontent-disposition: Form-Data; NAME=f; FileName=\"x.bin\"\r\nCONTENT-TYPE: text/x\r\n\r\n12\r\n--b--\r\n",
-			files: []MultipartFile{mpFile("f", "x.bin", "text/x", 2)}, done: true, mime: mimeAgrees},
+			files: []File{mpFile("f", "x.bin", "text/x", 2)}, done: true, mime: mimeAgrees},
 		{name: "filename*", body: "--b\r\nContent-Disposition: form-data; name=\"f\"; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9.txt\r\n\r\n123\r\n--b--\r\n",
-			files: []MultipartFile{mpFile("f", "naïve résumé.txt", "", 3)}, done: true, mime: mimeAgrees},
+			files: []File{mpFile("f", "naïve résumé.txt", "", 3)}, done: true, mime: mimeAgrees},
 		{name: "filename with a path", body: "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"/etc/dir/p.txt\"\r\n\r\n1\r\n--b--\r\n",
-			files: []MultipartFile{mpFile("f", "p.txt", "", 1)}, done: true, mime: mimeAgrees},
+			files: []File{mpFile("f", "p.txt", "", 1)}, done: true, mime: mimeAgrees},
 		{name: "empty filename is not a file", body: "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n--b--\r\n", done: true, mime: mimeAgrees},
 		{name: "attachment", body: "--b\r\nContent-Disposition: attachment; name=\"f\"; filename=\"a.txt\"\r\n\r\n1\r\n--b--\r\n",
-			files: []MultipartFile{mpFile("", "a.txt", "", 1)}, done: true, mime: mimeAgrees},
+			files: []File{mpFile("", "a.txt", "", 1)}, done: true, mime: mimeAgrees},
 		{name: "bad disposition is not a file", body: "--b\r\nContent-Disposition: form-data; filename=\"a.txt\"; filename=\"b\"\r\n\r\n1\r\n--b--\r\n", done: true, mime: mimeAgrees},
 		{name: "folded header", body: "--b\r\nContent-Disposition: form-data; name=\"f\";\r\n filename=\"a.txt\"\r\nContent-Type: text/plain;\r\n\tcharset=utf-8\r\n\r\n1\r\n--b--\r\n",
-			files: []MultipartFile{mpFile("f", "a.txt", "text/plain; charset=utf-8", 1)}, done: true, mime: mimeAgrees},
+			files: []File{mpFile("f", "a.txt", "text/plain; charset=utf-8", 1)}, done: true, mime: mimeAgrees},
 		{name: "quoted-printable counts bytes as sent", body: "--b\r\n" + cd + "Content-Transfer-Encoding: quoted-printable\r\n\r\n=41=42\r\n--b--\r\n",
-			files: []MultipartFile{fileA(6)}, done: true, mime: mimeAgrees},
+			files: []File{fileA(6)}, done: true, mime: mimeAgrees},
 		{name: "header line without colon", body: "--b\r\n" + cd + "oops\r\n\r\nx\r\n--b--\r\n", broken: "malformed"},
 		{name: "header starting with a space", body: "--b\r\n " + cd + "\r\nx\r\n--b--\r\n", broken: "malformed"},
 		{name: "header at the limit", body: "--b\r\n" + cd + "X: " + strings.Repeat("a", multipartMaxHeader-len(cd)-7) + "\r\n\r\n1\r\n--b--",
-			files: []MultipartFile{fileA(1)}, done: true, mime: mimeAgrees},
+			files: []File{fileA(1)}, done: true, mime: mimeAgrees},
 		{name: "header too long", body: "--b\r\n" + cd + "X: " + strings.Repeat("a", multipartMaxHeader-len(cd)-6) + "\r\n\r\n1\r\n--b--", broken: "limit", mime: mimeAgrees},
 		{name: "header never ends", body: "--b\r\n" + cd + strings.Repeat("X-A: b\r\n", 2000), broken: "limit"},
-		{name: "delimiter followed by junk", body: "--b\r\n" + cd + "\r\nhello\r\n--bye\r\n--b--\r\n", files: []MultipartFile{fileA(5)}, number: 1, broken: "malformed", mime: mimeDiffers},
-		{name: "delimiter followed by one dash", body: "--b\r\n" + cd + "\r\nhello\r\n--b-\r\n--b--\r\n", files: []MultipartFile{fileA(5)}, number: 1, broken: "malformed", mime: mimeDiffers},
-		{name: "delimiter followed by junk at the start of content", body: "--b\r\n" + cd + "\r\n--bad\r\n--b--\r\n", files: []MultipartFile{fileA(0)}, number: 1, broken: "malformed", mime: mimeDiffers},
-		{name: "junk after padding", body: "--b\r\n" + cd + "\r\nhello\r\n--b x\r\n--b--\r\n", files: []MultipartFile{fileA(5)}, number: 1, broken: "malformed"},
-		{name: "bare LF after a later delimiter", body: "--b\r\n" + cd + "\r\nhello\r\n--b\n\r\n--b--\r\n", files: []MultipartFile{fileA(5)}, number: 1, broken: "malformed"},
-		{name: "CR without LF", body: "--b\r\n" + cd + "\r\nhello\r\n--b\rx\r\n--b--\r\n", files: []MultipartFile{fileA(5)}, number: 1, broken: "malformed"},
-		{name: "junk after closing delimiter", body: "--b\r\n" + cd + "\r\nhello\r\n--b--junk\r\n--b\r\n", files: []MultipartFile{fileA(5)}, done: true},
+		{name: "delimiter followed by junk", body: "--b\r\n" + cd + "\r\nhello\r\n--bye\r\n--b--\r\n", files: []File{fileA(5)}, number: 1, broken: "malformed", mime: mimeDiffers},
+		{name: "delimiter followed by one dash", body: "--b\r\n" + cd + "\r\nhello\r\n--b-\r\n--b--\r\n", files: []File{fileA(5)}, number: 1, broken: "malformed", mime: mimeDiffers},
+		{name: "delimiter followed by junk at the start of content", body: "--b\r\n" + cd + "\r\n--bad\r\n--b--\r\n", files: []File{fileA(0)}, number: 1, broken: "malformed", mime: mimeDiffers},
+		{name: "junk after padding", body: "--b\r\n" + cd + "\r\nhello\r\n--b x\r\n--b--\r\n", files: []File{fileA(5)}, number: 1, broken: "malformed"},
+		{name: "bare LF after a later delimiter", body: "--b\r\n" + cd + "\r\nhello\r\n--b\n\r\n--b--\r\n", files: []File{fileA(5)}, number: 1, broken: "malformed"},
+		{name: "CR without LF", body: "--b\r\n" + cd + "\r\nhello\r\n--b\rx\r\n--b--\r\n", files: []File{fileA(5)}, number: 1, broken: "malformed"},
+		{name: "junk after closing delimiter", body: "--b\r\n" + cd + "\r\nhello\r\n--b--junk\r\n--b\r\n", files: []File{fileA(5)}, done: true},
 		{name: "truncated in content", body: "--b\r\n" + cd + "\r\nhello\r\n-", number: 1, cur: curA(5)},
 		{name: "truncated in headers", body: "--b\r\n" + cd, number: 0},
-		{name: "truncated before the closing dashes", body: "--b\r\n" + cd + "\r\nhello\r\n--b", number: 1, files: []MultipartFile{fileA(5)}},
+		{name: "truncated before the closing dashes", body: "--b\r\n" + cd + "\r\nhello\r\n--b", number: 1, files: []File{fileA(5)}},
 		{name: "preamble too long", body: strings.Repeat("p", multipartMaxPreamble) + "\r\n--b\r\n" + cd + "\r\n1\r\n--b--", broken: "limit"},
 		{name: "preamble too long in short lines", body: strings.Repeat(strings.Repeat("p", 1000)+"\r\n", 66) + "--b\r\n" + cd + "\r\n1\r\n--b--", broken: "limit", mime: mimeAgrees},
 		{name: "long preamble", body: strings.Repeat(strings.Repeat("p", 1000)+"\r\n", 60) + "--b\r\n" + cd + "\r\n1\r\n--b--",
-			files: []MultipartFile{fileA(1)}, done: true, mime: mimeAgrees},
+			files: []File{fileA(1)}, done: true, mime: mimeAgrees},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -535,7 +535,7 @@ func TestMultipartScannerHandWritten(t *testing.T) {
 					number++
 				}
 			}
-			want := MultipartProgress{Current: c.cur, Number: number, Files: c.files, Done: c.done, Broken: c.broken != ""}
+			want := Progress{Current: c.cur, Number: number, Files: c.files, Done: c.done, Broken: c.broken != ""}
 			for _, step := range []int{1, 2, 3, 5, 64, len(c.body) + 1} {
 				m := mpFeed(t, "b", []byte(c.body), mpEvery(step))
 				mpCheck(t, fmt.Sprintf("split %d", step), m.Progress(), want)
@@ -568,9 +568,9 @@ func TestMultipartScannerPartLimit(t *testing.T) {
 		return b.Bytes()
 	}
 	m := mpFeed(t, "b", body(multipartMaxParts), mpEvery(4096))
-	mpCheck(t, "at the limit", m.Progress(), MultipartProgress{Done: true})
+	mpCheck(t, "at the limit", m.Progress(), Progress{Done: true})
 	m = mpFeed(t, "b", body(multipartMaxParts+1), mpEvery(4096))
-	mpCheck(t, "over the limit", m.Progress(), MultipartProgress{Broken: true})
+	mpCheck(t, "over the limit", m.Progress(), Progress{Broken: true})
 	if m.why != multipartLimit {
 		t.Fatalf("broken %q", m.why)
 	}
@@ -623,12 +623,12 @@ func TestMultipartScannerConcurrentProgress(t *testing.T) {
 		parts = append(parts, mpPart{field: fmt.Sprint("n", i), content: []byte("note")})
 	}
 	body := mpBuild(t, "big", b, parts)
-	m := NewMultipartScanner(b)
+	m := NewScanner(b)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var polls int
 	wg.Go(func() {
-		var last MultipartProgress
+		var last Progress
 		for !stop.Load() {
 			p := m.Progress()
 			polls++
@@ -660,7 +660,7 @@ func TestMultipartScannerConcurrentProgress(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	mpCheck(t, "end", m.Progress(), MultipartProgress{Number: len(body.files), Files: body.files, Done: true})
+	mpCheck(t, "end", m.Progress(), Progress{Number: len(body.files), Files: body.files, Done: true})
 	t.Logf("%d concurrent polls", polls)
 }
 
@@ -673,7 +673,7 @@ func TestMultipartScannerWriteDoesNotAllocate(t *testing.T) {
 		copy(chunk[i:], "\r\n--"+b[:i%len(b)]+"!")
 	}
 	copy(chunk[len(chunk)-20:], "\r\n--"+b[:16])
-	m := NewMultipartScanner(b)
+	m := NewScanner(b)
 	m.Write([]byte("--" + b + "\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n"))
 	m.Write(chunk)
 	writes := 1
@@ -703,7 +703,7 @@ func BenchmarkMultipartScannerWrite(b *testing.B) {
 	b.SetBytes(int64(len(body.body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		m := NewMultipartScanner(body.boundary)
+		m := NewScanner(body.boundary)
 		for rest := body.body; len(rest) > 0; {
 			n := min(mpBenchChunk, len(rest))
 			m.Write(rest[:n])

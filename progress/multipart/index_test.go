@@ -1,4 +1,4 @@
-package progress
+package multipart
 
 import (
 	"bytes"

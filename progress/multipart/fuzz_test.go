@@ -1,4 +1,4 @@
-package progress
+package multipart
 
 import (
 	"bytes"
@@ -28,8 +28,8 @@ func FuzzMultipart(f *testing.F) {
 // mpOracle is the property FuzzMultipart checks, for one body and split.
 func mpOracle(t *testing.T, body []byte, split uint8) {
 	t.Helper()
-	m := NewMultipartScanner(mpFuzzBoundary)
-	var last MultipartProgress
+	m := NewScanner(mpFuzzBoundary)
+	var last Progress
 	var sizes int64
 	for rest := body; len(rest) > 0; {
 		n := min(int(split)+1, len(rest))
@@ -51,7 +51,7 @@ func mpOracle(t *testing.T, body []byte, split uint8) {
 	}
 
 	// The split must not matter.
-	whole := NewMultipartScanner(mpFuzzBoundary)
+	whole := NewScanner(mpFuzzBoundary)
 	whole.Write(body)
 	if w := whole.Progress(); !reflect.DeepEqual(w, got) || whole.why != m.why {
 		t.Fatalf("in chunks of %d: %s (%s)\nat once: %s (%s)", int(split)+1, mpString(got), m.why, mpString(w), whole.why)
@@ -59,7 +59,7 @@ func mpOracle(t *testing.T, body []byte, split uint8) {
 
 	// Nor how the delimiter is searched for: the fuzz boundary is short
 	// enough for bytes.Index; sampling must read the body the same.
-	sampled := NewMultipartScanner(mpFuzzBoundary)
+	sampled := NewScanner(mpFuzzBoundary)
 	sampled.sampled = true
 	for rest := body; len(rest) > 0; {
 		n := min(int(split)+1, len(rest))
@@ -135,7 +135,7 @@ func TestMultipartScannerMutatedBodies(t *testing.T) {
 
 // mpConsistent checks what Progress may report after what it reported
 // before, with n bytes written.
-func mpConsistent(t *testing.T, last, p MultipartProgress, n int) {
+func mpConsistent(t *testing.T, last, p Progress, n int) {
 	t.Helper()
 	bad := func(what string) {
 		t.Helper()

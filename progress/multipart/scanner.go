@@ -1,4 +1,4 @@
-package progress
+package multipart
 
 import (
 	"bufio"
@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Limits of the multipart scanner. Crossing one makes the scanner Broken.
@@ -26,8 +27,8 @@ const (
 	multipartMaxMeta = 1 << 20
 )
 
-// MultipartFile describes one file of a multipart/form-data body.
-type MultipartFile struct {
+// File describes one file of a multipart/form-data body.
+type File struct {
 	// FieldName is the name parameter of a form-data Content-Disposition.
 	FieldName string
 	// FileName is the filename parameter (filename* decoded), without any
@@ -38,20 +39,20 @@ type MultipartFile struct {
 	// Size is the number of bytes of the file's own content: no headers, no
 	// boundary, not the line break that precedes the next boundary. For the
 	// current file it counts only bytes known to be content (see
-	// MultipartScanner).
+	// Scanner).
 	Size int64
 }
 
-// MultipartProgress is what a MultipartScanner knows at one moment.
-type MultipartProgress struct {
+// Progress is what a Scanner knows at one moment.
+type Progress struct {
 	// Current is the file being received now, nil when between files or done.
 	// Its Size is the bytes of content so far.
-	Current *MultipartFile
+	Current *File
 	// Number is the 1-based number of the current file (or of the last file
 	// when none is current); 0 before the first file.
 	Number int
 	// Files are the files finished so far, in order, with their sizes.
-	Files []MultipartFile
+	Files []File
 	// Done is set once the closing boundary was seen.
 	Done bool
 	// Broken is set once the body stopped making sense (malformed, header too
@@ -60,7 +61,7 @@ type MultipartProgress struct {
 	Broken bool
 }
 
-// MultipartScanner follows a multipart/form-data body as it streams past,
+// Scanner follows a multipart/form-data body as it streams past,
 // finding part boundaries and part headers across read boundaries, without
 // copying the body.
 //
@@ -122,7 +123,7 @@ type MultipartProgress struct {
 // ended within the first 64 KiB of the body, or when the names and content
 // types of the files add up to more than 1 MiB. Its memory is bounded
 // accordingly whatever the body.
-type MultipartScanner struct {
+type Scanner struct {
 	// These fields belong to the goroutine that calls Write.
 
 	st multipartState
@@ -152,8 +153,8 @@ type MultipartScanner struct {
 	preamble     int    // bytes consumed before the first delimiter line ended
 	parts        int
 	meta         int
-	files        []MultipartFile // finished files; published prefixes are never changed
-	why          string          // why the scanner is broken, for tests
+	files        []File // finished files; published prefixes are never changed
+	why          string // why the scanner is broken, for tests
 
 	// delimBytes holds every byte of crlfDelim, so of either delim, for
 	// indexSampled; sampled says to use it rather than bytes.Index.
@@ -180,14 +181,14 @@ const (
 // multipartLive is the file being received. Its fields other than size never
 // change once published; size only grows, and stops when the file ends.
 type multipartLive struct {
-	file MultipartFile
+	file File
 	size atomic.Int64
 }
 
 // multipartSnapshot is what changes at part boundaries; never modified once
 // published.
 type multipartSnapshot struct {
-	files  []MultipartFile
+	files  []File
 	cur    *multipartLive
 	done   bool
 	broken bool
@@ -199,12 +200,12 @@ const (
 	multipartLimit     = "limit"
 )
 
-// NewMultipartScanner returns a scanner for a body with the given boundary
+// NewScanner returns a scanner for a body with the given boundary
 // (the boundary parameter of the Content-Type). It returns nil if the boundary
 // is invalid: empty, longer than 70 bytes (RFC 2046), or containing a line
-// break. A nil *MultipartScanner may be used: it ignores writes and reports
+// break. A nil *Scanner may be used: it ignores writes and reports
 // nothing.
-func NewMultipartScanner(boundary string) *MultipartScanner {
+func NewScanner(boundary string) *Scanner {
 	if len(boundary) == 0 || len(boundary) > multipartMaxBoundary {
 		return nil
 	}
@@ -216,7 +217,7 @@ func NewMultipartScanner(boundary string) *MultipartScanner {
 	d := make([]byte, 0, 4+len(boundary))
 	d = append(d, "\r\n--"...)
 	d = append(d, boundary...)
-	m := &MultipartScanner{
+	m := &Scanner{
 		crlfDelim:    d,
 		delim:        d[1:],
 		dashBoundary: len(d) - 2,
@@ -235,7 +236,7 @@ func NewMultipartScanner(boundary string) *MultipartScanner {
 
 // Write feeds the next bytes of the body, as the proxy read them. It never
 // fails and never keeps p. It must be called from one goroutine at a time.
-func (m *MultipartScanner) Write(p []byte) {
+func (m *Scanner) Write(p []byte) {
 	if m == nil {
 		return
 	}
@@ -295,7 +296,7 @@ func (m *MultipartScanner) Write(p []byte) {
 // m.pending. If the delimiter completes, find reports it and returns what
 // follows it; otherwise it consumes all of p, remembering in m.matched how
 // much of a delimiter p ends with.
-func (m *MultipartScanner) find(p []byte) (rest []byte, found bool) {
+func (m *Scanner) find(p []byte) (rest []byte, found bool) {
 	d := m.delim
 	if m.matched > 0 {
 		want := d[m.matched:]
@@ -334,7 +335,7 @@ func (m *MultipartScanner) find(p []byte) (rest []byte, found bool) {
 }
 
 // index returns the index of the first m.delim in p, or -1.
-func (m *MultipartScanner) index(p []byte) int {
+func (m *Scanner) index(p []byte) int {
 	if m.sampled {
 		return indexSampled(p, m.delim, &m.delimBytes)
 	}
@@ -344,7 +345,7 @@ func (m *MultipartScanner) index(p []byte) int {
 // delimLine takes one byte of what follows "--"+boundary and reports
 // whether it consumed it; it does not when the line turned out to be
 // preamble and the byte must be looked at again as such.
-func (m *MultipartScanner) delimLine(c byte) bool {
+func (m *Scanner) delimLine(c byte) bool {
 	switch m.st {
 	case mpTail, mpPad:
 		switch c {
@@ -399,7 +400,7 @@ func (m *MultipartScanner) delimLine(c byte) bool {
 }
 
 // startPart begins a part after its delimiter line.
-func (m *MultipartScanner) startPart() {
+func (m *Scanner) startPart() {
 	if m.parts >= multipartMaxParts {
 		m.fail(multipartLimit)
 		return
@@ -413,7 +414,7 @@ func (m *MultipartScanner) startPart() {
 
 // header accumulates the header block and, once it is complete, parses it
 // and enters the part's content.
-func (m *MultipartScanner) header(p []byte) []byte {
+func (m *Scanner) header(p []byte) []byte {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		n := i + 1
@@ -443,7 +444,7 @@ func (m *MultipartScanner) header(p []byte) []byte {
 }
 
 // headerDone parses the complete header block m.hdr.
-func (m *MultipartScanner) headerDone() {
+func (m *Scanner) headerDone() {
 	r := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(m.hdr), len(m.hdr)))
 	h, err := r.ReadMIMEHeader()
 	if err != nil {
@@ -462,7 +463,7 @@ func (m *MultipartScanner) headerDone() {
 	}
 	// Copies: each of these is a piece of a header line of up to 8 KiB,
 	// which it would keep alive for as long as the file is listed.
-	f := MultipartFile{
+	f := File{
 		FileName:    strings.Clone(filepath.Base(params["filename"])),
 		ContentType: strings.Clone(h.Get("Content-Type")),
 	}
@@ -479,7 +480,7 @@ func (m *MultipartScanner) headerDone() {
 }
 
 // endPart ends the current part: its delimiter has been seen.
-func (m *MultipartScanner) endPart() {
+func (m *Scanner) endPart() {
 	m.st = mpTail
 	if m.cur != nil {
 		f := m.cur.file
@@ -492,7 +493,7 @@ func (m *MultipartScanner) endPart() {
 }
 
 // fail makes the scanner Broken, keeping what it knew.
-func (m *MultipartScanner) fail(why string) {
+func (m *Scanner) fail(why string) {
 	if m.cur != nil && m.pending != 0 {
 		m.cur.size.Add(m.pending)
 	}
@@ -503,7 +504,7 @@ func (m *MultipartScanner) fail(why string) {
 }
 
 // publish makes the state that changes at part boundaries visible to Progress.
-func (m *MultipartScanner) publish() {
+func (m *Scanner) publish() {
 	n := len(m.files)
 	m.snap.Store(&multipartSnapshot{
 		files:  m.files[:n:n],
@@ -516,14 +517,14 @@ func (m *MultipartScanner) publish() {
 // Progress returns what the scanner knows now. It may be called from any
 // goroutine, concurrently with Write, and never blocks it. The result is the
 // caller's own: Files is a fresh copy.
-func (m *MultipartScanner) Progress() MultipartProgress {
+func (m *Scanner) Progress() Progress {
 	if m == nil {
-		return MultipartProgress{}
+		return Progress{}
 	}
 	s := m.snap.Load()
-	p := MultipartProgress{Number: len(s.files), Done: s.done, Broken: s.broken}
+	p := Progress{Number: len(s.files), Done: s.done, Broken: s.broken}
 	if len(s.files) > 0 {
-		p.Files = append([]MultipartFile(nil), s.files...)
+		p.Files = append([]File(nil), s.files...)
 	}
 	if s.cur != nil {
 		f := s.cur.file
@@ -532,4 +533,17 @@ func (m *MultipartScanner) Progress() MultipartProgress {
 		p.Number++
 	}
 	return p
+}
+
+// Memory is about what p holds in memory: its files and their strings.
+func (p *Progress) Memory() int64 {
+	const file = int64(unsafe.Sizeof(File{}))
+	n := int64(unsafe.Sizeof(*p)) + int64(len(p.Files))*file
+	for _, f := range p.Files {
+		n += int64(len(f.FieldName) + len(f.FileName) + len(f.ContentType))
+	}
+	if c := p.Current; c != nil {
+		n += file + int64(len(c.FieldName)+len(c.FileName)+len(c.ContentType))
+	}
+	return n
 }
