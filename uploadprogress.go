@@ -1,17 +1,23 @@
-// Package uploadprogress plugs upload-progress tracking into Caddy.
+// Package uploadprogress plugs upload-progress tracking into Caddy: the
+// handler and every progress API this repository has.
 //
 // Build it in with
 //
 //	xcaddy build --with github.com/caddy-upload-progress/caddy-upload-progress
 //
 // The module is http.handlers.upload_progress, the Caddyfile directive
-// upload_progress; see package caddymodule and the README.
+// upload_progress; the progress APIs are its guest modules in
+// http.handlers.upload_progress.protocols (shard, pcloud, nginx). See
+// package caddymodule, package protocol for adding one, and the README.
 package uploadprogress
 
 import (
 	_ "embed"
 
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/caddymodule"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/nginx"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/pcloud"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/shard"
 )
 
 // ExampleCaddyfile is Caddyfile.example, the configuration of the quickstart.

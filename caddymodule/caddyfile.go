@@ -1,14 +1,19 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	protocolapi "github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
 func init() {
@@ -34,23 +39,27 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			owner          <template> | off
 //			status_path    <path>
 //			websocket_path <path...>
-//			upload_path    <path>
+//			<the protocol's own options>
 //		}
-//		zone            <name>
-//		retain          <duration>
-//		max_keys        <n>
-//		max_watchers    <n>
-//		max_watchers_per_key <n>
-//		idle_timeout    <duration>
-//		key             <template>
-//		owner           <template> | off
-//		origin_patterns <pattern...>
-//		exists_probe    [<method>] <url> {
-//			forward_headers <name...>
-//			cache_for       <duration>
-//			timeout         <duration>
-//		}
+//		zone                   <name>
+//		retain                 <duration>
+//		max_keys               <n>
+//		max_watchers           <n>
+//		max_watchers_per_key   <n>
+//		max_file_details       <size>
+//		idle_timeout           <duration>
+//		update_interval        <duration> | off
+//		key_updates_per_second <n> | off
+//		ping_interval          <duration>
+//		watcher_timeout        <duration>
+//		key                    <template>
+//		owner                  <template> | off
+//		origin_patterns        <pattern...>
 //	}
+//
+// The protocols' own options: pcloud's `upload_path <path>`, shard's
+// `exists_probe [<method>] <url> { forward_headers <header...>;
+// cache_for <duration>; timeout <duration> }`.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -63,9 +72,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			h.Protocols = append(h.Protocols, ps...)
+			h.ProtocolsRaw = append(h.ProtocolsRaw, ps...)
 		case "zone":
-			if err := oneArg(d, &h.Zone); err != nil {
+			if err := protocolapi.OneArg(d, &h.Zone); err != nil {
 				return err
 			}
 		case "retain":
@@ -109,12 +118,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "key":
-			if err := oneArg(d, &h.Key); err != nil {
+			if err := protocolapi.OneArg(d, &h.Key); err != nil {
 				return err
 			}
 		case "owner":
 			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := protocolapi.OneArg(d, &s); err != nil {
 				return err
 			}
 			if s == "off" {
@@ -129,11 +138,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.OriginPatterns = append(h.OriginPatterns, args...)
 		case "exists_probe":
-			p, err := unmarshalExistsProbe(d)
-			if err != nil {
-				return err
-			}
-			h.ExistsProbe = p
+			return d.Errf("exists_probe is an option of protocol shard: protocol shard { exists_probe … }")
 		default:
 			return d.Errf("unknown upload_progress option %q", d.Val())
 		}
@@ -141,100 +146,39 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// unmarshalProtocols reads `protocol <name...>`, or `protocol <name> { … }`.
-func unmarshalProtocols(d *caddyfile.Dispenser) ([]ProtocolConfig, error) {
-	names := d.RemainingArgs()
+// unmarshalProtocols reads `protocol <name...>`, or `protocol <name> { … }`,
+// whose block the protocol's module reads itself.
+func unmarshalProtocols(d *caddyfile.Dispenser) ([]json.RawMessage, error) {
+	seg := d.NextSegment()
+	sd := caddyfile.NewDispenser(seg)
+	sd.Next()
+	names := sd.RemainingArgs()
 	if len(names) == 0 {
 		return nil, d.ArgErr()
 	}
-	ps := make([]ProtocolConfig, len(names))
-	for i, n := range names {
-		ps[i].Name = n
+	hasBlock := len(seg) > 1+len(names)
+	if hasBlock && len(names) > 1 {
+		return nil, sd.Errf("a protocol block configures one protocol; name it alone: protocol %s { … }", names[0])
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if len(ps) != 1 {
-			return nil, d.Errf("a protocol block configures one protocol; name it alone: protocol %s { … }", names[0])
+	raws := make([]json.RawMessage, 0, len(names))
+	for _, name := range names {
+		mod, err := caddy.GetModule(protocolapi.Namespace + "." + name)
+		if err != nil {
+			return nil, sd.Errf("unknown protocol %q (known: %s)", name, strings.Join(knownProtocolNames(), ", "))
 		}
-		p := &ps[0]
-		switch d.Val() {
-		case "key":
-			if err := oneArg(d, &p.Key); err != nil {
+		inst := mod.New()
+		if hasBlock {
+			unm, ok := inst.(caddyfile.Unmarshaler)
+			if !ok {
+				return nil, sd.Errf("protocol %s has no options", name)
+			}
+			if err := unm.UnmarshalCaddyfile(caddyfile.NewDispenser(seg)); err != nil {
 				return nil, err
 			}
-		case "owner":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return nil, err
-			}
-			if s == "off" {
-				p.DisableOwnerCheck = true
-			} else {
-				p.Owner = s
-			}
-		case "status_path":
-			if err := oneArg(d, &p.StatusPath); err != nil {
-				return nil, err
-			}
-		case "upload_path":
-			if err := oneArg(d, &p.UploadPath); err != nil {
-				return nil, err
-			}
-		case "websocket_path", "websocket_paths":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return nil, d.ArgErr()
-			}
-			p.WebSocketPaths = append(p.WebSocketPaths, args...)
-		default:
-			return nil, d.Errf("unknown option %q for protocol %s", d.Val(), p.Name)
 		}
+		raws = append(raws, caddyconfig.JSONModuleObject(inst, "name", name, nil))
 	}
-	return ps, nil
-}
-
-func unmarshalExistsProbe(d *caddyfile.Dispenser) (*ExistsProbe, error) {
-	p := new(ExistsProbe)
-	switch args := d.RemainingArgs(); len(args) {
-	case 1:
-		p.URL = args[0]
-	case 2:
-		p.Method, p.URL = args[0], args[1]
-	default:
-		return nil, d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "forward_headers":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return nil, d.ArgErr()
-			}
-			p.ForwardHeaders = append(p.ForwardHeaders, args...)
-		case "cache_for":
-			if err := durationArg(d, &p.CacheFor); err != nil {
-				return nil, err
-			}
-		case "timeout":
-			if err := durationArg(d, &p.Timeout); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, d.Errf("unknown exists_probe option %q", d.Val())
-		}
-	}
-	return p, nil
-}
-
-// oneArg reads exactly one argument into dst.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
+	return raws, nil
 }
 
 // parsedArg reads exactly one argument into dst through parse; want says
@@ -242,7 +186,7 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 func parsedArg[T any](d *caddyfile.Dispenser, dst *T, want string, parse func(string) (T, bool)) error {
 	name := d.Val()
 	var s string
-	if err := oneArg(d, &s); err != nil {
+	if err := protocolapi.OneArg(d, &s); err != nil {
 		return err
 	}
 	v, ok := parse(s)
@@ -284,35 +228,26 @@ func parsePositive(s string) (int, bool) {
 
 // durationArg reads exactly one duration into dst.
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	var s string
-	if err := oneArg(d, &s); err != nil {
-		return err
-	}
-	return parseDuration(d, s, dst)
-}
-
-// parseDuration parses s into dst, with the error at d's position.
-func parseDuration(d *caddyfile.Dispenser, s string, dst *caddy.Duration) error {
-	v, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("bad duration %q: %v", s, err)
-	}
-	*dst = caddy.Duration(v)
-	return nil
+	return protocolapi.DurationArg(d, dst)
 }
 
 // intervalArg reads a duration into dst, or `off`, which is stored as a
 // negative duration.
 func intervalArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	var s string
-	if err := oneArg(d, &s); err != nil {
+	if err := protocolapi.OneArg(d, &s); err != nil {
 		return err
 	}
 	if s == "off" {
 		*dst = -1
 		return nil
 	}
-	return parseDuration(d, s, dst)
+	v, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("bad duration %q: %v", s, err)
+	}
+	*dst = caddy.Duration(v)
+	return nil
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -44,14 +44,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			input: `upload_progress {
 				protocol shard
 			}`,
-			want: Handler{Protocols: []ProtocolConfig{{Name: "shard"}}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"shard"}`)},
 		},
 		{
 			name: "protocol list keeps its order",
 			input: `upload_progress {
 				protocol nginx shard
 			}`,
-			want: Handler{Protocols: []ProtocolConfig{{Name: "nginx"}, {Name: "shard"}}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"nginx"}`, `{"name":"shard"}`)},
 		},
 		{
 			name: "protocols spelled plural and repeated lines append",
@@ -59,7 +59,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				protocols nginx
 				protocol shard
 			}`,
-			want: Handler{Protocols: []ProtocolConfig{{Name: "nginx"}, {Name: "shard"}}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"nginx"}`, `{"name":"shard"}`)},
 		},
 		{
 			name: "protocol block with every option",
@@ -71,13 +71,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 					websocket_path /api/ws /api/progress/ws
 				}
 			}`,
-			want: Handler{Protocols: []ProtocolConfig{{
-				Name:           "shard",
-				Key:            "{http.request.uri.query.file}",
-				Owner:          "{http.request.header.Authorization}",
-				StatusPath:     "/api/progress",
-				WebSocketPaths: []string{"/api/ws", "/api/progress/ws"},
-			}}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"shard","key":"{http.request.uri.query.file}",
+				"owner":"{http.request.header.Authorization}","status_path":"/api/progress",
+				"websocket_paths":["/api/ws","/api/progress/ws"]}`)},
 		},
 		{
 			name: "protocol block: owner off, websocket_paths twice appends",
@@ -88,11 +84,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 					websocket_path /b
 				}
 			}`,
-			want: Handler{Protocols: []ProtocolConfig{{
-				Name:              "nginx",
-				DisableOwnerCheck: true,
-				WebSocketPaths:    []string{"/a", "/b"},
-			}}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"nginx","disable_owner_check":true,"websocket_paths":["/a","/b"]}`)},
 		},
 		{
 			name: "protocol block then another protocol line",
@@ -102,10 +94,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				}
 				protocol shard
 			}`,
-			want: Handler{Protocols: []ProtocolConfig{
-				{Name: "nginx", StatusPath: "/nginx_progress"},
-				{Name: "shard"},
-			}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"nginx","status_path":"/nginx_progress"}`, `{"name":"shard"}`)},
 		},
 		{
 			name: "zone retain max_keys",
@@ -186,33 +175,35 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{
 			name: "exists_probe with a URL only",
 			input: `upload_progress {
-				exists_probe http://127.0.0.1:9000/fso?path={key}
+				protocol shard {
+					exists_probe http://127.0.0.1:9000/fso?path={key}
+				}
 			}`,
-			want: Handler{ExistsProbe: &ExistsProbe{URL: "http://127.0.0.1:9000/fso?path={key}"}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"shard","exists_probe":{"url":"http://127.0.0.1:9000/fso?path={key}"}}`)},
 		},
 		{
 			name: "exists_probe with a method",
 			input: `upload_progress {
-				exists_probe GET http://127.0.0.1:9000/files{key}
+				protocol shard {
+					exists_probe GET http://127.0.0.1:9000/files{key}
+				}
 			}`,
-			want: Handler{ExistsProbe: &ExistsProbe{Method: "GET", URL: "http://127.0.0.1:9000/files{key}"}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"shard","exists_probe":{"method":"GET","url":"http://127.0.0.1:9000/files{key}"}}`)},
 		},
 		{
 			name: "exists_probe with its block",
 			input: `upload_progress {
-				exists_probe HEAD http://127.0.0.1:9000/fso?path={key} {
-					forward_headers x-user-api-key Authorization
-					cache_for 10s
-					timeout 2s
+				protocol shard {
+					exists_probe HEAD http://127.0.0.1:9000/fso?path={key} {
+						forward_headers x-user-api-key Authorization
+						cache_for 10s
+						timeout 2s
+					}
 				}
 			}`,
-			want: Handler{ExistsProbe: &ExistsProbe{
-				Method:         "HEAD",
-				URL:            "http://127.0.0.1:9000/fso?path={key}",
-				ForwardHeaders: []string{"x-user-api-key", "Authorization"},
-				CacheFor:       dur(10 * time.Second),
-				Timeout:        dur(2 * time.Second),
-			}},
+			want: Handler{ProtocolsRaw: protos(t, `{"name":"shard","exists_probe":{"method":"HEAD",
+				"url":"http://127.0.0.1:9000/fso?path={key}","forward_headers":["x-user-api-key","Authorization"],
+				"cache_for":10000000000,"timeout":2000000000}}`)},
 		},
 		{
 			name: "every option",
@@ -224,6 +215,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 					key {http.request.uri.query.path}
 					status_path /progress
 					websocket_path /ws/progress
+					exists_probe http://origin/fso?path={key} {
+						timeout 1s
+					}
 				}
 				zone site-a
 				retain 10m
@@ -231,22 +225,17 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				key {http.request.uri.query.path}
 				owner {http.request.header.x-user-api-key}
 				origin_patterns *.example.com
-				exists_probe http://origin/fso?path={key} {
-					timeout 1s
-				}
 			}`,
 			want: Handler{
-				Protocols: []ProtocolConfig{
-					{Name: "nginx", DisableOwnerCheck: true},
-					{Name: "shard", Key: "{http.request.uri.query.path}", StatusPath: "/progress", WebSocketPaths: []string{"/ws/progress"}},
-				},
+				ProtocolsRaw: protos(t, `{"name":"nginx","disable_owner_check":true}`,
+					`{"name":"shard","key":"{http.request.uri.query.path}","status_path":"/progress","websocket_paths":["/ws/progress"],
+					"exists_probe":{"url":"http://origin/fso?path={key}","timeout":1000000000}}`),
 				Zone:           "site-a",
 				Retain:         dur(10 * time.Minute),
 				MaxKeys:        1000,
 				Key:            "{http.request.uri.query.path}",
 				Owner:          "{http.request.header.x-user-api-key}",
 				OriginPatterns: []string{"*.example.com"},
-				ExistsProbe:    &ExistsProbe{URL: "http://origin/fso?path={key}", Timeout: dur(time.Second)},
 			},
 		},
 	}
@@ -401,7 +390,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 					status_path /p
 				}
 			}`,
-			want: []string{"a protocol block configures one protocol", "protocol nginx { … }", "Testfile:3"},
+			want: []string{"a protocol block configures one protocol", "protocol nginx { … }", "Testfile:2"},
 		},
 		{
 			name: "unknown protocol option",
@@ -451,31 +440,39 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{
 			name: "exists_probe without a URL",
 			input: `upload_progress {
-				exists_probe
+				protocol shard {
+					exists_probe
+				}
 			}`,
 			want: []string{"wrong argument count", "exists_probe"},
 		},
 		{
 			name: "exists_probe with three args",
 			input: `upload_progress {
-				exists_probe HEAD http://o/{key} extra
+				protocol shard {
+					exists_probe HEAD http://o/{key} extra
+				}
 			}`,
 			want: []string{"wrong argument count"},
 		},
 		{
 			name: "exists_probe unknown option",
 			input: `upload_progress {
-				exists_probe http://o/{key} {
-					retries 3
+				protocol shard {
+					exists_probe http://o/{key} {
+						retries 3
+					}
 				}
 			}`,
-			want: []string{`unknown exists_probe option "retries"`, "Testfile:3"},
+			want: []string{`unknown exists_probe option "retries"`, "Testfile:4"},
 		},
 		{
 			name: "exists_probe bad timeout",
 			input: `upload_progress {
-				exists_probe http://o/{key} {
-					timeout soon
+				protocol shard {
+					exists_probe http://o/{key} {
+						timeout soon
+					}
 				}
 			}`,
 			want: []string{`bad duration "soon"`},
@@ -483,11 +480,13 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{
 			name: "exists_probe bad cache_for",
 			input: `upload_progress {
-				exists_probe http://o/{key} {
-					cache_for 5 s
+				protocol shard {
+					exists_probe http://o/{key} {
+						cache_for 5 s
+					}
 				}
 			}`,
-			want: []string{"wrong argument count", "Testfile:3"},
+			want: []string{"wrong argument count", "Testfile:4"},
 		},
 	}
 	for _, tt := range tests {
@@ -601,6 +600,16 @@ example.com {
 			owner {http.request.header.x-user-api-key}
 			status_path /api/progress
 			websocket_path /api/ws/progress /api/progress/ws
+			exists_probe GET http://127.0.0.1:9000/fso?path={key} {
+				forward_headers x-user-api-key Authorization
+				cache_for 30s
+				timeout 3s
+			}
+		}
+		protocol pcloud {
+			upload_path /api/uploadfile
+			status_path /api/uploadprogress
+			websocket_path /api/uploadprogress/ws
 		}
 		zone golden
 		retain 10m
@@ -616,11 +625,6 @@ example.com {
 		key {http.request.uri.query.file}
 		owner {http.request.header.Authorization}
 		origin_patterns app.example.com *.example.org
-		exists_probe GET http://127.0.0.1:9000/fso?path={key} {
-			forward_headers x-user-api-key Authorization
-			cache_for 30s
-			timeout 3s
-		}
 	}
 	reverse_proxy 127.0.0.1:9000
 }
@@ -670,10 +674,8 @@ func TestCaddyfileGolden(t *testing.T) {
 	if err := dec.Decode(&h); err != nil {
 		t.Fatalf("golden JSON does not decode into Handler: %v", err)
 	}
-	if len(h.Protocols) != 2 || h.Protocols[0].Name != "nginx" || !h.Protocols[0].DisableOwnerCheck ||
-		h.Protocols[1].Name != "shard" || h.Zone != "golden" || h.ExistsProbe == nil ||
-		h.ExistsProbe.Method != "GET" || time.Duration(h.ExistsProbe.CacheFor) != 30*time.Second {
-		t.Errorf("golden JSON decodes to an unexpected handler: %s", jsonOf(t, h))
+	if names, err := protocolNames(h.ProtocolsRaw); err != nil || !slices.Equal(names, []string{"nginx", "shard", "pcloud"}) || h.Zone != "golden" {
+		t.Errorf("golden JSON decodes to an unexpected handler (%v): %s", err, jsonOf(t, h))
 	}
 	h.Zone = uniqueZone(t)
 	provisionForTest(t, &h)
@@ -825,39 +827,22 @@ func jsonOf(t *testing.T, v any) string {
 	return string(b)
 }
 
-// TestCaddyfileExistsProbeEmptyForwardHeaders: what a Caddyfile means must
-// survive its adaptation to JSON, which is what Caddy runs.
-//
-// `forward_headers` with no names must be refused: an empty list would
-// vanish in the adapted JSON (omitempty) and the probe would fall back to
-// forwarding x-user-api-key, which the Caddyfile did not ask for.
-func TestCaddyfileExistsProbeEmptyForwardHeaders(t *testing.T) {
-	var h Handler
-	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`upload_progress {
-		exists_probe http://127.0.0.1:9000/fso?path={key} {
-			forward_headers
+// protos is the protocols of a handler as the Caddyfile adapts them: JSON
+// objects with their keys in order, as caddyconfig.JSONModuleObject writes
+// them.
+func protos(t *testing.T, objs ...string) []json.RawMessage {
+	t.Helper()
+	raws := make([]json.RawMessage, len(objs))
+	for i, o := range objs {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(o), &m); err != nil {
+			t.Fatalf("protos: %v in %s", err, o)
 		}
-	}`))
-	if err != nil {
-		return // refused: fine
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws[i] = b
 	}
-	direct := &ExistsProbe{URL: h.ExistsProbe.URL, ForwardHeaders: h.ExistsProbe.ForwardHeaders}
-	if err := direct.provision(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(&h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var loaded Handler
-	if err := json.Unmarshal(b, &loaded); err != nil {
-		t.Fatal(err)
-	}
-	if err := loaded.ExistsProbe.provision(); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(direct.ForwardHeaders, loaded.ExistsProbe.ForwardHeaders) {
-		t.Errorf("`forward_headers` with no names forwards %q as parsed but %q once adapted to JSON (%s); it should be refused",
-			direct.ForwardHeaders, loaded.ExistsProbe.ForwardHeaders, b)
-	}
+	return raws
 }

@@ -1,10 +1,12 @@
 // Package caddymodule is the Caddy glue of caddy-upload-progress: the
 // http.handlers.upload_progress module, its Caddyfile directive, metrics and
-// logs. The logic lives in package progress; this package wires Caddy's
-// requests, replacer and lifecycle to it.
+// logs. The logic lives in package progress and the progress APIs in their
+// protocol modules; this package wires Caddy's requests, replacer and
+// lifecycle to them.
 package caddymodule
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -26,10 +28,13 @@ func init() {
 // Uploads are never buffered, altered or failed by tracking: when a record
 // cannot be kept (a limit, a missing key) the upload passes untracked.
 type Handler struct {
-	// The progress APIs to serve. Each decides which requests are tracked
-	// uploads, what their key and owner are by default, where its status
-	// endpoints are and the shape of its replies. Default: `[{"name": "shard"}]`.
-	Protocols []ProtocolConfig `json:"protocols,omitempty"`
+	// The progress APIs to serve, in order: the first that tracks an
+	// upload gets it. Each is a module in the namespace
+	// http.handlers.upload_progress.protocols, named by "name" (shard,
+	// pcloud, nginx), and decides which requests are tracked uploads, what
+	// their key and owner are by default, where its status endpoints are
+	// and the shape of its replies. Default: `[{"name": "shard"}]`.
+	ProtocolsRaw []json.RawMessage `json:"protocols,omitempty" caddy:"namespace=http.handlers.upload_progress.protocols inline_key=name"`
 
 	// The tracker to use. Every handler naming the same zone, in any site
 	// or route, shares one tracker, which survives config reloads.
@@ -40,8 +45,11 @@ type Handler struct {
 	// handlers share a zone, the last one loaded sets it.
 	Retain caddy.Duration `json:"retain,omitempty"`
 
-	// The most keys the zone tracks at once; past it, uploads pass
-	// untracked. Default: 100000.
+	// The most keys the zone holds at once: records plus watched keys.
+	// When it is full, the finished records closest to the end of their
+	// retention are forgotten first; uploads pass untracked (and new
+	// watchers get 503) only when uploads in flight and watched keys alone
+	// fill it. Default: 100000.
 	MaxKeys int `json:"max_keys,omitempty"`
 
 	// The most WebSocket watchers the zone holds at once, and per key;
@@ -100,9 +108,8 @@ type Handler struct {
 	// update_interval paces each of them further apart (at 250, up to 62
 	// watchers get an update every 250ms, 1,000 get one every 4 s). Each
 	// update is a write for the proxy and a wake-up for the watcher's
-	// client, so this bounds what a much-watched upload costs the machine
-	// (1,000 a second measured about 7% of a 2-core machine's upload
-	// throughput). Negative: no bound. Default: 250.
+	// client, so this bounds what a much-watched upload costs the machine.
+	// Negative: no bound. Default: 250.
 	KeyUpdatesPerSecond int `json:"key_updates_per_second,omitempty"`
 
 	// How often WebSocket watchers are pinged, which keeps idle connections
@@ -116,10 +123,6 @@ type Handler struct {
 	// could reach it either. Default: 10s.
 	WatcherTimeout caddy.Duration `json:"watcher_timeout,omitempty"`
 
-	// Asks the origin about keys the tracker does not know, so that a file
-	// uploaded before (or past the retention) reports completed.
-	ExistsProbe *ExistsProbe `json:"exists_probe,omitempty"`
-
 	zone *zone
 	// protocols in configuration order: the first that tracks an upload
 	// gets it. endpoints holds the same, those that claim requests by
@@ -127,6 +130,8 @@ type Handler struct {
 	protocols []*protocol
 	endpoints []*protocol
 	logger    *zap.Logger
+	// warnings says what an operator must act on, a line now and then.
+	warnings *warnings
 	// The WebSocket timings, defaults applied.
 	pace                         progress.Pace
 	pingInterval, watcherTimeout time.Duration
@@ -152,7 +157,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	for _, p := range h.protocols {
-		if p.tracks(p, r) {
+		if p.Tracks(r) {
 			return h.serveUpload(w, r, next, p)
 		}
 	}

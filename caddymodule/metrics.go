@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,20 +28,20 @@ var (
 	uploadsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "uploads_finished_total",
-		Help: "Tracked uploads that ended, by outcome (completed, origin_error, origin_unreachable, client_aborted, client_timeout, body_too_large, aborted).",
+		Help: "Tracked uploads that ended, by outcome (" + strings.Join(progress.Reasons, ", ") + ").",
 	}, []string{"zone", "protocol", "outcome"})
 
 	uploadsUntracked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "uploads_untracked_total",
-		Help: "Uploads that asked for progress but passed untracked, by reason (no_key, invalid_key, no_credential, tracker_full, tracker_closed).",
+		Help: "Uploads that asked for progress but passed untracked, by reason (" + strings.Join(progress.UntrackedReasons, ", ") + ").",
 	}, []string{"zone", "protocol", "reason"})
 
 	watchersRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "watchers_refused_total",
-		Help: "WebSocket watchers refused at a limit (max_watchers, max_watchers_per_key, max_keys).",
-	}, []string{"zone", "protocol"})
+		Help: "WebSocket watchers refused, by reason (limit: max_watchers, max_watchers_per_key or max_keys; closed: the server is shutting down).",
+	}, []string{"zone", "protocol", "reason"})
 
 	watchersDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
@@ -84,13 +86,15 @@ var (
 			"Memory held by the file details (names, content types, origin metadata) of finished uploads (max_file_details bounds it).", []string{"zone"}, nil),
 		detailsDropped: prometheus.NewDesc("caddy_upload_progress_file_details_dropped_total",
 			"Finished uploads that kept their counts but dropped their file details, for want of room under max_file_details.", []string{"zone"}, nil),
+		evicted: prometheus.NewDesc("caddy_upload_progress_records_evicted_total",
+			"Finished uploads forgotten before the end of retain to make room for new keys under max_keys.", []string{"zone"}, nil),
 	}
 )
 
 // zoneCollector reads the live gauges from the trackers at scrape time, so
 // the upload path never touches a gauge.
 type zoneCollector struct {
-	inFlight, watchers, keys, detailBytes, detailsDropped *prometheus.Desc
+	inFlight, watchers, keys, detailBytes, detailsDropped, evicted *prometheus.Desc
 }
 
 func (c zoneCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -99,6 +103,7 @@ func (c zoneCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.keys
 	ch <- c.detailBytes
 	ch <- c.detailsDropped
+	ch <- c.evicted
 }
 
 func (c zoneCollector) Collect(ch chan<- prometheus.Metric) {
@@ -109,6 +114,7 @@ func (c zoneCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(s.Keys), z.name)
 		ch <- prometheus.MustNewConstMetric(c.detailBytes, prometheus.GaugeValue, float64(s.FileDetailBytes), z.name)
 		ch <- prometheus.MustNewConstMetric(c.detailsDropped, prometheus.CounterValue, float64(s.FileDetailsDropped), z.name)
+		ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(s.Evicted), z.name)
 	})
 }
 
@@ -142,8 +148,8 @@ type uploadMetrics struct {
 
 	started  atomic.Pointer[prometheus.Counter]
 	received atomic.Pointer[receivedMetrics]
-	// outcomes holds the children of knownOutcomes, by index.
-	outcomes [len(knownOutcomes)]atomic.Pointer[outcomeMetrics]
+	// outcomes holds the children of progress.Reasons, by index.
+	outcomes []atomic.Pointer[outcomeMetrics]
 }
 
 type receivedMetrics struct {
@@ -156,15 +162,8 @@ type outcomeMetrics struct {
 	duration prometheus.Observer
 }
 
-// knownOutcomes are the outcome label values whose children are kept.
-var knownOutcomes = [...]string{
-	progress.ReasonCompleted, progress.ReasonOriginError, progress.ReasonOriginUnreachable,
-	progress.ReasonClientAborted, progress.ReasonClientTimeout, progress.ReasonBodyTooLarge,
-	progress.ReasonAborted, progress.ReasonStalled,
-}
-
 func newUploadMetrics(zone, proto string) *uploadMetrics {
-	return &uploadMetrics{zone: zone, proto: proto}
+	return &uploadMetrics{zone: zone, proto: proto, outcomes: make([]atomic.Pointer[outcomeMetrics], len(progress.Reasons))}
 }
 
 // observeStarted counts a tracked upload's start.
@@ -197,11 +196,8 @@ func (m *uploadMetrics) observeFinished(o progress.Outcome, n int64, took time.D
 
 // outcome returns the children for an outcome label value.
 func (m *uploadMetrics) outcome(reason string) *outcomeMetrics {
-	i := 0
-	for i < len(knownOutcomes) && knownOutcomes[i] != reason {
-		i++
-	}
-	if i < len(knownOutcomes) {
+	i := slices.Index(progress.Reasons, reason)
+	if i >= 0 {
 		if om := m.outcomes[i].Load(); om != nil {
 			return om
 		}
@@ -210,7 +206,7 @@ func (m *uploadMetrics) outcome(reason string) *outcomeMetrics {
 		finished: uploadsFinished.WithLabelValues(m.zone, m.proto, reason),
 		duration: uploadDuration.WithLabelValues(m.zone, m.proto, reason),
 	}
-	if i < len(knownOutcomes) {
+	if i >= 0 {
 		m.outcomes[i].Store(om)
 	}
 	return om

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	protocolapi "github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
 // Defaults of the handler's configuration.
@@ -25,14 +27,14 @@ const (
 	defaultWatcherTimeout      = 10 * time.Second
 )
 
-// Provision sets defaults, resolves the protocols and joins the zone.
+// Provision sets defaults, loads the protocols, checks the whole
+// configuration and only then joins the zone, so that a configuration that
+// is refused changes nothing that is live.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.warnings = &warnings{logger: h.logger}
 	if h.Zone == "" {
 		h.Zone = defaultZone
-	}
-	if len(h.Protocols) == 0 {
-		h.Protocols = []ProtocolConfig{{Name: defaultProtocol}}
 	}
 	h.pace = progress.Pace{
 		Interval: orDefault(h.UpdateInterval, defaultUpdateInterval),
@@ -40,24 +42,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.pingInterval = orDefault(h.PingInterval, defaultPingInterval)
 	h.watcherTimeout = orDefault(h.WatcherTimeout, defaultWatcherTimeout)
-	h.protocols, h.endpoints = nil, nil
-	for _, cfg := range h.Protocols {
-		p, err := h.resolve(cfg)
-		if err != nil {
-			return fmt.Errorf("protocol %s: %v", cfg.Name, err)
-		}
-		h.protocols = append(h.protocols, p)
+	if err := h.loadProtocols(ctx); err != nil {
+		return err
 	}
-	markSharedPaths(h.protocols)
-	h.endpoints = slices.Clone(h.protocols)
-	slices.SortStableFunc(h.endpoints, func(a, b *protocol) int {
-		return boolInt(a.claims == nil) - boolInt(b.claims == nil)
-	})
-
-	if h.ExistsProbe != nil {
-		if err := h.ExistsProbe.provision(); err != nil {
-			return fmt.Errorf("exists_probe: %v", err)
-		}
+	if err := h.Validate(); err != nil {
+		return err
 	}
 
 	z, err := loadZone(h.Zone, progress.Options{
@@ -75,42 +64,94 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return registerMetrics(ctx.GetMetricsRegistry())
 }
 
-// resolve applies the handler's and the protocol's settings to its kind.
-func (h *Handler) resolve(cfg ProtocolConfig) (*protocol, error) {
-	kind, ok := protocolKinds[cfg.Name]
-	if !ok {
-		return nil, fmt.Errorf("unknown protocol %q (known: %s)", cfg.Name, strings.Join(knownProtocolNames(), ", "))
+// loadProtocols loads the protocol modules and applies the handler's
+// settings to them.
+func (h *Handler) loadProtocols(ctx caddy.Context) error {
+	if len(h.ProtocolsRaw) == 0 {
+		h.ProtocolsRaw = []json.RawMessage{json.RawMessage(`{"name":"` + defaultProtocol + `"}`)}
 	}
-	p := &protocol{
-		protocolKind:    kind,
-		keyTemplate:     firstNonEmpty(cfg.Key, h.Key),
-		ownerTemplate:   firstNonEmpty(cfg.Owner, h.Owner),
-		statusPath:      firstNonEmpty(cfg.StatusPath, kind.statusPath),
-		uploadPath:      firstNonEmpty(cfg.UploadPath, kind.uploadPath),
-		webSocketPaths:  kind.webSocketPaths,
-		credentialLabel: kind.credentialName,
-		metrics:         newUploadMetrics(h.Zone, kind.name),
+	names, err := protocolNames(h.ProtocolsRaw)
+	if err != nil {
+		return err
 	}
-	if cfg.UploadPath != "" && kind.uploadPath == "" {
-		return nil, fmt.Errorf("upload_path: the %s protocol tracks uploads to any path", kind.name)
+	for _, tpl := range []struct{ option, value string }{{"key", h.Key}, {"owner", h.Owner}} {
+		if tpl.value == "" || tpl.option == "owner" && h.DisableOwnerCheck {
+			continue
+		}
+		if err := checkTemplate(tpl.value); err != nil {
+			return fmt.Errorf("%s: %v", tpl.option, err)
+		}
 	}
-	if p.uploadPath != "" && !strings.HasPrefix(p.uploadPath, "/") {
-		return nil, fmt.Errorf("upload_path %q must start with /", p.uploadPath)
+	mods, err := ctx.LoadModule(h, "ProtocolsRaw")
+	if err != nil {
+		return fmt.Errorf("loading protocols: %v", err)
 	}
-	if len(cfg.WebSocketPaths) > 0 {
-		p.webSocketPaths = cfg.WebSocketPaths
+	h.protocols, h.endpoints = nil, nil
+	for i, m := range mods.([]any) {
+		mod, ok := m.(protocolapi.Protocol)
+		if !ok {
+			return fmt.Errorf("protocol %s: module %T is not a progress protocol", names[i], m)
+		}
+		p, err := h.resolve(names[i], mod)
+		if err != nil {
+			return fmt.Errorf("protocol %s: %v", names[i], err)
+		}
+		h.protocols = append(h.protocols, p)
 	}
-	p.ownerless = h.DisableOwnerCheck || cfg.DisableOwnerCheck || (p.ownerTemplate == "" && kind.credential == nil)
-	if p.keyTemplate != "" {
-		if err := checkTemplate(p.keyTemplate); err != nil {
+	markSharedPaths(h.protocols)
+	h.endpoints = slices.Clone(h.protocols)
+	slices.SortStableFunc(h.endpoints, func(a, b *protocol) int {
+		return boolInt(a.claimer == nil) - boolInt(b.claimer == nil)
+	})
+	return nil
+}
+
+// protocolNames reads the names of the configured protocols, refusing an
+// unknown one.
+func protocolNames(raws []json.RawMessage) ([]string, error) {
+	names := make([]string, len(raws))
+	for i, raw := range raws {
+		var v struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("protocols: %v", err)
+		}
+		if _, err := caddy.GetModule(protocolapi.Namespace + "." + v.Name); err != nil || v.Name == "" {
+			return nil, fmt.Errorf("unknown protocol %q (known: %s)", v.Name, strings.Join(knownProtocolNames(), ", "))
+		}
+		names[i] = v.Name
+	}
+	return names, nil
+}
+
+// resolve applies the handler's settings to a loaded protocol.
+func (h *Handler) resolve(name string, mod protocolapi.Protocol) (*protocol, error) {
+	c := mod.Common()
+	p := bind(name, mod)
+	p.keyTemplate = firstNonEmpty(c.Key, h.Key)
+	p.ownerTemplate = firstNonEmpty(c.Owner, h.Owner)
+	p.statusPath = c.StatusPath
+	p.webSocketPaths = c.WebSocketPaths
+	p.metrics = newUploadMetrics(h.Zone, name)
+	p.ownerless = h.DisableOwnerCheck || c.DisableOwnerCheck || (p.ownerTemplate == "" && p.owned == nil)
+	if c.Key != "" {
+		if err := checkTemplate(c.Key); err != nil {
 			return nil, fmt.Errorf("key: %v", err)
 		}
 	}
-	if p.ownerTemplate != "" && !p.ownerless {
-		if err := checkTemplate(p.ownerTemplate); err != nil {
+	if p.ownerless {
+		return p, nil
+	}
+	if c.Owner != "" {
+		if err := checkTemplate(c.Owner); err != nil {
 			return nil, fmt.Errorf("owner: %v", err)
 		}
+	}
+	if p.ownerTemplate != "" {
 		p.credentialLabel = "credential"
+	} else {
+		p.credentialLabel = p.owned.CredentialName()
 	}
 	return p, nil
 }
@@ -133,7 +174,8 @@ func markSharedPaths(ps []*protocol) {
 	}
 }
 
-// Validate checks the configuration for values that cannot work.
+// Validate checks the configuration for values that cannot work. Provision
+// runs it before joining the zone.
 func (h *Handler) Validate() error {
 	if h.Retain < 0 {
 		return fmt.Errorf("retain must not be negative")
@@ -163,8 +205,11 @@ func (h *Handler) Validate() error {
 			}
 			// Two protocols may share a path only if one of them tells its
 			// requests apart by their parameters.
-			if other := seen[path]; other != nil && other != p && other.claims == nil && p.claims == nil {
-				return fmt.Errorf("protocols %s and %s both answer %s", other.name, p.name, path)
+			if other := seen[path]; other != nil && other != p && other.claimer == nil && p.claimer == nil {
+				if other.name == p.name {
+					return fmt.Errorf("protocol %s is listed twice and both answer %s; list it once, or give the second its own status_path and websocket_path", p.name, path)
+				}
+				return fmt.Errorf("protocols %s and %s both answer %s; give one of them another status_path or websocket_path", other.name, p.name, path)
 			}
 			seen[path] = p
 		}
@@ -255,10 +300,11 @@ func resolvable(name string) (err error) {
 	return err
 }
 
+// knownProtocolNames lists the protocol modules this Caddy has.
 func knownProtocolNames() []string {
-	names := make([]string, 0, len(protocolKinds))
-	for n := range protocolKinds {
-		names = append(names, n)
+	var names []string
+	for _, m := range caddy.GetModules(protocolapi.Namespace) {
+		names = append(names, m.ID.Name())
 	}
 	slices.Sort(names)
 	return names

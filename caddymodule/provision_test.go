@@ -71,9 +71,6 @@ func TestProvisionDefaults(t *testing.T) {
 	if h.Zone != "default" {
 		t.Errorf("Zone = %q, want default", h.Zone)
 	}
-	if want := []ProtocolConfig{{Name: "shard"}}; !reflect.DeepEqual(h.Protocols, want) {
-		t.Errorf("Protocols = %+v, want %+v", h.Protocols, want)
-	}
 	if len(h.protocols) != 1 || h.protocols[0].name != "shard" {
 		t.Fatalf("resolved protocols = %+v", h.protocols)
 	}
@@ -102,7 +99,7 @@ func TestProvisionDefaults(t *testing.T) {
 }
 
 func TestProvisionNginxIsOwnerlessByDefault(t *testing.T) {
-	h := &Handler{Zone: uniqueZone(t), Protocols: []ProtocolConfig{{Name: "nginx"}, {Name: "shard"}}}
+	h := &Handler{Zone: uniqueZone(t), ProtocolsRaw: protos(t, `{"name":"nginx"}`, `{"name":"shard"}`)}
 	provisionForTest(t, h)
 	if !h.protocols[0].ownerless {
 		t.Error("nginx should be ownerless by default")
@@ -125,7 +122,7 @@ func TestProvisionOwnerOff(t *testing.T) {
 	if !h.protocols[0].ownerless {
 		t.Error("owner off at the handler must turn the owner check off for shard")
 	}
-	h2 := &Handler{Zone: uniqueZone(t), Protocols: []ProtocolConfig{{Name: "shard", DisableOwnerCheck: true}}}
+	h2 := &Handler{Zone: uniqueZone(t), ProtocolsRaw: protos(t, `{"name":"shard","disable_owner_check":true}`)}
 	provisionForTest(t, h2)
 	if !h2.protocols[0].ownerless {
 		t.Error("owner off in the protocol must turn the owner check off")
@@ -134,13 +131,10 @@ func TestProvisionOwnerOff(t *testing.T) {
 
 func TestProvisionTemplatesPrecedence(t *testing.T) {
 	h := &Handler{
-		Zone:  uniqueZone(t),
-		Key:   "{http.request.header.X-Key}",
-		Owner: "{http.request.header.X-Owner}",
-		Protocols: []ProtocolConfig{
-			{Name: "shard", Key: "{http.request.uri.query.file}"},
-			{Name: "nginx", Owner: "{http.request.header.Authorization}", StatusPath: "/np"},
-		},
+		Zone:         uniqueZone(t),
+		Key:          "{http.request.header.X-Key}",
+		Owner:        "{http.request.header.X-Owner}",
+		ProtocolsRaw: protos(t, `{"name":"shard","key":"{http.request.uri.query.file}"}`, `{"name":"nginx","owner":"{http.request.header.Authorization}","status_path":"/np"}`),
 	}
 	provisionForTest(t, h)
 	shard, nginx := h.protocols[0], h.protocols[1]
@@ -166,27 +160,32 @@ func TestProvisionErrors(t *testing.T) {
 	}{
 		{
 			name: "unknown protocol lists the known ones",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "ftp"}}},
-			want: []string{"protocol ftp", `unknown protocol "ftp"`, "known:", "nginx", "shard"},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"ftp"}`)},
+			want: []string{`unknown protocol "ftp"`, "known:", "nginx", "pcloud", "shard"},
 		},
 		{
 			name: "unknown protocol after a good one",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "shard"}, {Name: "Shard"}}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard"}`, `{"name":"Shard"}`)},
 			want: []string{`unknown protocol "Shard"`},
 		},
 		{
 			name: "key with no placeholder",
 			h:    Handler{Key: "/static.bin"},
-			want: []string{"protocol shard", "key", "no placeholder"},
+			want: []string{"key: ", "no placeholder"},
 		},
 		{
 			name: "key with an unknown placeholder",
 			h:    Handler{Key: "{http.request.heder.X}"},
-			want: []string{"protocol shard", "key", "{http.request.heder.X}"},
+			want: []string{"key: ", "{http.request.heder.X}"},
+		},
+		{
+			name: "a protocol listed twice",
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"pcloud"}`, `{"name":"pcloud"}`)},
+			want: []string{"protocol pcloud is listed twice and both answer /uploadprogress"},
 		},
 		{
 			name: "protocol key with an unknown placeholder",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "nginx", Key: "{http.reqest.uri.query.id}"}}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"nginx","key":"{http.reqest.uri.query.id}"}`)},
 			want: []string{"protocol nginx", "key", "{http.reqest.uri.query.id}"},
 		},
 		{
@@ -201,22 +200,22 @@ func TestProvisionErrors(t *testing.T) {
 		},
 		{
 			name: "owner with an unknown placeholder",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "shard", Owner: "{http.request.heder.X}"}}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard","owner":"{http.request.heder.X}"}`)},
 			want: []string{"protocol shard", "owner", "{http.request.heder.X}"},
 		},
 		{
 			name: "exists_probe without {key}",
-			h:    Handler{ExistsProbe: &ExistsProbe{URL: "http://origin/fso"}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard","exists_probe":{"url":"http://origin/fso"}}`)},
 			want: []string{"exists_probe", "{key}"},
 		},
 		{
 			name: "exists_probe not absolute",
-			h:    Handler{ExistsProbe: &ExistsProbe{URL: "/fso?path={key}"}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard","exists_probe":{"url":"/fso?path={key}"}}`)},
 			want: []string{"exists_probe", "absolute http or https"},
 		},
 		{
 			name: "exists_probe without URL",
-			h:    Handler{ExistsProbe: &ExistsProbe{Method: "GET"}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard","exists_probe":{"method":"GET"}}`)},
 			want: []string{"exists_probe", "url is required"},
 		},
 	}
@@ -265,46 +264,40 @@ func TestValidate(t *testing.T) {
 		want []string // nil: valid
 	}{
 		{name: "defaults", h: Handler{}},
-		{name: "nginx and shard share /progress", h: Handler{Protocols: []ProtocolConfig{{Name: "nginx"}, {Name: "shard"}}}},
-		{name: "shard and nginx share /progress", h: Handler{Protocols: []ProtocolConfig{{Name: "shard"}, {Name: "nginx"}}}},
+		{name: "nginx and shard share /progress", h: Handler{ProtocolsRaw: protos(t, `{"name":"nginx"}`, `{"name":"shard"}`)}},
+		{name: "shard and nginx share /progress", h: Handler{ProtocolsRaw: protos(t, `{"name":"shard"}`, `{"name":"nginx"}`)}},
 		{
 			name: "status path without slash",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "shard", StatusPath: "progress"}}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard","status_path":"progress"}`)},
 			want: []string{"protocol shard", `"progress"`, "must start with /"},
 		},
 		{
 			name: "websocket path without slash",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "shard", WebSocketPaths: []string{"/ws", "ws2"}}}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard","websocket_paths":["/ws","ws2"]}`)},
 			want: []string{`"ws2"`, "must start with /"},
 		},
 		{
 			name: "websocket path twice",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "shard", WebSocketPaths: []string{"/ws", "/ws"}}}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard","websocket_paths":["/ws","/ws"]}`)},
 			want: []string{"protocol shard", `"/ws"`, "used twice"},
 		},
 		{
 			name: "status path also a websocket path",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "shard", StatusPath: "/p", WebSocketPaths: []string{"/p"}}}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard","status_path":"/p","websocket_paths":["/p"]}`)},
 			want: []string{`"/p"`, "used twice"},
 		},
 		{
 			name: "protocol shard shard",
-			h:    Handler{Protocols: []ProtocolConfig{{Name: "shard"}, {Name: "shard"}}},
-			want: []string{"protocols shard and shard both answer /progress"},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard"}`, `{"name":"shard"}`)},
+			want: []string{"protocol shard is listed twice and both answer /progress"},
 		},
 		{
 			name: "two shards on different paths",
-			h: Handler{Protocols: []ProtocolConfig{
-				{Name: "shard"},
-				{Name: "shard", StatusPath: "/v2/progress", WebSocketPaths: []string{"/v2/ws"}},
-			}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard"}`, `{"name":"shard","status_path":"/v2/progress","websocket_paths":["/v2/ws"]}`)},
 		},
 		{
 			name: "two shards sharing only a websocket path",
-			h: Handler{Protocols: []ProtocolConfig{
-				{Name: "shard"},
-				{Name: "shard", StatusPath: "/v2/progress"},
-			}},
+			h:    Handler{ProtocolsRaw: protos(t, `{"name":"shard"}`, `{"name":"shard","status_path":"/v2/progress"}`)},
 			want: []string{"both answer /ws/progress"},
 		},
 		{
@@ -337,10 +330,8 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := tt.h
 			h.Zone = uniqueZone(t)
-			if _, err := provisionHandler(t, &h); err != nil {
-				t.Fatalf("Provision: %v", err)
-			}
-			err := h.Validate()
+			// Provision checks the configuration before it joins the zone.
+			_, err := provisionHandler(t, &h)
 			if tt.want == nil {
 				if err != nil {
 					t.Errorf("Validate: %v", err)
@@ -362,7 +353,7 @@ func TestValidate(t *testing.T) {
 func TestZoneSharedAndClosedByLastCleanup(t *testing.T) {
 	zoneName := uniqueZone(t)
 	h1 := &Handler{Zone: zoneName}
-	h2 := &Handler{Zone: zoneName, Protocols: []ProtocolConfig{{Name: "nginx"}}, Retain: caddy.Duration(time.Minute)}
+	h2 := &Handler{Zone: zoneName, ProtocolsRaw: protos(t, `{"name":"nginx"}`), Retain: caddy.Duration(time.Minute)}
 	other := &Handler{Zone: uniqueZone(t)}
 	cleanup1, err1 := provisionHandler(t, h1)
 	cleanup2, err2 := provisionHandler(t, h2)
@@ -482,8 +473,8 @@ func TestZoneSurvivesReload(t *testing.T) {
 	if !snap.Found || snap.ID != rec.ID() || snap.State != progress.Uploading {
 		t.Errorf("record in flight lost over a reload: %+v", snap)
 	}
-	if !reloaded.tracker().Finish(rec, progress.Outcome{State: progress.Completed}) {
-		t.Error("could not finish the record in flight after the reload")
+	if o, report := reloaded.tracker().End(rec, progress.Event{Status: 201}); !report || o.State != progress.Completed {
+		t.Errorf("ending the record in flight after the reload: %+v, reported %v", o, report)
 	}
 }
 
@@ -494,7 +485,7 @@ func TestCleanupWithoutProvision(t *testing.T) {
 	keep := &Handler{Zone: zoneName}
 	provisionForTest(t, keep)
 
-	failed := &Handler{Zone: zoneName, Protocols: []ProtocolConfig{{Name: "nope"}}}
+	failed := &Handler{Zone: zoneName, ProtocolsRaw: protos(t, `{"name":"nope"}`)}
 	cleanup, err := provisionHandler(t, failed)
 	if err == nil {
 		t.Fatal("Provision accepted an unknown protocol")

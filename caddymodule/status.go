@@ -7,68 +7,77 @@ import (
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
+// Transports of status requests, as counted in status_requests_total.
+const (
+	transportREST      = "rest"
+	transportWebSocket = "websocket"
+)
+
 // serveStatus answers a REST status request with the upload's state, in
 // the protocol's shape.
 func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, p *protocol) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead && !(p.postStatus && r.Method == http.MethodPost) {
-		return h.refuse(w, r, p, "rest", &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use " + p.allowedMethods()})
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !(p.form != nil && r.Method == http.MethodPost) {
+		return h.refuseMethod(w, r, p, transportREST, p.restMethods())
 	}
 	owner, q, f := h.parseStatusRequest(r, p)
 	if f != nil {
-		return h.refuse(w, r, p, "rest", f)
+		return h.refuse(w, r, p, transportREST, f)
 	}
-	return h.reply(w, r, p, "rest", http.StatusOK, p.render(h.lookup(r, owner, q.Key)))
+	return h.reply(w, r, p, transportREST, http.StatusOK, p.Render(h.lookup(r, p, owner, q.Key)))
 }
 
 // parseStatusRequest finds who asks, and about what.
 func (h *Handler) parseStatusRequest(r *http.Request, p *protocol) (progress.Owner, progress.StatusQuery, *progress.Failure) {
-	if p.prepare != nil {
-		if f := p.prepare(r); f != nil {
+	if p.form != nil {
+		if f := p.form.PrepareStatus(r); f != nil {
 			return progress.Owner{}, progress.StatusQuery{}, f
 		}
 	}
-	owner, f := h.requestOwner(r, p)
+	owner, f := p.ownerOf(r, h.tracker())
 	if f != nil {
 		return owner, progress.StatusQuery{}, f
 	}
-	q, f := p.query(r)
+	q, f := p.ParseStatus(r)
 	return owner, q, f
 }
 
 // lookup returns what owner can see under key, asking the origin about
-// keys the tracker does not know when an exists probe is configured.
-func (h *Handler) lookup(r *http.Request, owner progress.Owner, key string) progress.Snapshot {
+// keys the tracker does not know where the protocol can.
+func (h *Handler) lookup(r *http.Request, p *protocol, owner progress.Owner, key string) progress.Snapshot {
 	snap := h.tracker().Lookup(owner, key)
-	if !snap.Found && h.ExistsProbe != nil {
-		snap = h.ExistsProbe.lookup(r, owner, key)
+	if !snap.Found {
+		snap = probe(r, p, owner, key, snap)
 	}
 	return snap
 }
 
-// requestOwner returns the owner a status request speaks for.
-func (h *Handler) requestOwner(r *http.Request, p *protocol) (progress.Owner, *progress.Failure) {
-	if p.ownerless {
-		return progress.Anyone, nil
+// probe asks the origin about key, where the protocol can; else it
+// returns snap.
+func probe(r *http.Request, p *protocol, owner progress.Owner, key string, snap progress.Snapshot) progress.Snapshot {
+	if p.prober != nil {
+		if s, ok := p.prober.Probe(r, owner, key); ok {
+			return s
+		}
 	}
-	cred := p.credentialOf(r)
-	if cred == "" {
-		return progress.Owner{}, &progress.Failure{Kind: progress.NoCredential, Message: "missing " + p.credentialLabel}
-	}
-	return h.tracker().Owner(cred), nil
+	return snap
 }
 
 // refuse answers a status request that cannot be served, the protocol's way.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, p *protocol, transport string, f *progress.Failure) error {
-	code, body := p.fail(f)
-	if f.Kind == progress.MethodNotAllowed {
-		w.Header().Set("Allow", p.allowedMethods())
-	}
+	code, body := p.Fail(f)
 	return h.reply(w, r, p, transport, code, body)
 }
 
-// allowedMethods lists the methods p's REST status endpoint answers.
-func (p *protocol) allowedMethods() string {
-	if p.postStatus {
+// refuseMethod answers a status request with a method the endpoint does
+// not answer, naming those it does.
+func (h *Handler) refuseMethod(w http.ResponseWriter, r *http.Request, p *protocol, transport, allowed string) error {
+	w.Header().Set("Allow", allowed)
+	return h.refuse(w, r, p, transport, &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use " + allowed})
+}
+
+// restMethods lists the methods p's REST status endpoint answers.
+func (p *protocol) restMethods() string {
+	if p.form != nil {
 		return "GET, HEAD, POST"
 	}
 	return "GET, HEAD"
@@ -85,7 +94,7 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, p *protocol, tra
 	hdr.Set("Content-Type", contentType)
 	hdr.Set("Cache-Control", "no-store")
 	if p.headers != nil {
-		p.headers(hdr)
+		p.headers.SetHeaders(hdr)
 	}
 	hdr.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)

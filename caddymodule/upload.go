@@ -10,9 +10,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	protocolapi "github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
 // serveUpload tracks an upload on its way to next. Whatever happens to
@@ -21,18 +21,14 @@ import (
 func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p *protocol) error {
 	key, err := p.keyOf(r)
 	if err != nil {
-		return h.passUntracked(w, r, next, p, "no_key", err)
+		return h.passUntracked(w, r, next, p, progress.UntrackedNoKey, err)
 	}
 	if err := progress.CheckKey(key); err != nil {
-		return h.passUntracked(w, r, next, p, "invalid_key", errors.New("key "+err.Error()))
+		return h.passUntracked(w, r, next, p, progress.UntrackedInvalidKey, errors.New("key "+err.Error()))
 	}
-	owner := progress.Anyone
-	if !p.ownerless {
-		cred := p.credentialOf(r)
-		if cred == "" {
-			return h.passUntracked(w, r, next, p, "no_credential", errors.New("missing "+p.credentialLabel))
-		}
-		owner = h.tracker().Owner(cred)
+	owner, f := p.ownerOf(r, h.tracker())
+	if f != nil {
+		return h.passUntracked(w, r, next, p, progress.UntrackedNoCredential, f)
 	}
 	total := r.ContentLength
 	if total < 0 {
@@ -40,15 +36,17 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	rec, err := h.tracker().Begin(owner, key, total)
 	if err != nil {
-		reason := "tracker_full"
+		reason := progress.UntrackedTrackerFull
 		if errors.Is(err, progress.ErrClosed) {
-			reason = "tracker_closed"
+			reason = progress.UntrackedTrackerClosed
+		} else {
+			h.warnings.zoneFull(h.Zone, p.name, err)
 		}
 		return h.passUntracked(w, r, next, p, reason, err)
 	}
 	p.metrics.observeStarted()
-	if p.files {
-		followFiles(r, rec, p)
+	if p.files != nil {
+		followFiles(r, rec, p.files)
 	}
 
 	// One allocation holds the upload, its response writer and its body.
@@ -58,7 +56,7 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 	uw := &u.w
 	uw.ResponseWriter = w
 	uw.u = u
-	if p.originFiles != nil {
+	if p.answer != nil {
 		uw.capture = make([]byte, 0, 4096)
 	}
 
@@ -66,18 +64,18 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 	// the record must still end, and the panic go on.
 	defer func() {
 		if v := recover(); v != nil {
-			u.finish(progress.Event{Status: uw.status, Panicked: true})
+			u.end(progress.Event{Status: uw.status, Panicked: true})
 			panic(v)
 		}
 	}()
 	err = next.ServeHTTP(uw, r)
 	if uw.capture != nil && uw.status != 0 {
-		// The origin's answer has been passed on whole; what it says of
-		// the stored files completes the record before it finishes.
-		if files, ok := p.originFiles(uw.capture); ok {
-			rec.SetOriginFiles(files)
+		// The origin's answer has been passed on whole; what the protocol
+		// reads of it completes the record before it ends.
+		if detail, size, ok := p.answer.ReadAnswer(uw.capture); ok {
+			rec.SetDetail(detail, size)
 		}
-		u.finish(progress.Event{Status: uw.status})
+		u.end(progress.Event{Status: uw.status})
 	}
 	if uw.status == 0 {
 		ev := progress.Event{HandlerFailed: err != nil}
@@ -85,14 +83,14 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 		if errors.As(err, &he) {
 			ev.HandlerStatus = he.StatusCode
 		}
-		u.finish(ev)
+		u.end(ev)
 	}
 	return err
 }
 
 // followFiles makes the record report the files of the upload: those of
 // a multipart/form-data body, or the one file a raw upload names.
-func followFiles(r *http.Request, rec *progress.Record, p *protocol) {
+func followFiles(r *http.Request, rec *progress.Record, files protocolapi.FileReporter) {
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err == nil && mediaType == "multipart/form-data" {
 		if s := multipart.NewScanner(params["boundary"]); s != nil {
@@ -100,10 +98,8 @@ func followFiles(r *http.Request, rec *progress.Record, p *protocol) {
 		}
 		return
 	}
-	if p.fileName != nil {
-		if name := p.fileName(r); name != "" {
-			rec.SetFileName(name)
-		}
+	if name := files.FileName(r); name != "" {
+		rec.SetFileName(name)
 	}
 }
 
@@ -124,59 +120,34 @@ type upload struct {
 	rec  *progress.Record
 	w    uploadWriter
 	body progress.Body
-	// line and field are the log line of the finished upload; field holds
-	// it so that logging it allocates nothing (a variadic argument escapes
-	// to the heap, an existing slice does not). They are written once.
-	line  finishLine
-	field [1]zap.Field
+	// line is the upload's fields in the request's access log line; it
+	// lives here so that adding it allocates nothing more.
+	line uploadFields
 }
 
-// finish judges the upload from ev plus what the body and the request
-// context say, ends its record, and logs and counts it, once.
-func (u *upload) finish(ev progress.Event) {
-	ev.ReadErr = u.rec.ReadError()
+// end ends the upload's record as ev says (unless the tracker ended it
+// already: stalled), and reports how it ended, once, whoever ended it: in
+// the metrics, in the request's access log line and in its variables.
+func (u *upload) end(ev progress.Event) {
 	ev.ClientGone = u.r.Context().Err() != nil
-	ev.Received = u.rec.Received()
-	o := progress.Judge(ev)
-	if !u.h.tracker().Finish(u.rec, o) {
+	o, report := u.h.tracker().End(u.rec, ev)
+	if !report {
 		return
 	}
 	took := time.Since(u.rec.Started())
 	n := u.rec.Count()
 	u.p.metrics.observeFinished(o, n, took)
-	if ce := u.h.logger.Check(zapcore.InfoLevel, "upload finished"); ce != nil {
-		u.line = finishLine{protocol: u.p.name, key: u.rec.Key(), bytes: n, total: u.rec.Total(), took: took, o: o}
-		u.field[0] = zap.Inline(&u.line)
-		ce.Write(u.field[:]...)
+	u.line = uploadFields{protocol: u.p.name, key: u.rec.Key(), bytes: n, total: u.rec.Total(), took: took, o: o}
+	ctx := u.r.Context()
+	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Add(zap.Inline(&u.line))
 	}
+	u.line.setVars(ctx)
 }
 
-// finishLine is the log line of a finished upload. Its fields go in inline,
-// exactly as if passed one by one, but as one zap.Field: the variadic
-// slice of eight fields was an allocation of half a kilobyte per upload;
-// the line lives in the upload, which is allocated anyway.
-type finishLine struct {
-	protocol, key string
-	bytes, total  int64
-	took          time.Duration
-	o             progress.Outcome
-}
-
-func (l *finishLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("protocol", l.protocol)
-	enc.AddString("key", l.key)
-	enc.AddInt64("bytes", l.bytes)
-	enc.AddInt64("total", l.total)
-	enc.AddDuration("duration", l.took)
-	enc.AddString("outcome", l.o.Reason)
-	enc.AddInt("status", l.o.HTTPStatus)
-	enc.AddString("error", l.o.Error)
-	return nil
-}
-
-// maxCapture bounds how much of the origin's answer is kept to read file
-// metadata from.
-const maxCapture = 64 << 10
+// maxCapture bounds how much of the origin's answer is kept for the
+// protocol to read.
+const maxCapture = protocolapi.MaxAnswer
 
 // uploadWriter ends the record the moment the final response status is
 // written, before the response body is copied: the origin's answer is
@@ -199,7 +170,7 @@ func (w *uploadWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
 		if w.capture == nil {
-			w.u.finish(progress.Event{Status: code})
+			w.u.end(progress.Event{Status: code})
 		}
 	}
 	w.ResponseWriterWrapper.WriteHeader(code)

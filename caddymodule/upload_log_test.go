@@ -2,66 +2,89 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
-// TestUploadFinishedLogLine pins the one structured line per finished
-// upload: operators' queries and alerts read these fields by name.
-func TestUploadFinishedLogLine(t *testing.T) {
+// TestUploadFieldsInRequestVars: how an upload ended is in its request's
+// variables, for {http.vars.upload_*} placeholders, and the module writes
+// no line of its own per upload (the access log carries the fields).
+func TestUploadFieldsInRequestVars(t *testing.T) {
 	for _, tt := range []struct {
-		name                    string
-		status                  int
-		outcome, error          string
-		wantStatus, wantEntries int
-		level                   zapcore.Level
+		name           string
+		status         int
+		outcome, error string
 	}{
-		{name: "completed", status: 201, outcome: "completed", wantStatus: 201, wantEntries: 1, level: zap.InfoLevel},
-		{name: "origin error", status: 409, outcome: "origin_error", error: "origin responded 409 Conflict", wantStatus: 409, wantEntries: 1, level: zap.InfoLevel},
-		{name: "level above info", status: 201, wantEntries: 0, level: zap.WarnLevel},
+		{name: "completed", status: 201, outcome: "completed"},
+		{name: "origin error", status: 409, outcome: "origin_error", error: "origin responded 409 Conflict"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newUploadHandler(t)
 			var buf bytes.Buffer
-			h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), tt.level))
-			body := randomBytes(t, 1234)
-			if err := h.ServeHTTP(httptest.NewRecorder(), uploadRequest("/log.bin", body), &origin{status: tt.status}); err != nil {
-				t.Fatal(err)
-			}
-			lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
-			if buf.Len() == 0 {
-				lines = nil
-			}
-			if len(lines) != tt.wantEntries {
-				t.Fatalf("%d log lines, want %d: %s", len(lines), tt.wantEntries, buf.Bytes())
-			}
-			if tt.wantEntries == 0 {
-				return
-			}
-			var got map[string]any
-			if err := json.Unmarshal(lines[0], &got); err != nil {
+			h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.InfoLevel))
+			r := uploadRequest("/log.bin", randomBytes(t, 1234))
+			vars := map[string]any{}
+			extra := new(caddyhttp.ExtraLogFields)
+			ctx := context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars)
+			ctx = context.WithValue(ctx, caddyhttp.ExtraLogFieldsCtxKey, extra)
+			if err := h.ServeHTTP(httptest.NewRecorder(), r.WithContext(ctx), &origin{status: tt.status}); err != nil {
 				t.Fatal(err)
 			}
 			want := map[string]any{
-				"level": "info", "msg": "upload finished", "protocol": "shard", "key": "/log.bin",
-				"bytes": float64(1234), "total": float64(1234), "outcome": tt.outcome,
-				"status": float64(tt.wantStatus), "error": tt.error,
+				"upload_protocol": "shard", "upload_key": "/log.bin", "upload_bytes": int64(1234), "upload_total": int64(1234),
+				"upload_outcome": tt.outcome, "upload_status": tt.status, "upload_error": tt.error,
 			}
 			for k, v := range want {
-				if got[k] != v {
-					t.Errorf("%s = %#v, want %#v (line %s)", k, got[k], v, lines[0])
+				if vars[k] != v {
+					t.Errorf("var %s = %#v, want %#v", k, vars[k], v)
 				}
 			}
-			if d, ok := got["duration"].(float64); !ok || d < 0 {
-				t.Errorf("duration = %#v, want seconds (line %s)", got["duration"], lines[0])
+			if d, ok := vars["upload_duration"].(time.Duration); !ok || d < 0 {
+				t.Errorf("var upload_duration = %#v, want a duration", vars["upload_duration"])
 			}
-			if len(got) != len(want)+2 { // + ts and duration
-				t.Errorf("fields %v, want exactly %v, ts and duration", got, want)
+			if buf.Len() != 0 {
+				t.Errorf("the module logged a line for a finished upload: %s", buf.Bytes())
 			}
 		})
+	}
+}
+
+// TestUploadFieldsLogObject pins the upload's fields of the access log
+// line: operators' queries and alerts read them by name.
+func TestUploadFieldsLogObject(t *testing.T) {
+	f := &uploadFields{protocol: "shard", key: "/a.bin", bytes: 10, total: 20, took: 1500 * time.Millisecond,
+		o: progress.Outcome{State: progress.Failed, Reason: "client_aborted", HTTPStatus: 499, Error: "client disconnected after 10 bytes"}}
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	b, err := enc.EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.Inline(f)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"upload_protocol": "shard", "upload_key": "/a.bin", "upload_bytes": float64(10), "upload_total": float64(20),
+		"upload_duration": 1.5, "upload_outcome": "client_aborted", "upload_status": float64(499),
+		"upload_error": "client disconnected after 10 bytes",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok && k != "level" && k != "ts" && k != "msg" {
+			t.Errorf("unexpected field %s", k)
+		}
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/caddy-upload-progress/caddy-upload-progress/protocols/shard"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +36,7 @@ func newUploadHandler(t *testing.T) *Handler {
 func newRequest(method, target string, body io.Reader, apiKey string) *http.Request {
 	r := httptest.NewRequest(method, target, body)
 	if apiKey != "" {
-		r.Header.Set(progress.ShardAPIKeyHeader, apiKey)
+		r.Header.Set(shard.APIKeyHeader, apiKey)
 	}
 	caddyhttp.NewTestReplacer(r)
 	return r
@@ -62,7 +64,9 @@ func lookup(h *Handler, key string) progress.Snapshot {
 // origin is a next handler standing in for reverse_proxy: it reads the
 // body whole, remembers what it saw, and answers status.
 type origin struct {
-	status        int
+	status int
+	// wait, if set, holds the answer until it is closed (the body is read).
+	wait          chan struct{}
 	called        int
 	body          []byte
 	contentLength int64
@@ -78,6 +82,9 @@ func (o *origin) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return caddyhttp.Error(http.StatusBadGateway, err)
 	}
 	o.body = b
+	if o.wait != nil {
+		<-o.wait
+	}
 	w.WriteHeader(o.status)
 	_, _ = w.Write([]byte(`{"ok":true}`))
 	return nil
@@ -102,6 +109,16 @@ func (c *clientSide) WriteHeader(code int) {
 	}
 	if code >= 200 {
 		c.ResponseRecorder.WriteHeader(code)
+	}
+}
+
+// waitFor waits, up to 10 s, until ok holds.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 
@@ -615,11 +632,11 @@ func TestStatusEndpoint(t *testing.T) {
 	if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control = %q, want no-store", cc)
 	}
-	var st progress.ShardStatus
+	var st shard.Status
 	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil {
 		t.Fatalf("reply %q is not JSON: %v", w.Body, err)
 	}
-	if want := (progress.ShardStatus{TotalSize: 200000, Uploaded: 200000, Status: "completed"}); st != want {
+	if want := (shard.Status{TotalSize: 200000, Uploaded: 200000, Status: "completed"}); st != want {
 		t.Errorf("status = %+v, want %+v", st, want)
 	}
 	if w.Header().Get("Content-Length") != fmt.Sprint(w.Body.Len()) {
@@ -753,9 +770,12 @@ func TestUploadReplacesRecord(t *testing.T) {
 func TestUploadTrackerFullPassesUntracked(t *testing.T) {
 	h := &Handler{Zone: uniqueZone(t), MaxKeys: 1}
 	provisionForTest(t, h)
-	if err := h.ServeHTTP(httptest.NewRecorder(), uploadRequest("/first.bin", []byte("one")), &origin{status: 201}); err != nil {
-		t.Fatal(err)
-	}
+	// The first upload is still in flight: its key fills the zone.
+	first := &origin{status: 201, wait: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- h.ServeHTTP(httptest.NewRecorder(), uploadRequest("/first.bin", []byte("one")), first) }()
+	waitFor(t, "the first upload to be tracked", func() bool { return lookup(h, "/first.bin").State == progress.Uploading })
+
 	o := &origin{status: 201}
 	w := httptest.NewRecorder()
 	if err := h.ServeHTTP(w, uploadRequest("/second.bin", []byte("two")), o); err != nil {
@@ -767,10 +787,26 @@ func TestUploadTrackerFullPassesUntracked(t *testing.T) {
 	if snap := lookup(h, "/second.bin"); snap.Found {
 		t.Errorf("upload past max_keys has a record: %+v", snap)
 	}
-	if snap := lookup(h, "/first.bin"); snap.State != progress.Completed {
-		t.Errorf("first upload = %+v, want completed", snap)
-	}
 	if n := counterValue(t, uploadsUntracked, map[string]string{"zone": h.Zone, "reason": "tracker_full"}); n != 1 {
 		t.Errorf("uploads_untracked_total{reason=tracker_full} = %v, want 1", n)
+	}
+	close(first.wait)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Finished, the first upload's record makes room for the next upload
+	// at once, before its retention ends, and is counted as evicted.
+	if err := h.ServeHTTP(httptest.NewRecorder(), uploadRequest("/third.bin", []byte("three")), &origin{status: 201}); err != nil {
+		t.Fatal(err)
+	}
+	if snap := lookup(h, "/third.bin"); snap.State != progress.Completed {
+		t.Errorf("upload after the first finished = %+v, want completed", snap)
+	}
+	if snap := lookup(h, "/first.bin"); snap.Found {
+		t.Errorf("the finished record still holds its key: %+v", snap)
+	}
+	if st := h.tracker().Stats(); st.Evicted != 1 {
+		t.Errorf("Evicted = %d, want 1", st.Evicted)
 	}
 }

@@ -29,16 +29,18 @@ var (
 // its first tick.
 func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol) error {
 	if r.Method != http.MethodGet {
-		return h.refuse(w, r, p, "websocket", &progress.Failure{Kind: progress.MethodNotAllowed, Message: "method not allowed: use GET"})
+		return h.refuseMethod(w, r, p, transportWebSocket, http.MethodGet)
 	}
 	owner, q, f := h.parseStatusRequest(r, p)
+	if f == nil {
+		f = checkHandshake(r, h.OriginPatterns)
+	}
 	if f != nil {
-		return h.refuse(w, r, p, "websocket", f)
+		return h.refuse(w, r, p, transportWebSocket, f)
 	}
 	sub, err := h.tracker().Subscribe(owner, q.Key)
 	if err != nil {
-		watchersRefused.WithLabelValues(h.Zone, p.name).Inc()
-		return h.refuse(w, r, p, "websocket", &progress.Failure{Kind: progress.Unavailable, Message: "too many watchers, try again later"})
+		return h.refuseWatcher(w, r, p, err)
 	}
 	defer sub.Close()
 
@@ -49,7 +51,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 		return nil
 	}
 	defer c.CloseNow()
-	statusRequests.WithLabelValues(h.Zone, p.name, "websocket", "101").Inc()
+	statusRequests.WithLabelValues(h.Zone, p.name, transportWebSocket, "101").Inc()
 
 	// The request's own context is not used: a config reload must not end
 	// a watcher whose upload goes on (the tracker closing does).
@@ -58,12 +60,12 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	go h.keepAlive(ctx, c, drop)
 
 	snap := sub.Current()
-	if h.ExistsProbe != nil && !snap.Found {
-		snap = h.lookup(r, owner, q.Key)
+	if !snap.Found {
+		snap = probe(r, p, owner, q.Key, snap)
 	}
 	var dropped error
 	for {
-		if err := h.send(ctx, c, p.render(snap)); err != nil {
+		if err := h.send(ctx, c, p.Render(snap)); err != nil {
 			// ctx has no deadline: only the write's own timeout ends this way.
 			if errors.Is(err, context.DeadlineExceeded) {
 				dropped = errWriteTimeout
@@ -101,6 +103,26 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	}
 	return nil
 }
+
+// refuseWatcher answers a watcher the tracker cannot take: at a limit, or
+// while it shuts down.
+func (h *Handler) refuseWatcher(w http.ResponseWriter, r *http.Request, p *protocol, err error) error {
+	f := &progress.Failure{Kind: progress.Unavailable, Message: "too many watchers, try again later"}
+	reason := refusedLimit
+	if errors.Is(err, progress.ErrClosed) {
+		f.Message, reason = "the server is shutting down, try again later", refusedClosed
+	} else {
+		h.warnings.watchersRefused(h.Zone, p.name, err)
+	}
+	watchersRefused.WithLabelValues(h.Zone, p.name, reason).Inc()
+	return h.refuse(w, r, p, transportWebSocket, f)
+}
+
+// Why a watcher was refused, as counted in watchers_refused_total.
+const (
+	refusedLimit  = "limit"
+	refusedClosed = "closed"
+)
 
 // readClient reads what the client sends, in the background, until the
 // connection closes, and returns a context that ends then. The library

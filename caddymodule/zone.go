@@ -15,7 +15,7 @@ var zones = caddy.NewUsagePool()
 // zone is a named tracker shared by handlers.
 type zone struct {
 	name    string
-	tracker *progress.MemoryTracker
+	tracker progress.Tracker
 }
 
 // Destruct closes the tracker when the last handler using the zone is

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func testRecord() *Record { return newRecord(1, "/body", -1, time.Now()) }
+func testRecord() *Record { return newRecord(1, Anyone, "/body", -1, time.Now()) }
 
 func randomPayload(n int) []byte {
 	r := rand.New(rand.NewPCG(1, 2))

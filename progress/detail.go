@@ -7,10 +7,11 @@ import (
 
 // detailBudget bounds the memory that the file details of finished
 // records hold in a tracker: the names and content types of their files,
-// a raw upload's file name and the origin's description of the stored
-// files. Each is bounded per upload, but a finished record is kept for
-// the retention, so without a bound of their own, uploads with many files
-// or long names could make the kept records hold gigabytes. A record that
+// a raw upload's file name and what protocols keep with a record (pCloud:
+// the origin's description of the stored files). Each is bounded per
+// upload, but a finished record is kept for the retention, so without a
+// bound of their own, uploads with many files or long names could make the
+// kept records hold gigabytes. A record that
 // finishes past the bound keeps its counts (bytes, number of files) and
 // drops the names.
 type detailBudget struct {
@@ -33,7 +34,7 @@ func (b *detailBudget) release(n int64) { b.used.Add(-n) }
 
 // keepDetail freezes what r shows of its files for the rest of its life,
 // charging its size to b: the scanner's last progress (the scanner itself,
-// with its buffers, is let go), the origin's description, the file name.
+// with its buffers, is let go), the protocol's detail, the file name.
 // If b has no room, only the counts are kept. It runs in finish, before
 // the ending is published, so every reader of the final state sees the
 // same detail.
@@ -45,8 +46,8 @@ func (r *Record) keepDetail(b *detailBudget) *multipart.Progress {
 		files = &p
 		size += p.Memory()
 	}
-	if f := r.originFiles.Load(); f != nil {
-		size += int64(len(*f))
+	if d := r.detail.Load(); d != nil {
+		size += d.size
 	}
 	if n := r.fileName.Load(); n != nil {
 		size += int64(len(*n))
@@ -62,7 +63,7 @@ func (r *Record) keepDetail(b *detailBudget) *multipart.Progress {
 		}
 		return files
 	}
-	r.originFiles.Store(nil)
+	r.detail.Store(nil)
 	r.fileName.Store(nil)
 	if files != nil {
 		files = &multipart.Progress{Number: files.Number, Done: files.Done, Broken: files.Broken}

@@ -3,9 +3,13 @@ package progress
 import (
 	"bytes"
 	"io"
+	mimemultipart "mime/multipart"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 )
 
 // finishNamed uploads n bytes to key as a raw upload of one named file.
@@ -84,13 +88,17 @@ func TestFileDetailOfARecordReplacedInFlightIsNotCharged(t *testing.T) {
 
 func TestMultipartDetailIsFrozenAtTheEnd(t *testing.T) {
 	tr := newTestTracker(t, Options{})
-	u := pcBuildUpload(t)
-	rec := pcBegin(t, tr, Anyone, "/m", u)
-	body := NewBody(io.NopCloser(bytes.NewReader(u.body)), rec)
+	data, boundary := twoFileBody(t)
+	rec, err := tr.Begin(Anyone, "/m", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.FollowMultipart(multipart.NewScanner(boundary))
+	body := NewBody(io.NopCloser(bytes.NewReader(data)), rec)
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		t.Fatal(err)
 	}
-	tr.Finish(rec, Judge(Event{Status: 201, Received: int64(len(u.body))}))
+	tr.Finish(rec, Judge(Event{Status: 201, Received: int64(len(data))}))
 
 	s := tr.Lookup(Anyone, "/m")
 	if s.Files == nil || len(s.Files.Files) != 2 || !s.Files.Done {
@@ -105,4 +113,32 @@ func TestMultipartDetailIsFrozenAtTheEnd(t *testing.T) {
 	if again := tr.Lookup(Anyone, "/m"); again.Files.Files[0].FileName != "one.txt" {
 		t.Fatalf("a caller's change reached the record: %q", again.Files.Files[0].FileName)
 	}
+}
+
+// twoFileBody is a multipart/form-data body of a field and two files,
+// one.txt and dir/two.bin.
+func twoFileBody(t *testing.T) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := mimemultipart.NewWriter(&buf)
+	if err := w.WriteField("folderid", "0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ field, name, ctype, content string }{
+		{"file1", "one.txt", "text/plain", strings.Repeat("a", 1000)},
+		{"file2", "dir/two.bin", "application/octet-stream", strings.Repeat("b", 3000)},
+	} {
+		h := make(textproto.MIMEHeader)
+		h.Set("Content-Disposition", `form-data; name="`+f.field+`"; filename="`+f.name+`"`)
+		h.Set("Content-Type", f.ctype)
+		pw, err := w.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw.Write([]byte(f.content))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), w.Boundary()
 }

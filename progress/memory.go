@@ -27,8 +27,14 @@ type MemoryTracker struct {
 
 	mu    sync.RWMutex
 	slots map[slotKey]*slot
-	// lastFullReap is when Begin last reaped because the tracker was full.
-	lastFullReap time.Time
+
+	// finished lists finished records in the order they finished, for
+	// making room when the tracker is full: the first are those closest
+	// to the end of their retention. Entries of records that are gone
+	// already are skipped when they come up.
+	fmu      sync.Mutex
+	finished finishedQueue
+	evicted  atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -67,7 +73,7 @@ func NewMemoryTracker(opts Options) *MemoryTracker {
 	return t
 }
 
-// Configure applies new options to a running tracker (on a config reload).
+// Configure implements Tracker.
 func (t *MemoryTracker) Configure(opts Options) {
 	opts = opts.withDefaults()
 	t.retain.Store(int64(opts.Retain))
@@ -91,7 +97,7 @@ func (t *MemoryTracker) Begin(owner Owner, key string, total int64) (*Record, er
 	// kept: up to a megabyte for a key of a few bytes.
 	key = strings.Clone(key)
 	now := time.Now()
-	rec := newRecord(t.nextID.Add(1), key, total, now)
+	rec := newRecord(t.nextID.Add(1), owner, key, total, now)
 	sl, err := t.slotFor(slotKey{owner, key}, now, rec)
 	if err != nil {
 		return nil, err
@@ -114,9 +120,8 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 		}
 	}
 	if sl == nil {
-		if len(t.slots) >= int(t.maxKeys.Load()) {
-			t.reapLocked(now)
-			if len(t.slots) >= int(t.maxKeys.Load()) {
+		for len(t.slots) >= int(t.maxKeys.Load()) {
+			if !t.makeRoomLocked(now) {
 				return nil, ErrFull
 			}
 		}
@@ -134,13 +139,58 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, e
 	return sl, nil
 }
 
-// Finish implements Tracker.
+// End implements Tracker.
+func (t *MemoryTracker) End(rec *Record, ev Event) (Outcome, bool) {
+	if _, _, done := rec.Finished(); !done {
+		ev.ReadErr = rec.ReadError()
+		ev.Received = rec.Received()
+		t.Finish(rec, Judge(ev))
+	}
+	o, _, _ := rec.Finished()
+	return o, rec.reported.CompareAndSwap(false, true)
+}
+
+// Finish ends rec with o unless it has ended already, and reports whether
+// this call ended it. The janitor ends stalled uploads with it; requests
+// end theirs with End.
 func (t *MemoryTracker) Finish(rec *Record, o Outcome) bool {
 	if !rec.finish(o, time.Now(), &t.detail) {
 		return false
 	}
 	t.inFlight.Add(-1)
+	t.fmu.Lock()
+	t.finished.push(rec)
+	t.fmu.Unlock()
 	return true
+}
+
+// makeRoomLocked forgets the finished record that is closest to the end of
+// its retention, unless watchers follow its key, to make room for a new
+// key. It reports false when no finished record can go: uploads in flight
+// and watched keys fill the tracker. The caller holds t.mu.
+func (t *MemoryTracker) makeRoomLocked(now time.Time) bool {
+	t.fmu.Lock()
+	defer t.fmu.Unlock()
+	for {
+		rec := t.finished.pop()
+		if rec == nil {
+			return false
+		}
+		k := slotKey{rec.owner, rec.key}
+		sl := t.slots[k]
+		if sl == nil || sl.current.Load() != rec || sl.watchers.Load() > 0 {
+			// Gone already, replaced by a newer upload, or watched: a
+			// watched key stays, and its record with it.
+			continue
+		}
+		if !t.expired(rec, now) {
+			t.evicted.Add(1)
+		}
+		sl.current.Store(nil)
+		rec.releaseDetail(&t.detail)
+		delete(t.slots, k)
+		return true
+	}
 }
 
 // Lookup implements Tracker.
@@ -193,6 +243,7 @@ func (t *MemoryTracker) Stats() Stats {
 		Watchers:           t.watchers.Load(),
 		FileDetailBytes:    t.detail.used.Load(),
 		FileDetailsDropped: t.detail.dropped.Load(),
+		Evicted:            t.evicted.Load(),
 	}
 }
 
@@ -273,6 +324,9 @@ func (t *MemoryTracker) reapLocked(now time.Time) {
 			delete(t.slots, k)
 		}
 	}
+	t.fmu.Lock()
+	t.finished.dropGone(func(rec *Record) bool { return t.expired(rec, now) })
+	t.fmu.Unlock()
 }
 
 type memorySubscription struct {

@@ -19,9 +19,7 @@ type Outcome struct {
 	// conventional one (499 client gone, 408 timed out or stalled, 500
 	// aborted). A failed outcome always has one.
 	HTTPStatus int
-	// Reason is a short, fixed word for metrics and logs: completed,
-	// origin_error, origin_unreachable, client_aborted, client_timeout,
-	// body_too_large or aborted.
+	// Reason is a short, fixed word for metrics and logs, one of Reasons.
 	Reason string
 }
 
@@ -37,6 +35,27 @@ const (
 	ReasonStalled           = "stalled"
 )
 
+// Reasons lists every Outcome.Reason, for metrics and docs.
+var Reasons = []string{
+	ReasonCompleted, ReasonOriginError, ReasonOriginUnreachable, ReasonClientAborted,
+	ReasonClientTimeout, ReasonBodyTooLarge, ReasonAborted, ReasonStalled,
+}
+
+// Why an upload that asked for progress passes untracked.
+const (
+	UntrackedNoKey         = "no_key"
+	UntrackedInvalidKey    = "invalid_key"
+	UntrackedNoCredential  = "no_credential"
+	UntrackedTrackerFull   = "tracker_full"
+	UntrackedTrackerClosed = "tracker_closed"
+)
+
+// UntrackedReasons lists every reason an upload passes untracked, for
+// metrics and docs.
+var UntrackedReasons = []string{
+	UntrackedNoKey, UntrackedInvalidKey, UntrackedNoCredential, UntrackedTrackerFull, UntrackedTrackerClosed,
+}
+
 // StatusClientClosedRequest is the status a proxy records when the client
 // went away before it was answered (reverse_proxy writes it itself).
 const StatusClientClosedRequest = 499
@@ -51,11 +70,12 @@ type Event struct {
 	HandlerStatus int
 	// Panicked is set when handling was cut short by a panic.
 	Panicked bool
-	// ReadErr is the first non-EOF error reading the request body returned.
-	ReadErr error
 	// ClientGone is set when the client's request context has ended.
 	ClientGone bool
-	// Received is the number of body bytes read.
+	// ReadErr is the first non-EOF error reading the request body
+	// returned, and Received the number of body bytes read; Tracker.End
+	// fills both from the record.
+	ReadErr  error
 	Received int64
 }
 

@@ -2,6 +2,7 @@ package progress
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 )
 
@@ -25,14 +26,39 @@ const (
 	BadCredential
 	// MethodNotAllowed: the endpoint does not answer this method.
 	MethodNotAllowed
-	// Unavailable: the tracker cannot take more (watchers at a limit).
+	// Unavailable: the tracker cannot take more (watchers at a limit), or
+	// it is shutting down.
 	Unavailable
+	// UpgradeRequired: a WebSocket endpoint got a request that is no
+	// WebSocket handshake (a plain GET, or HTTP/2 or HTTP/3).
+	UpgradeRequired
+	// Forbidden: a cross-origin page that may not open the WebSocket.
+	Forbidden
 )
 
 func (f *Failure) Error() string { return f.Message }
 
-// badRequest makes a BadRequest failure.
-func badRequest(format string, args ...any) *Failure {
+// HTTPStatus is the HTTP status that says what f says, for protocols
+// whose replies carry their meaning in the status.
+func (f *Failure) HTTPStatus() int {
+	switch f.Kind {
+	case NoCredential, BadCredential:
+		return http.StatusUnauthorized
+	case MethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	case UpgradeRequired:
+		return http.StatusUpgradeRequired
+	case Forbidden:
+		return http.StatusForbidden
+	default:
+		return http.StatusBadRequest
+	}
+}
+
+// BadRequestf makes a BadRequest failure.
+func BadRequestf(format string, args ...any) *Failure {
 	return &Failure{Kind: BadRequest, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -43,9 +69,9 @@ type StatusQuery struct {
 	Step int64
 }
 
-// single returns the one value of a query parameter; a parameter given
+// Single returns the one value of a query parameter; a parameter given
 // twice is ambiguous and refused.
-func single(q url.Values, name string) (string, *Failure) {
+func Single(q url.Values, name string) (string, *Failure) {
 	vs := q[name]
 	switch len(vs) {
 	case 0:
@@ -53,6 +79,11 @@ func single(q url.Values, name string) (string, *Failure) {
 	case 1:
 		return vs[0], nil
 	default:
-		return "", badRequest("query parameter %s is given more than once", name)
+		return "", BadRequestf("query parameter %s is given more than once", name)
 	}
+}
+
+// HasBody reports whether a server request carries a body.
+func HasBody(r *http.Request) bool {
+	return r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
 }

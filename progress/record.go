@@ -1,7 +1,6 @@
 package progress
 
 import (
-	"encoding/json"
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"math"
 	"slices"
@@ -19,6 +18,7 @@ import (
 // the record finishes, so a watcher that is slow, or gone, never blocks a writer.
 type Record struct {
 	id      uint64
+	owner   Owner
 	key     string
 	total   int64 // Content-Length, or -1 when the client sent none
 	started time.Time
@@ -39,15 +39,18 @@ type Record struct {
 	end       atomic.Pointer[ending]
 	finishing atomic.Bool
 	ended     ending
-	// originFiles is the origin's own description of the stored files, when
-	// its answer carried one (pCloud's metadata array).
-	originFiles atomic.Pointer[string]
+	// detail is what the upload's protocol keeps with the record (pCloud:
+	// the origin's description of the stored files), opaque to the core.
+	detail atomic.Pointer[recordDetail]
 	// files follows the files of a multipart body, when it is one.
 	files atomic.Pointer[multipart.Scanner]
 	// fileName names the one file of a raw upload, when the client said it.
 	fileName atomic.Pointer[string]
 	// bodyDone is set when the body has been read to its end.
 	bodyDone atomic.Bool
+	// reported is claimed by the one End that reports the ending (counts
+	// and logs it), whoever ended the record.
+	reported atomic.Bool
 	// detailCharge is what the kept detail was charged to the tracker's
 	// budget; -1 once the tracker let go of the record (keepDetail).
 	detailCharge atomic.Int64
@@ -70,8 +73,8 @@ type ending struct {
 	files *multipart.Progress
 }
 
-func newRecord(id uint64, key string, total int64, now time.Time) *Record {
-	r := &Record{id: id, key: key, total: total, started: now}
+func newRecord(id uint64, owner Owner, key string, total int64, now time.Time) *Record {
+	r := &Record{id: id, owner: owner, key: key, total: total, started: now}
 	r.wakeAt.Store(math.MaxInt64)
 	return r
 }
@@ -160,11 +163,19 @@ func (r *Record) SetFileName(name string) {
 	r.fileName.Store(&name)
 }
 
-// SetOriginFiles keeps the origin's description of the stored files. It
-// is set before the record finishes, so watchers see it with the final state.
-func (r *Record) SetOriginFiles(files json.RawMessage) {
-	s := string(files)
-	r.originFiles.Store(&s)
+// recordDetail is a protocol's detail and the memory it holds.
+type recordDetail struct {
+	v    any
+	size int64
+}
+
+// SetDetail keeps v, which holds about size bytes, with the record, for
+// the protocol that tracks it; snapshots carry it as Detail. It is charged
+// to the tracker's file-detail budget when the record finishes, and
+// dropped if the budget has no room. Set it before the record finishes, so
+// that watchers see it with the final state.
+func (r *Record) SetDetail(v any, size int64) {
+	r.detail.Store(&recordDetail{v, size})
 }
 
 // Snapshot returns a consistent copy of the record's state.
@@ -190,8 +201,8 @@ func (r *Record) Snapshot() Snapshot {
 		s.Received = e.received
 	}
 	// After the ending, for keepDetail may have dropped them in finish.
-	if f := r.originFiles.Load(); f != nil {
-		s.OriginFiles = *f
+	if d := r.detail.Load(); d != nil {
+		s.Detail = d.v
 	}
 	switch {
 	case e != nil && e.files != nil:
@@ -250,7 +261,7 @@ type Snapshot struct {
 	// Files is what the proxy saw of the files of the upload: those of a
 	// multipart body, or the one named file of a raw upload; nil otherwise.
 	Files *multipart.Progress
-	// OriginFiles is the origin's own description of the stored files, as
-	// JSON text, when its answer carried one.
-	OriginFiles string
+	// Detail is what the upload's protocol kept with the record
+	// (Record.SetDetail), or nil.
+	Detail any
 }

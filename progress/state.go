@@ -15,7 +15,8 @@ const (
 	Failed
 )
 
-// String returns the state in the form the storage-node API uses.
+// String names the state, for logs and WebSocket close reasons. Protocols
+// render states in their own words.
 func (s State) String() string {
 	switch s {
 	case Uploading:

@@ -7,8 +7,8 @@ import (
 )
 
 // Tracker keeps the records of uploads and lets status requests and
-// watchers find them. The Caddy glue talks only to this interface, so a
-// store shared by several proxies can replace the in-memory one.
+// watchers find them. The handler holds a Tracker and uses nothing else of
+// it, so a store shared by several proxies can replace the in-memory one.
 //
 // Every method is safe for concurrent use. None of them is on the upload's
 // hot path: that is Record.add, reached through Body.
@@ -20,15 +20,20 @@ type Tracker interface {
 	// follow the new record. When it returns an error the upload must still
 	// pass, untracked.
 	Begin(owner Owner, key string, total int64) (*Record, error)
-	// Finish ends rec with o unless it has ended already, and reports
-	// whether this call ended it.
-	Finish(rec *Record, o Outcome) bool
+	// End ends rec as ev says, judged with what rec saw of its body (its
+	// read error and count), unless rec has ended already (stalled). It
+	// returns how rec ended, whoever ended it, and true for the one call
+	// that is to report the ending (count it, log it): every record is
+	// reported exactly once by the request that tracked it.
+	End(rec *Record, ev Event) (Outcome, bool)
 	// Lookup returns what owner can see under key now.
 	Lookup(owner Owner, key string) Snapshot
 	// Subscribe lets owner follow key, across re-uploads, until Close.
 	Subscribe(owner Owner, key string) (Subscription, error)
 	// Stats returns the tracker's current counts.
 	Stats() Stats
+	// Configure applies new options to the running tracker (a reload).
+	Configure(Options)
 	// Close ends every subscription with ErrClosed and stops background work.
 	Close()
 }
@@ -60,14 +65,19 @@ type Stats struct {
 	// dropped theirs for want of room (see Options.MaxFileDetails).
 	FileDetailBytes    int64
 	FileDetailsDropped int64
+	// Evicted is how many finished records were forgotten before the end
+	// of their retention to make room for new keys (see Options.MaxKeys).
+	Evicted int64
 }
 
 // Options configure a tracker. Zero values mean the defaults.
 type Options struct {
 	// Retain is how long a finished upload stays queryable. Default 5m.
 	Retain time.Duration
-	// MaxKeys is how many keys the tracker holds at most; past it, new
-	// uploads pass untracked. Default 100,000.
+	// MaxKeys is how many keys the tracker holds at most. When it is
+	// full, the finished records closest to the end of their retention
+	// are forgotten first to make room; new uploads pass untracked only
+	// when uploads in flight and watched keys alone fill it. Default 100,000.
 	MaxKeys int
 	// MaxWatchers is how many subscriptions the tracker holds at most, and
 	// MaxWatchersPerKey how many one key may have. Defaults 10,000 and 1,024.

@@ -119,13 +119,15 @@ func TestKeyFromHeader(t *testing.T) {
 // Configuration mistakes are refused when the config loads.
 func TestConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"key {http.request.heder.X-Key}":                      "unrecognized placeholder",
-		"protocol carrier-pigeon":                             `unknown protocol "carrier-pigeon"`,
-		"key /fixed":                                          "has no placeholder",
-		"protocol shard {\n\t\t\tstatus_path progress\n\t\t}": "must start with /",
-		"protocol shard nginx {\n\t\t\tkey {query.k}\n\t\t}":  "a protocol block configures one protocol",
-		"exists_probe HEAD /fso":                              "must contain {key}",
-		"bogus_option 1":                                      `unknown upload_progress option "bogus_option"`,
+		"key {http.request.heder.X-Key}":                        "unrecognized placeholder",
+		"protocol carrier-pigeon":                               `unknown protocol "carrier-pigeon"`,
+		"key /fixed":                                            "has no placeholder",
+		"protocol shard {\n\t\t\tstatus_path progress\n\t\t}":   "must start with /",
+		"protocol shard nginx {\n\t\t\tkey {query.k}\n\t\t}":    "a protocol block configures one protocol",
+		"protocol shard {\n\t\t\texists_probe HEAD /fso\n\t\t}": "must contain {key}",
+		"exists_probe HEAD /fso?path={key}":                     "exists_probe is an option of protocol shard",
+		"protocol pcloud pcloud":                                "protocol pcloud is listed twice",
+		"bogus_option 1":                                        `unknown upload_progress option "bogus_option"`,
 	}
 	for block, want := range cases {
 		cf := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n}\nhttp://127.0.0.1:%s {\n\tupload_progress {\n\t\t%s\n\t}\n\treverse_proxy 127.0.0.1:1\n}\n", freePort(t), block)
@@ -144,7 +146,7 @@ func TestConfigErrors(t *testing.T) {
 // reported completed, with the size the origin gives.
 func TestExistsProbe(t *testing.T) {
 	e := newEnv(t, "")
-	e.load("exists_probe HEAD http://"+e.originURL+"/fso?path={key}", e.originURL)
+	e.load("protocol shard {\n\texists_probe HEAD http://"+e.originURL+"/fso?path={key}\n}", e.originURL)
 	data := pattern(12345)
 	req, _ := http.NewRequest("POST", "http://"+e.originURL+"/fso?path=/direct/file.bin", bytes.NewReader(data))
 	req.Header.Set("x-user-api-key", apiKey)

@@ -39,7 +39,7 @@ func TestWatcherLimitRefusesWith503(t *testing.T) {
 	if got := strings.TrimSpace(string(b)); got != `{"error":"too many watchers, try again later"}` {
 		t.Fatalf("refusal body %s", got)
 	}
-	series := `caddy_upload_progress_watchers_refused_total{protocol="shard",zone="default"}`
+	series := `caddy_upload_progress_watchers_refused_total{protocol="shard",reason="limit",zone="default"}`
 	if d := metricValue(e.scrape(), series) - metricValue(before, series); d != 1 {
 		t.Fatalf("%s grew by %v, want 1", series, d)
 	}

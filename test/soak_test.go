@@ -1134,7 +1134,7 @@ func (s *soak) checkCounters(before, after string) {
 		{`caddy_upload_progress_uploads_finished_total{outcome="origin_error",protocol="shard",zone="default"}`, failed500},
 		{`caddy_upload_progress_uploads_finished_total{outcome="client_aborted",protocol="shard",zone="default"}`, aborted},
 		{`caddy_upload_progress_uploads_untracked_total{protocol="shard",reason="tracker_full",zone="default"}`, 0},
-		{`caddy_upload_progress_watchers_refused_total{protocol="shard",zone="default"}`, 0},
+		{`caddy_upload_progress_watchers_refused_total{protocol="shard",reason="limit",zone="default"}`, 0},
 	}
 	for _, c := range checks {
 		if got := metricValue(after, c.series) - metricValue(before, c.series); got != c.want {

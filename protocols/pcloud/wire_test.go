@@ -1,4 +1,4 @@
-package progress
+package pcloud
 
 import (
 	"bytes"
@@ -12,12 +12,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
 // pcJSON marshals a pCloud reply as the handler sends it and returns the
 // text and its top-level keys, so that tests can tell an absent key from a
 // null or zero one.
-func pcJSON(t *testing.T, st PcloudStatus) (string, map[string]json.RawMessage) {
+func pcJSON(t *testing.T, st Status) (string, map[string]json.RawMessage) {
 	t.Helper()
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -54,9 +56,9 @@ func pcAbsent(t *testing.T, reply string, keys map[string]json.RawMessage, names
 }
 
 // pcFeed reads chunk through a Body of rec, as the proxy reads the upload.
-func pcFeed(t *testing.T, rec *Record, chunk []byte) {
+func pcFeed(t *testing.T, rec *progress.Record, chunk []byte) {
 	t.Helper()
-	n, err := io.Copy(io.Discard, NewBody(io.NopCloser(bytes.NewReader(chunk)), rec))
+	n, err := io.Copy(io.Discard, progress.NewBody(io.NopCloser(bytes.NewReader(chunk)), rec))
 	if err != nil || n != int64(len(chunk)) {
 		t.Fatalf("read %d of %d bytes: %v", n, len(chunk), err)
 	}
@@ -115,7 +117,7 @@ func pcBuildUpload(t *testing.T) pcUpload {
 
 // pcBegin starts tracking a multipart upload the way the handler does:
 // Begin, FollowMultipart, and only then the Body.
-func pcBegin(t *testing.T, tr *MemoryTracker, owner Owner, key string, u pcUpload) *Record {
+func pcBegin(t *testing.T, tr *progress.MemoryTracker, owner progress.Owner, key string, u pcUpload) *progress.Record {
 	t.Helper()
 	rec, err := tr.Begin(owner, key, int64(len(u.body)))
 	if err != nil {
@@ -130,30 +132,30 @@ func pcBegin(t *testing.T, tr *MemoryTracker, owner Owner, key string, u pcUploa
 }
 
 func TestPcloudStatusNotFound(t *testing.T) {
-	tr := newTestTracker(t, Options{})
+	tr := newTestTracker(t, progress.Options{})
 	s := tr.Lookup(tr.Owner("auth:x"), "nohash")
 	if s.Found {
 		t.Fatalf("Lookup of an unknown hash found %+v", s)
 	}
-	got, _ := pcJSON(t, PcloudStatusOf(s))
+	got, _ := pcJSON(t, StatusOf(s))
 	if want := `{"result":1900,"error":"Upload not found."}`; got != want {
 		t.Fatalf("not found reply = %s, want %s", got, want)
 	}
 }
 
 func TestPcloudStatusNotFoundForAnotherOwner(t *testing.T) {
-	tr := newTestTracker(t, Options{})
+	tr := newTestTracker(t, progress.Options{})
 	if _, err := tr.Begin(tr.Owner("auth:alice"), "h1", 10); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := pcJSON(t, PcloudStatusOf(tr.Lookup(tr.Owner("auth:bob"), "h1")))
+	got, _ := pcJSON(t, StatusOf(tr.Lookup(tr.Owner("auth:bob"), "h1")))
 	if want := `{"result":1900,"error":"Upload not found."}`; got != want {
 		t.Fatalf("another owner's upload = %s, want %s", got, want)
 	}
 }
 
 func TestPcloudStatusMultipartLifecycle(t *testing.T) {
-	tr := newTestTracker(t, Options{})
+	tr := newTestTracker(t, progress.Options{})
 	owner := tr.Owner("auth:tok")
 	u := pcBuildUpload(t)
 	rec := pcBegin(t, tr, owner, "hash1", u)
@@ -162,7 +164,7 @@ func TestPcloudStatusMultipartLifecycle(t *testing.T) {
 	// Inside the first file: it is current, nothing is finished yet.
 	cut1 := u.one + 40
 	pcFeed(t, rec, u.body[:cut1])
-	reply, keys := pcJSON(t, PcloudStatusOf(tr.Lookup(owner, "hash1")))
+	reply, keys := pcJSON(t, StatusOf(tr.Lookup(owner, "hash1")))
 	pcWant(t, reply, keys, "result", "0")
 	pcWant(t, reply, keys, "total", total)
 	pcWant(t, reply, keys, "uploaded", pcItoa(cut1))
@@ -176,7 +178,7 @@ func TestPcloudStatusMultipartLifecycle(t *testing.T) {
 	// Inside the second file: the first is finished, with its size and type.
 	cut2 := u.two + 50
 	pcFeed(t, rec, u.body[cut1:cut2])
-	reply, keys = pcJSON(t, PcloudStatusOf(tr.Lookup(owner, "hash1")))
+	reply, keys = pcJSON(t, StatusOf(tr.Lookup(owner, "hash1")))
 	pcWant(t, reply, keys, "result", "0")
 	pcWant(t, reply, keys, "total", total)
 	pcWant(t, reply, keys, "uploaded", pcItoa(cut2))
@@ -189,10 +191,10 @@ func TestPcloudStatusMultipartLifecycle(t *testing.T) {
 
 	// The whole body, and the origin's success answer.
 	pcFeed(t, rec, u.body[cut2:])
-	if !tr.Finish(rec, Judge(Event{Status: http.StatusOK, Received: int64(len(u.body))})) {
+	if !tr.Finish(rec, progress.Judge(progress.Event{Status: http.StatusOK, Received: int64(len(u.body))})) {
 		t.Fatal("Finish returned false")
 	}
-	reply, keys = pcJSON(t, PcloudStatusOf(tr.Lookup(owner, "hash1")))
+	reply, keys = pcJSON(t, StatusOf(tr.Lookup(owner, "hash1")))
 	pcWant(t, reply, keys, "result", "0")
 	pcWant(t, reply, keys, "total", total)
 	pcWant(t, reply, keys, "uploaded", total)
@@ -206,13 +208,13 @@ func TestPcloudStatusMultipartLifecycle(t *testing.T) {
 func TestPcloudStatusPlainUploadHasEmptyFiles(t *testing.T) {
 	// An upload with neither multipart body nor file name: no file is
 	// known, but files is still an empty array and filenumber 0.
-	tr := newTestTracker(t, Options{})
-	rec, err := tr.Begin(Anyone, "h", -1)
+	tr := newTestTracker(t, progress.Options{})
+	rec, err := tr.Begin(progress.Anyone, "h", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pcFeed(t, rec, make([]byte, 7))
-	reply, keys := pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
+	reply, keys := pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
 	want := `{"result":0,"total":-1,"uploaded":7,"filenumber":0,"finished":false,"files":[]}`
 	if reply != want {
 		t.Fatalf("reply = %s, want %s", reply, want)
@@ -221,17 +223,17 @@ func TestPcloudStatusPlainUploadHasEmptyFiles(t *testing.T) {
 }
 
 func TestPcloudStatusFailedUpload(t *testing.T) {
-	tr := newTestTracker(t, Options{})
+	tr := newTestTracker(t, progress.Options{})
 	owner := tr.Owner("auth:tok")
 	u := pcBuildUpload(t)
 	rec := pcBegin(t, tr, owner, "hash2", u)
 	cut := u.two + 50
 	pcFeed(t, rec, u.body[:cut])
-	o := Judge(Event{Status: http.StatusBadGateway, Received: int64(cut)})
+	o := progress.Judge(progress.Event{Status: http.StatusBadGateway, Received: int64(cut)})
 	if !tr.Finish(rec, o) {
 		t.Fatal("Finish returned false")
 	}
-	st := PcloudStatusOf(tr.Lookup(owner, "hash2"))
+	st := StatusOf(tr.Lookup(owner, "hash2"))
 	reply, keys := pcJSON(t, st)
 	// The progress query itself succeeded: result 0, the reason in error.
 	pcWant(t, reply, keys, "result", "0")
@@ -248,15 +250,15 @@ func TestPcloudStatusFailedUpload(t *testing.T) {
 }
 
 func TestPcloudStatusClientAbort(t *testing.T) {
-	tr := newTestTracker(t, Options{})
-	rec, err := tr.Begin(Anyone, "h", 1000)
+	tr := newTestTracker(t, progress.Options{})
+	rec, err := tr.Begin(progress.Anyone, "h", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec.SetFileName("big.iso")
 	pcFeed(t, rec, make([]byte, 300))
-	tr.Finish(rec, Judge(Event{ReadErr: io.ErrUnexpectedEOF, Received: 300}))
-	reply, keys := pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
+	tr.Finish(rec, progress.Judge(progress.Event{ReadErr: io.ErrUnexpectedEOF, Received: 300}))
+	reply, keys := pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
 	pcWant(t, reply, keys, "result", "0")
 	pcWant(t, reply, keys, "finished", "true")
 	pcWant(t, reply, keys, "error", `"client disconnected after 300 bytes"`)
@@ -266,7 +268,7 @@ func TestPcloudStatusClientAbort(t *testing.T) {
 }
 
 func TestPcloudStatusOriginFiles(t *testing.T) {
-	tr := newTestTracker(t, Options{})
+	tr := newTestTracker(t, progress.Options{})
 	owner := tr.Owner("auth:tok")
 	u := pcBuildUpload(t)
 	rec := pcBegin(t, tr, owner, "hash3", u)
@@ -274,14 +276,19 @@ func TestPcloudStatusOriginFiles(t *testing.T) {
 
 	meta := `[{"name":"one.txt","fileid":11,"size":100},{"name":"two.bin","fileid":12,"size":200}]`
 	answer := []byte(`{"result":0,"fileids":[11,12],"metadata":` + meta + `}`)
-	files, ok := PcloudOriginFiles(answer)
+	// The module reads the origin's answer; the record keeps what it read
+	// as its detail.
+	detail, size, ok := new(Pcloud).ReadAnswer(answer)
 	if !ok {
-		t.Fatalf("PcloudOriginFiles(%s) = false", answer)
+		t.Fatalf("ReadAnswer(%s) = false", answer)
 	}
-	rec.SetOriginFiles(files)
-	tr.Finish(rec, Judge(Event{Status: http.StatusOK, Received: int64(len(u.body))}))
+	if size < int64(len(meta)) {
+		t.Errorf("ReadAnswer says the detail holds %d bytes, less than the %d of the metadata", size, len(meta))
+	}
+	rec.SetDetail(detail, size)
+	tr.Finish(rec, progress.Judge(progress.Event{Status: http.StatusOK, Received: int64(len(u.body))}))
 
-	st := PcloudStatusOf(tr.Lookup(owner, "hash3"))
+	st := StatusOf(tr.Lookup(owner, "hash3"))
 	if string(st.Files) != meta {
 		t.Errorf("Files = %s, want the origin's %s", st.Files, meta)
 	}
@@ -296,24 +303,59 @@ func TestPcloudStatusOriginFilesVerbatim(t *testing.T) {
 	// Whatever valid JSON the origin gave is what the reply carries, even
 	// with its spacing (json.Marshal compacts it on the wire).
 	meta := "[ {\"name\": \"a b.txt\", \"size\": 3} ]"
-	st := PcloudStatusOf(Snapshot{Found: true, State: Completed, Total: 3, Received: 3, OriginFiles: meta})
+	st := StatusOf(progress.Snapshot{Found: true, State: progress.Completed, Total: 3, Received: 3, Detail: originFiles(meta)})
 	if string(st.Files) != meta {
 		t.Errorf("Files = %s, want %s", st.Files, meta)
 	}
 	reply, keys := pcJSON(t, st)
 	pcWant(t, reply, keys, "files", `[{"name":"a b.txt","size":3}]`)
+
+	// The same, read from the origin's answer by the module.
+	detail, _, ok := new(Pcloud).ReadAnswer([]byte(`{"result": 0, "metadata": ` + meta + `}`))
+	if !ok {
+		t.Fatal("ReadAnswer = false")
+	}
+	st = StatusOf(progress.Snapshot{Found: true, State: progress.Completed, Total: 3, Received: 3, Detail: detail})
+	if string(st.Files) != meta {
+		t.Errorf("Files from the answer = %s, want %s", st.Files, meta)
+	}
+}
+
+func TestPcloudReadAnswer(t *testing.T) {
+	// What ReadAnswer keeps is what OriginFilesOf reads, and nothing for an
+	// answer that holds no metadata.
+	answer := []byte(`{"result":0,"metadata":{"name":"a","size":3}}`)
+	files, ok := OriginFilesOf(answer)
+	if !ok {
+		t.Fatal("OriginFilesOf = false")
+	}
+	detail, size, ok := new(Pcloud).ReadAnswer(answer)
+	d, isFiles := detail.(originFiles)
+	if !ok || !isFiles || string(d) != string(files) || size < int64(len(files)) {
+		t.Errorf("ReadAnswer = %#v, %d, %v; want originFiles %s and its size", detail, size, ok, files)
+	}
+	for _, a := range []string{`{"result":2000,"error":"Log in failed."}`, `{"result":0}`, `<html>`, ``} {
+		if detail, size, ok := new(Pcloud).ReadAnswer([]byte(a)); ok || detail != nil || size != 0 {
+			t.Errorf("ReadAnswer(%q) = %#v, %d, %v; want nil, 0, false", a, detail, size, ok)
+		}
+	}
+	// Another protocol's detail is not taken for origin files.
+	st := StatusOf(progress.Snapshot{Found: true, State: progress.Completed, Detail: json.RawMessage(`[{"name":"x"}]`)})
+	if string(st.Files) != "[]" {
+		t.Errorf("Files with a foreign detail = %s, want []", st.Files)
+	}
 }
 
 func TestPcloudStatusRawUploadWithFileName(t *testing.T) {
-	tr := newTestTracker(t, Options{})
-	rec, err := tr.Begin(Anyone, "h", 64)
+	tr := newTestTracker(t, progress.Options{})
+	rec, err := tr.Begin(progress.Anyone, "h", 64)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec.SetFileName("photo.jpg")
 	pcFeed(t, rec, make([]byte, 10))
 
-	reply, keys := pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
+	reply, keys := pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
 	want := `{"result":0,"total":64,"uploaded":10,"currentfile":"photo.jpg","currentfileuploaded":10,` +
 		`"filenumber":1,"finished":false,"files":[]}`
 	if reply != want {
@@ -321,8 +363,8 @@ func TestPcloudStatusRawUploadWithFileName(t *testing.T) {
 	}
 
 	pcFeed(t, rec, make([]byte, 54))
-	tr.Finish(rec, Judge(Event{Status: http.StatusOK, Received: 64}))
-	reply, keys = pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
+	tr.Finish(rec, progress.Judge(progress.Event{Status: http.StatusOK, Received: 64}))
+	reply, keys = pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
 	want = `{"result":0,"total":64,"uploaded":64,"filenumber":1,"finished":true,` +
 		`"files":[{"name":"photo.jpg","size":64}]}`
 	if reply != want {
@@ -333,24 +375,24 @@ func TestPcloudStatusRawUploadWithFileName(t *testing.T) {
 
 func TestPcloudFailure(t *testing.T) {
 	for _, tc := range []struct {
-		kind   FailureKind
+		kind   progress.FailureKind
 		code   int
 		result int
 	}{
-		{NoCredential, http.StatusOK, 1000},
-		{BadCredential, http.StatusOK, 2000},
-		{BadRequest, http.StatusOK, 1900},
-		{MethodNotAllowed, http.StatusMethodNotAllowed, 1900},
-		{Unavailable, http.StatusServiceUnavailable, 5000},
+		{progress.NoCredential, http.StatusOK, 1000},
+		{progress.BadCredential, http.StatusOK, 2000},
+		{progress.BadRequest, http.StatusOK, 1900},
+		{progress.MethodNotAllowed, http.StatusMethodNotAllowed, 1900},
+		{progress.Unavailable, http.StatusServiceUnavailable, 5000},
 	} {
-		f := &Failure{Kind: tc.kind, Message: "why it failed"}
-		code, body := PcloudFailure(f)
+		f := &progress.Failure{Kind: tc.kind, Message: "why it failed"}
+		code, body := FailureReply(f)
 		if code != tc.code {
 			t.Errorf("kind %d: HTTP %d, want %d", tc.kind, code, tc.code)
 		}
-		st, ok := body.(PcloudStatus)
+		st, ok := body.(Status)
 		if !ok {
-			t.Errorf("kind %d: body is %T, want PcloudStatus", tc.kind, body)
+			t.Errorf("kind %d: body is %T, want Status", tc.kind, body)
 			continue
 		}
 		reply, _ := pcJSON(t, st)
@@ -393,8 +435,8 @@ func TestPcloudCredential(t *testing.T) {
 		{"upload body", pcRequest("POST", "/uploadfile?progresshash=h", "auth=inbody",
 			"Content-Type", "application/x-www-form-urlencoded"), ""},
 	} {
-		if got := PcloudCredential(tc.r); got != tc.want {
-			t.Errorf("%s: PcloudCredential = %q, want %q", tc.name, got, tc.want)
+		if got := credential(tc.r); got != tc.want {
+			t.Errorf("%s: credential = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
@@ -402,12 +444,12 @@ func TestPcloudCredential(t *testing.T) {
 func TestPcloudCredentialBearerIsAccessToken(t *testing.T) {
 	// An upload made with ?access_token=x and a status request with
 	// Authorization: Bearer x belong to the same owner.
-	param := PcloudCredential(pcRequest("POST", "/uploadfile?access_token=x&progresshash=h", "data"))
-	header := PcloudCredential(pcRequest("GET", "/uploadprogress?progresshash=h", "", "Authorization", "Bearer x"))
+	param := credential(pcRequest("POST", "/uploadfile?access_token=x&progresshash=h", "data"))
+	header := credential(pcRequest("GET", "/uploadprogress?progresshash=h", "", "Authorization", "Bearer x"))
 	if param == "" || param != header {
 		t.Fatalf("access_token=x gives %q, Bearer x gives %q; want the same credential", param, header)
 	}
-	if auth := PcloudCredential(pcRequest("GET", "/uploadprogress?auth=x", "")); auth == param {
+	if auth := credential(pcRequest("GET", "/uploadprogress?auth=x", "")); auth == param {
 		t.Fatalf("auth=x and access_token=x are the same credential %q", auth)
 	}
 }
@@ -415,20 +457,20 @@ func TestPcloudCredentialBearerIsAccessToken(t *testing.T) {
 func TestPcloudPreparePostForm(t *testing.T) {
 	r := pcRequest("POST", "/uploadprogress", "auth=formtok&progresshash=h42",
 		"Content-Type", "application/x-www-form-urlencoded")
-	if f := PcloudPrepare(r); f != nil {
-		t.Fatalf("PcloudPrepare: %+v", f)
+	if f := prepare(r); f != nil {
+		t.Fatalf("prepare: %+v", f)
 	}
-	cred := PcloudCredential(r)
+	cred := credential(r)
 	if cred != "auth:formtok" {
 		t.Errorf("credential = %q, want auth:formtok", cred)
 	}
 	// The same credential as an upload that gave auth in its query.
-	if up := PcloudCredential(pcRequest("POST", "/uploadfile?auth=formtok&progresshash=h42", "data")); up != cred {
+	if up := credential(pcRequest("POST", "/uploadfile?auth=formtok&progresshash=h42", "data")); up != cred {
 		t.Errorf("upload credential %q, status POST credential %q: not the same owner", up, cred)
 	}
-	sq, f := ParsePcloudQuery(r)
+	sq, f := ParseQuery(r)
 	if f != nil || sq.Key != "h42" || sq.Step != MB {
-		t.Errorf("ParsePcloudQuery = %+v, %+v; want key h42, step MB", sq, f)
+		t.Errorf("ParseQuery = %+v, %+v; want key h42, step MB", sq, f)
 	}
 }
 
@@ -436,14 +478,14 @@ func TestPcloudPrepareQueryAndFormTogether(t *testing.T) {
 	// progresshash in the query, auth in the form: both count.
 	r := pcRequest("POST", "/uploadprogress?progresshash=hq", "access_token=ft",
 		"Content-Type", "application/x-www-form-urlencoded")
-	if f := PcloudPrepare(r); f != nil {
-		t.Fatalf("PcloudPrepare: %+v", f)
+	if f := prepare(r); f != nil {
+		t.Fatalf("prepare: %+v", f)
 	}
-	if got := PcloudCredential(r); got != "access_token:ft" {
+	if got := credential(r); got != "access_token:ft" {
 		t.Errorf("credential = %q, want access_token:ft", got)
 	}
-	if sq, f := ParsePcloudQuery(r); f != nil || sq.Key != "hq" {
-		t.Errorf("ParsePcloudQuery = %+v, %+v; want key hq", sq, f)
+	if sq, f := ParseQuery(r); f != nil || sq.Key != "hq" {
+		t.Errorf("ParseQuery = %+v, %+v; want key hq", sq, f)
 	}
 }
 
@@ -451,27 +493,27 @@ func TestPcloudPrepareFormLimit(t *testing.T) {
 	form := func(n int) string { return "auth=" + strings.Repeat("a", n-len("auth=")) }
 
 	r := pcRequest("POST", "/uploadprogress", form(64<<10), "Content-Type", "application/x-www-form-urlencoded")
-	if f := PcloudPrepare(r); f != nil {
+	if f := prepare(r); f != nil {
 		t.Fatalf("a 64 KiB form is refused: %+v", f)
 	}
-	if got := PcloudCredential(r); len(got) != len("auth:")+64<<10-len("auth=") {
+	if got := credential(r); len(got) != len("auth:")+64<<10-len("auth=") {
 		t.Errorf("credential of a 64 KiB form has %d bytes", len(got))
 	}
 
 	r = pcRequest("POST", "/uploadprogress", form(64<<10+1), "Content-Type", "application/x-www-form-urlencoded")
-	f := PcloudPrepare(r)
-	if f == nil || f.Kind != BadRequest || f.Message == "" {
-		t.Fatalf("a form of 64 KiB + 1 byte: PcloudPrepare = %+v, want a BadRequest failure", f)
+	f := prepare(r)
+	if f == nil || f.Kind != progress.BadRequest || f.Message == "" {
+		t.Fatalf("a form of 64 KiB + 1 byte: prepare = %+v, want a BadRequest failure", f)
 	}
-	if code, body := PcloudFailure(f); code != http.StatusOK || body.(PcloudStatus).Result != PcloudNotFound {
+	if code, body := FailureReply(f); code != http.StatusOK || body.(Status).Result != ResultNotFound {
 		t.Errorf("oversized form renders HTTP %d %+v", code, body)
 	}
 	// Even without a declared length (chunked), the bound holds.
 	r = pcRequest("POST", "/uploadprogress", "", "Content-Type", "application/x-www-form-urlencoded")
 	r.Body = io.NopCloser(io.MultiReader(strings.NewReader("auth="), zeroLetters{}))
 	r.ContentLength = -1
-	if f := PcloudPrepare(r); f == nil || f.Kind != BadRequest {
-		t.Fatalf("an endless chunked form: PcloudPrepare = %+v, want a BadRequest failure", f)
+	if f := prepare(r); f == nil || f.Kind != progress.BadRequest {
+		t.Fatalf("an endless chunked form: prepare = %+v, want a BadRequest failure", f)
 	}
 }
 
@@ -487,23 +529,23 @@ func (zeroLetters) Read(p []byte) (int, error) {
 
 func TestPcloudPrepareLeavesGetAlone(t *testing.T) {
 	r := pcRequest("GET", "/uploadprogress?auth=q", "auth=body", "Content-Type", "application/x-www-form-urlencoded")
-	if f := PcloudPrepare(r); f != nil {
-		t.Fatalf("PcloudPrepare(GET) = %+v", f)
+	if f := prepare(r); f != nil {
+		t.Fatalf("prepare(GET) = %+v", f)
 	}
 	if r.Form != nil || r.PostForm != nil {
-		t.Errorf("PcloudPrepare parsed the form of a GET: %v", r.Form)
+		t.Errorf("prepare parsed the form of a GET: %v", r.Form)
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil || string(body) != "auth=body" {
-		t.Errorf("GET body after PcloudPrepare = %q, %v; want it untouched", body, err)
+		t.Errorf("GET body after prepare = %q, %v; want it untouched", body, err)
 	}
-	if got := PcloudCredential(r); got != "auth:q" {
+	if got := credential(r); got != "auth:q" {
 		t.Errorf("credential = %q, want auth:q", got)
 	}
 }
 
 func TestParsePcloudQuery(t *testing.T) {
-	long := strings.Repeat("h", MaxKeyLen)
+	long := strings.Repeat("h", progress.MaxKeyLen)
 	for _, tc := range []struct {
 		query string
 		key   string // "" when it must fail
@@ -525,16 +567,16 @@ func TestParsePcloudQuery(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/uploadprogress", nil)
 		r.URL.RawQuery = tc.query
-		sq, f := ParsePcloudQuery(r)
+		sq, f := ParseQuery(r)
 		if tc.key == "" {
 			if f == nil {
 				t.Errorf("%.40q: accepted %+v, want a failure", tc.query, sq)
 				continue
 			}
-			if f.Kind != BadRequest || !strings.HasPrefix(f.Message, "Upload not found") {
+			if f.Kind != progress.BadRequest || !strings.HasPrefix(f.Message, "Upload not found") {
 				t.Errorf("%.40q: failure %+v, want BadRequest \"Upload not found...\"", tc.query, f)
 			}
-			if sq != (StatusQuery{}) {
+			if sq != (progress.StatusQuery{}) {
 				t.Errorf("%.40q: failure with a query %+v", tc.query, sq)
 			}
 			continue
@@ -578,22 +620,22 @@ func TestPcloudTracks(t *testing.T) {
 		{"hash in body", pcRequest("POST", "/uploadfile", "progresshash=h",
 			"Content-Type", "application/x-www-form-urlencoded"), false},
 	} {
-		if got := PcloudTracks(tc.r, "/uploadfile"); got != tc.want {
-			t.Errorf("%s: PcloudTracks = %v, want %v", tc.name, got, tc.want)
+		if got := tracks(tc.r, "/uploadfile"); got != tc.want {
+			t.Errorf("%s: tracks = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if r := pcRequest("POST", "/api/upload?progresshash=h", "x"); !PcloudTracks(r, "/api/upload") {
+	if r := pcRequest("POST", "/api/upload?progresshash=h", "x"); !tracks(r, "/api/upload") {
 		t.Error("a configured upload path is not tracked")
 	}
 }
 
 func TestPcloudKeyAndFileName(t *testing.T) {
 	r := pcRequest("POST", "/uploadfile?progresshash=h%20x&filename=a%2Fb.txt", "data")
-	if got := PcloudKey(r); got != "h x" {
-		t.Errorf("PcloudKey = %q", got)
+	if got := key(r); got != "h x" {
+		t.Errorf("key = %q", got)
 	}
-	if got := PcloudFileName(r); got != "a/b.txt" {
-		t.Errorf("PcloudFileName = %q", got)
+	if got := fileName(r); got != "a/b.txt" {
+		t.Errorf("fileName = %q", got)
 	}
 }
 
@@ -624,15 +666,15 @@ func TestPcloudOriginFiles(t *testing.T) {
 		{"empty", ``, ""},
 		{"array answer", `[{"result":0}]`, ""},
 	} {
-		got, ok := PcloudOriginFiles([]byte(tc.answer))
+		got, ok := OriginFilesOf([]byte(tc.answer))
 		if tc.want == "" {
 			if ok || got != nil {
-				t.Errorf("%s: PcloudOriginFiles = %s, %v; want nil, false", tc.name, got, ok)
+				t.Errorf("%s: OriginFilesOf = %s, %v; want nil, false", tc.name, got, ok)
 			}
 			continue
 		}
 		if !ok || string(got) != tc.want {
-			t.Errorf("%s: PcloudOriginFiles = %s, %v; want %s, true", tc.name, got, ok, tc.want)
+			t.Errorf("%s: OriginFilesOf = %s, %v; want %s, true", tc.name, got, ok, tc.want)
 			continue
 		}
 		if !json.Valid(got) {
@@ -644,9 +686,9 @@ func TestPcloudOriginFiles(t *testing.T) {
 func TestPcloudOriginFilesDoesNotAliasTheAnswer(t *testing.T) {
 	// The capture buffer may be reused once the answer has gone on.
 	answer := []byte(`{"result":0,"metadata":[{"name":"a"}]}`)
-	got, ok := PcloudOriginFiles(answer)
+	got, ok := OriginFilesOf(answer)
 	if !ok {
-		t.Fatal("PcloudOriginFiles = false")
+		t.Fatal("OriginFilesOf = false")
 	}
 	want := slices.Clone(got)
 	for i := range answer {
@@ -659,15 +701,15 @@ func TestPcloudOriginFilesDoesNotAliasTheAnswer(t *testing.T) {
 
 func TestPcloudStatusRendersErrorsAsJSONSafe(t *testing.T) {
 	// A file name with characters that must be escaped in JSON stays valid.
-	tr := newTestTracker(t, Options{})
-	rec, err := tr.Begin(Anyone, "h", -1)
+	tr := newTestTracker(t, progress.Options{})
+	rec, err := tr.Begin(progress.Anyone, "h", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec.SetFileName("a\"b\\c\n<d>.txt")
 	pcFeed(t, rec, []byte("xyz"))
-	reply, _ := pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
-	var back PcloudStatus
+	reply, _ := pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
+	var back Status
 	if err := json.Unmarshal([]byte(reply), &back); err != nil {
 		t.Fatalf("reply %s does not parse back: %v", reply, err)
 	}
@@ -689,11 +731,11 @@ func pcItoa[T ~int | ~int64](n T) string {
 // section 11.1): "bearer x" and "BEARER x" are the same credential as
 // "Bearer x", that is, as access_token=x, or a client that spells it so
 // would be another owner and get "Upload not found." (Found failing:
-// PcloudCredential only recognised "Bearer " with that exact case.)
+// credential only recognised "Bearer " with that exact case.)
 func TestPcloudCredentialBearerSchemeIsCaseInsensitive(t *testing.T) {
-	want := PcloudCredential(pcRequest("GET", "/uploadprogress?access_token=x", ""))
+	want := credential(pcRequest("GET", "/uploadprogress?access_token=x", ""))
 	for _, h := range []string{"bearer x", "BEARER x", "BeArEr x"} {
-		if got := PcloudCredential(pcRequest("GET", "/uploadprogress", "", "Authorization", h)); got != want {
+		if got := credential(pcRequest("GET", "/uploadprogress", "", "Authorization", h)); got != want {
 			t.Errorf("Authorization: %s gives credential %q, want %q as for access_token=x", h, got, want)
 		}
 	}

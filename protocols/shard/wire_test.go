@@ -1,4 +1,4 @@
-package progress
+package shard
 
 import (
 	"encoding/json"
@@ -8,10 +8,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
 func TestParseShardQueryErrors(t *testing.T) {
-	long := "/" + strings.Repeat("a", MaxKeyLen) // MaxKeyLen+1 bytes
+	long := "/" + strings.Repeat("a", progress.MaxKeyLen) // MaxKeyLen+1 bytes
 	tests := []struct {
 		name string
 		q    url.Values
@@ -53,63 +55,63 @@ func TestParseShardQueryErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q, f := ParseShardQuery(tt.q)
+			q, f := ParseQuery(tt.q)
 			if f == nil {
-				t.Fatalf("ParseShardQuery(%q) = %+v, want a failure", tt.q, q)
+				t.Fatalf("ParseQuery(%q) = %+v, want a failure", tt.q, q)
 			}
-			if f.Kind != BadRequest || f.Message == "" || f.Error() != f.Message {
+			if f.Kind != progress.BadRequest || f.Message == "" || f.Error() != f.Message {
 				t.Fatalf("failure = %+v, want a BadRequest with a message", f)
 			}
 			// The storage node answers it as a 400 with {"error": message}.
-			code, body := ShardFailure(f)
+			code, body := FailureReply(f)
 			b, err := json.Marshal(body)
 			if err != nil {
 				t.Fatal(err)
 			}
 			want, _ := json.Marshal(map[string]string{"error": f.Message})
 			if code != http.StatusBadRequest || string(b) != string(want) {
-				t.Fatalf("ShardFailure = %d %s, want 400 %s", code, b, want)
+				t.Fatalf("FailureReply = %d %s, want 400 %s", code, b, want)
 			}
 		})
 	}
 }
 
 func TestParseShardQuery(t *testing.T) {
-	maxPath := "/" + strings.Repeat("b", MaxKeyLen-1)
+	maxPath := "/" + strings.Repeat("b", progress.MaxKeyLen-1)
 	tests := []struct {
 		raw  string
-		want StatusQuery
+		want progress.StatusQuery
 	}{
-		{"path=/a", StatusQuery{Key: "/a", Step: 1 << 20}},
-		{"path=%2Ffiles%2Fa.bin", StatusQuery{Key: "/files/a.bin", Step: MB}},
-		{"path=/a&updatingRate=1", StatusQuery{Key: "/a", Step: MB}},
-		{"path=/a&updatingRate=", StatusQuery{Key: "/a", Step: MB}},
-		{"path=/a&updatingRate=5", StatusQuery{Key: "/a", Step: 5 << 20}},
-		{"path=/a&updatingRate=5&unitOfMeasurement=MB", StatusQuery{Key: "/a", Step: 5 << 20}},
-		{"path=/a&updatingRate=3&unitOfMeasurement=GB", StatusQuery{Key: "/a", Step: 3 << 30}},
-		{"path=/a&updatingRate=3&unitOfMeasurement=gb", StatusQuery{Key: "/a", Step: 3 << 30}},
-		{"path=/a&updatingRate=3&unitOfMeasurement=Gb", StatusQuery{Key: "/a", Step: 3 << 30}},
-		{"path=/a&updatingRate=2&unitOfMeasurement=mb", StatusQuery{Key: "/a", Step: 2 << 20}},
-		{"path=/a&unitOfMeasurement=", StatusQuery{Key: "/a", Step: MB}},
-		{"path=/a&unitOfMeasurement=GB", StatusQuery{Key: "/a", Step: GB}},
-		{"path=/a&updatingRate=1048576&unitOfMeasurement=GB", StatusQuery{Key: "/a", Step: 1 << 50}},
-		{"path=/a&updatingRate=007", StatusQuery{Key: "/a", Step: 7 << 20}},
-		{"path=/a&informProgress=true&other=x", StatusQuery{Key: "/a", Step: MB}},
-		{"path=/%E6%96%87%E4%BB%B6/a%20b.txt", StatusQuery{Key: "/文件/a b.txt", Step: MB}},
-		{"path=" + maxPath, StatusQuery{Key: maxPath, Step: MB}},
+		{"path=/a", progress.StatusQuery{Key: "/a", Step: 1 << 20}},
+		{"path=%2Ffiles%2Fa.bin", progress.StatusQuery{Key: "/files/a.bin", Step: MB}},
+		{"path=/a&updatingRate=1", progress.StatusQuery{Key: "/a", Step: MB}},
+		{"path=/a&updatingRate=", progress.StatusQuery{Key: "/a", Step: MB}},
+		{"path=/a&updatingRate=5", progress.StatusQuery{Key: "/a", Step: 5 << 20}},
+		{"path=/a&updatingRate=5&unitOfMeasurement=MB", progress.StatusQuery{Key: "/a", Step: 5 << 20}},
+		{"path=/a&updatingRate=3&unitOfMeasurement=GB", progress.StatusQuery{Key: "/a", Step: 3 << 30}},
+		{"path=/a&updatingRate=3&unitOfMeasurement=gb", progress.StatusQuery{Key: "/a", Step: 3 << 30}},
+		{"path=/a&updatingRate=3&unitOfMeasurement=Gb", progress.StatusQuery{Key: "/a", Step: 3 << 30}},
+		{"path=/a&updatingRate=2&unitOfMeasurement=mb", progress.StatusQuery{Key: "/a", Step: 2 << 20}},
+		{"path=/a&unitOfMeasurement=", progress.StatusQuery{Key: "/a", Step: MB}},
+		{"path=/a&unitOfMeasurement=GB", progress.StatusQuery{Key: "/a", Step: GB}},
+		{"path=/a&updatingRate=1048576&unitOfMeasurement=GB", progress.StatusQuery{Key: "/a", Step: 1 << 50}},
+		{"path=/a&updatingRate=007", progress.StatusQuery{Key: "/a", Step: 7 << 20}},
+		{"path=/a&informProgress=true&other=x", progress.StatusQuery{Key: "/a", Step: MB}},
+		{"path=/%E6%96%87%E4%BB%B6/a%20b.txt", progress.StatusQuery{Key: "/文件/a b.txt", Step: MB}},
+		{"path=" + maxPath, progress.StatusQuery{Key: maxPath, Step: MB}},
 	}
 	for _, tt := range tests {
 		q, err := url.ParseQuery(tt.raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, f := ParseShardQuery(q)
+		got, f := ParseQuery(q)
 		if f != nil {
-			t.Errorf("ParseShardQuery(%.60q): %v", tt.raw, f)
+			t.Errorf("ParseQuery(%.60q): %v", tt.raw, f)
 			continue
 		}
 		if got != tt.want {
-			t.Errorf("ParseShardQuery(%.60q) = %+v, want %+v", tt.raw, got, tt.want)
+			t.Errorf("ParseQuery(%.60q) = %+v, want %+v", tt.raw, got, tt.want)
 		}
 	}
 	if MB != 1<<20 || GB != 1<<30 {
@@ -117,9 +119,9 @@ func TestParseShardQuery(t *testing.T) {
 	}
 }
 
-func shardJSON(t *testing.T, s Snapshot) string {
+func shardJSON(t *testing.T, s progress.Snapshot) string {
 	t.Helper()
-	b, err := json.Marshal(ShardStatusOf(s))
+	b, err := json.Marshal(StatusOf(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,22 +131,22 @@ func shardJSON(t *testing.T, s Snapshot) string {
 func TestShardStatusOf(t *testing.T) {
 	tests := []struct {
 		name string
-		s    Snapshot
+		s    progress.Snapshot
 		want string
 	}{
-		{"not found", Snapshot{},
+		{"not found", progress.Snapshot{},
 			`{"total_size":0,"uploaded":0,"status":"not_exist","error":""}`},
-		{"not found never leaks fields", Snapshot{Found: false, ID: 9, Key: "/k", Total: 5, Received: 3, State: Failed, Error: "secret"},
+		{"not found never leaks fields", progress.Snapshot{Found: false, ID: 9, Key: "/k", Total: 5, Received: 3, State: progress.Failed, Error: "secret"},
 			`{"total_size":0,"uploaded":0,"status":"not_exist","error":""}`},
-		{"uploading", Snapshot{Found: true, ID: 1, Key: "/a", Total: 1000, Received: 400, State: Uploading},
+		{"uploading", progress.Snapshot{Found: true, ID: 1, Key: "/a", Total: 1000, Received: 400, State: progress.Uploading},
 			`{"total_size":1000,"uploaded":400,"status":"uploading","error":""}`},
-		{"uploading, no length", Snapshot{Found: true, Total: -1, Received: 400, State: Uploading},
+		{"uploading, no length", progress.Snapshot{Found: true, Total: -1, Received: 400, State: progress.Uploading},
 			`{"total_size":-1,"uploaded":400,"status":"uploading","error":""}`},
-		{"completed", Snapshot{Found: true, Total: 1000, Received: 1000, State: Completed, HTTPStatus: 201},
+		{"completed", progress.Snapshot{Found: true, Total: 1000, Received: 1000, State: progress.Completed, HTTPStatus: 201},
 			`{"total_size":1000,"uploaded":1000,"status":"completed","error":""}`},
-		{"failed", Snapshot{Found: true, Total: 1000, Received: 10, State: Failed, HTTPStatus: 409, Error: "origin responded 409 Conflict"},
+		{"failed", progress.Snapshot{Found: true, Total: 1000, Received: 10, State: progress.Failed, HTTPStatus: 409, Error: "origin responded 409 Conflict"},
 			`{"total_size":1000,"uploaded":10,"status":"failed","error":"origin responded 409 Conflict"}`},
-		{"failed, error needing escapes", Snapshot{Found: true, Total: 1, State: Failed, Error: `say "<no>" & go`},
+		{"failed, error needing escapes", progress.Snapshot{Found: true, Total: 1, State: progress.Failed, Error: `say "<no>" & go`},
 			`{"total_size":1,"uploaded":0,"status":"failed","error":"say \"\u003cno\u003e\" \u0026 go"}`},
 	}
 	for _, tt := range tests {
@@ -155,17 +157,17 @@ func TestShardStatusOf(t *testing.T) {
 }
 
 func TestShardStatusFromTracker(t *testing.T) {
-	tr := newTestTracker(t, Options{})
-	if got, want := shardJSON(t, tr.Lookup(Anyone, "/x")), `{"total_size":0,"uploaded":0,"status":"not_exist","error":""}`; got != want {
+	tr := newTestTracker(t, progress.Options{})
+	if got, want := shardJSON(t, tr.Lookup(progress.Anyone, "/x")), `{"total_size":0,"uploaded":0,"status":"not_exist","error":""}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
-	rec, _ := tr.Begin(Anyone, "/x", 300)
+	rec, _ := tr.Begin(progress.Anyone, "/x", 300)
 	readBytes(t, zeroBody(rec), 120)
-	if got, want := shardJSON(t, tr.Lookup(Anyone, "/x")), `{"total_size":300,"uploaded":120,"status":"uploading","error":""}`; got != want {
+	if got, want := shardJSON(t, tr.Lookup(progress.Anyone, "/x")), `{"total_size":300,"uploaded":120,"status":"uploading","error":""}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
-	tr.Finish(rec, Judge(Event{ClientGone: true, Received: rec.Received()}))
-	if got, want := shardJSON(t, tr.Lookup(Anyone, "/x")), `{"total_size":300,"uploaded":120,"status":"failed","error":"client disconnected after 120 bytes"}`; got != want {
+	tr.Finish(rec, progress.Judge(progress.Event{ClientGone: true, Received: rec.Received()}))
+	if got, want := shardJSON(t, tr.Lookup(progress.Anyone, "/x")), `{"total_size":300,"uploaded":120,"status":"failed","error":"client disconnected after 120 bytes"}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }
@@ -217,8 +219,8 @@ func TestShardTracks(t *testing.T) {
 		{"GET without body", httptest.NewRequest(http.MethodGet, on, nil), false},
 	}
 	for _, tt := range tests {
-		if got := ShardTracks(tt.r); got != tt.want {
-			t.Errorf("%s: ShardTracks = %v, want %v", tt.name, got, tt.want)
+		if got := tracks(tt.r); got != tt.want {
+			t.Errorf("%s: tracks = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
@@ -227,7 +229,7 @@ func TestShardTracksServerRequests(t *testing.T) {
 	// What net/http actually hands a handler for each kind of upload.
 	got := make(chan bool, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- ShardTracks(r)
+		got <- tracks(r)
 		io.Copy(io.Discard, r.Body)
 	}))
 	defer srv.Close()
@@ -264,23 +266,23 @@ func TestShardTracksServerRequests(t *testing.T) {
 
 func TestShardFailureStatus(t *testing.T) {
 	tests := []struct {
-		kind FailureKind
+		kind progress.FailureKind
 		code int
 	}{
-		{BadRequest, http.StatusBadRequest},
-		{NoCredential, http.StatusUnauthorized},
-		{BadCredential, http.StatusUnauthorized},
-		{MethodNotAllowed, http.StatusMethodNotAllowed},
-		{Unavailable, http.StatusServiceUnavailable},
+		{progress.BadRequest, http.StatusBadRequest},
+		{progress.NoCredential, http.StatusUnauthorized},
+		{progress.BadCredential, http.StatusUnauthorized},
+		{progress.MethodNotAllowed, http.StatusMethodNotAllowed},
+		{progress.Unavailable, http.StatusServiceUnavailable},
 	}
 	for _, tt := range tests {
-		code, body := ShardFailure(&Failure{Kind: tt.kind, Message: "why"})
+		code, body := FailureReply(&progress.Failure{Kind: tt.kind, Message: "why"})
 		b, err := json.Marshal(body)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if code != tt.code || string(b) != `{"error":"why"}` {
-			t.Errorf("ShardFailure(kind %d) = %d %s, want %d {\"error\":\"why\"}", tt.kind, code, b, tt.code)
+			t.Errorf("FailureReply(kind %d) = %d %s, want %d {\"error\":\"why\"}", tt.kind, code, b, tt.code)
 		}
 	}
 }

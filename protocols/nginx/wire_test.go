@@ -1,4 +1,4 @@
-package progress
+package nginx
 
 import (
 	"encoding/json"
@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
 // ngxJSON marshals an nginx reply as the handler does without a callback.
-func ngxJSON(t *testing.T, st NginxStatus) string {
+func ngxJSON(t *testing.T, st Status) string {
 	t.Helper()
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -37,65 +39,65 @@ func ngxRequest(method, target, body string, header ...string) *http.Request {
 func TestNginxStatusOf(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		s    Snapshot
+		s    progress.Snapshot
 		want string
 	}{
-		{"unknown id", Snapshot{}, `{"state":"starting"}`},
-		{"uploading", Snapshot{Found: true, State: Uploading, Total: 1000, Received: 250}, `{"state":"uploading","received":250,"size":1000}`},
-		{"nothing received yet", Snapshot{Found: true, State: Uploading, Total: 1000}, `{"state":"uploading","received":0,"size":1000}`},
-		{"chunked", Snapshot{Found: true, State: Uploading, Total: -1, Received: 77}, `{"state":"uploading","received":77,"size":-1}`},
-		{"done", Snapshot{Found: true, State: Completed, Total: 1000, Received: 1000, HTTPStatus: 200}, `{"state":"done"}`},
-		{"done after redirect", Snapshot{Found: true, State: Completed, HTTPStatus: 303}, `{"state":"done"}`},
-		{"origin error", Snapshot{Found: true, State: Failed, HTTPStatus: 500, Error: "origin responded 500"}, `{"state":"error","status":500}`},
-		{"too large", Snapshot{Found: true, State: Failed, HTTPStatus: 413, Error: "too large"}, `{"state":"error","status":413}`},
+		{"unknown id", progress.Snapshot{}, `{"state":"starting"}`},
+		{"uploading", progress.Snapshot{Found: true, State: progress.Uploading, Total: 1000, Received: 250}, `{"state":"uploading","received":250,"size":1000}`},
+		{"nothing received yet", progress.Snapshot{Found: true, State: progress.Uploading, Total: 1000}, `{"state":"uploading","received":0,"size":1000}`},
+		{"chunked", progress.Snapshot{Found: true, State: progress.Uploading, Total: -1, Received: 77}, `{"state":"uploading","received":77,"size":-1}`},
+		{"done", progress.Snapshot{Found: true, State: progress.Completed, Total: 1000, Received: 1000, HTTPStatus: 200}, `{"state":"done"}`},
+		{"done after redirect", progress.Snapshot{Found: true, State: progress.Completed, HTTPStatus: 303}, `{"state":"done"}`},
+		{"origin error", progress.Snapshot{Found: true, State: progress.Failed, HTTPStatus: 500, Error: "origin responded 500"}, `{"state":"error","status":500}`},
+		{"too large", progress.Snapshot{Found: true, State: progress.Failed, HTTPStatus: 413, Error: "too large"}, `{"state":"error","status":413}`},
 	} {
-		if got := ngxJSON(t, NginxStatusOf(tc.s)); got != tc.want {
+		if got := ngxJSON(t, StatusOf(tc.s)); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }
 
 func TestNginxStatusOfTrackedUpload(t *testing.T) {
-	tr := newTestTracker(t, Options{})
+	tr := newTestTracker(t, progress.Options{})
 	const id = "0123456789abcdef"
-	if got := ngxJSON(t, NginxStatusOf(tr.Lookup(Anyone, id))); got != `{"state":"starting"}` {
+	if got := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, id))); got != `{"state":"starting"}` {
 		t.Fatalf("before the upload: %s", got)
 	}
 
 	// A chunked upload: size -1, a true received count.
-	rec, err := tr.Begin(Anyone, id, -1)
+	rec, err := tr.Begin(progress.Anyone, id, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	readBytes(t, zeroBody(rec), 4096)
-	if got, want := ngxJSON(t, NginxStatusOf(tr.Lookup(Anyone, id))), `{"state":"uploading","received":4096,"size":-1}`; got != want {
+	if got, want := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, id))), `{"state":"uploading","received":4096,"size":-1}`; got != want {
 		t.Fatalf("uploading: %s, want %s", got, want)
 	}
-	tr.Finish(rec, Judge(Event{Status: http.StatusCreated, Received: 4096}))
-	if got := ngxJSON(t, NginxStatusOf(tr.Lookup(Anyone, id))); got != `{"state":"done"}` {
+	tr.Finish(rec, progress.Judge(progress.Event{Status: http.StatusCreated, Received: 4096}))
+	if got := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, id))); got != `{"state":"done"}` {
 		t.Fatalf("done: %s", got)
 	}
 
 	// A re-upload under the same id starts over, and fails at the origin.
-	rec, err = tr.Begin(Anyone, id, 10)
+	rec, err = tr.Begin(progress.Anyone, id, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ngxJSON(t, NginxStatusOf(tr.Lookup(Anyone, id))), `{"state":"uploading","received":0,"size":10}`; got != want {
+	if got, want := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, id))), `{"state":"uploading","received":0,"size":10}`; got != want {
 		t.Fatalf("re-upload: %s, want %s", got, want)
 	}
-	tr.Finish(rec, Judge(Event{Status: http.StatusRequestEntityTooLarge}))
-	if got, want := ngxJSON(t, NginxStatusOf(tr.Lookup(Anyone, id))), `{"state":"error","status":413}`; got != want {
+	tr.Finish(rec, progress.Judge(progress.Event{Status: http.StatusRequestEntityTooLarge}))
+	if got, want := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, id))), `{"state":"error","status":413}`; got != want {
 		t.Fatalf("failed: %s, want %s", got, want)
 	}
 
 	// A body over the proxy's own limit.
-	rec, err = tr.Begin(Anyone, id, 10)
+	rec, err = tr.Begin(progress.Anyone, id, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.Finish(rec, Judge(Event{ReadErr: &http.MaxBytesError{Limit: 5}, Received: 5}))
-	if got, want := ngxJSON(t, NginxStatusOf(tr.Lookup(Anyone, id))), `{"state":"error","status":413}`; got != want {
+	tr.Finish(rec, progress.Judge(progress.Event{ReadErr: &http.MaxBytesError{Limit: 5}, Received: 5}))
+	if got, want := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, id))), `{"state":"error","status":413}`; got != want {
 		t.Fatalf("over the limit: %s, want %s", got, want)
 	}
 }
@@ -114,8 +116,8 @@ func TestNginxID(t *testing.T) {
 		{"escaped query", ngxRequest("GET", "/progress?X-Progress-ID=a%20b", ""), "a b"},
 		{"none", ngxRequest("POST", "/upload?id=q1", "x"), ""},
 	} {
-		if got := NginxID(tc.r); got != tc.want {
-			t.Errorf("%s: NginxID = %q, want %q", tc.name, got, tc.want)
+		if got := id(tc.r); got != tc.want {
+			t.Errorf("%s: id = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
@@ -141,26 +143,26 @@ func TestNginxTracks(t *testing.T) {
 		// The id of a status request is not an upload.
 		{"status request", ngxRequest("GET", "/progress", "", "X-Progress-ID", "a"), false},
 	} {
-		if got := NginxTracks(tc.r); got != tc.want {
-			t.Errorf("%s: NginxTracks = %v, want %v", tc.name, got, tc.want)
+		if got := tracks(tc.r); got != tc.want {
+			t.Errorf("%s: tracks = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
 
 func TestNginxClaims(t *testing.T) {
-	if !NginxClaims(ngxRequest("GET", "/progress?X-Progress-ID=a", "")) {
+	if !claims(ngxRequest("GET", "/progress?X-Progress-ID=a", "")) {
 		t.Error("a status request with a query id is not claimed")
 	}
-	if !NginxClaims(ngxRequest("GET", "/progress", "", "X-Progress-ID", "a")) {
+	if !claims(ngxRequest("GET", "/progress", "", "X-Progress-ID", "a")) {
 		t.Error("a status request with a header id is not claimed")
 	}
-	if NginxClaims(ngxRequest("GET", "/progress?path=/a", "")) {
+	if claims(ngxRequest("GET", "/progress?path=/a", "")) {
 		t.Error("a storage-node status request is claimed")
 	}
 }
 
 func TestParseNginxQuery(t *testing.T) {
-	long := strings.Repeat("i", MaxKeyLen)
+	long := strings.Repeat("i", progress.MaxKeyLen)
 	for _, tc := range []struct {
 		name   string
 		r      *http.Request
@@ -187,13 +189,13 @@ func TestParseNginxQuery(t *testing.T) {
 		{"duplicate callback", ngxRequest("GET", "/progress?X-Progress-ID=abc&callback=a&callback=b", ""), "", "callback"},
 		{"long callback", ngxRequest("GET", "/progress?X-Progress-ID=abc&callback="+strings.Repeat("c", 129), ""), "", "callback"},
 	} {
-		sq, f := ParseNginxQuery(tc.r)
+		sq, f := ParseQuery(tc.r)
 		if tc.key == "" {
 			if f == nil {
 				t.Errorf("%s: accepted %+v, want a failure", tc.name, sq)
 				continue
 			}
-			if f.Kind != BadRequest || !strings.Contains(f.Message, tc.reason) {
+			if f.Kind != progress.BadRequest || !strings.Contains(f.Message, tc.reason) {
 				t.Errorf("%s: failure %+v, want BadRequest mentioning %q", tc.name, f, tc.reason)
 			}
 			continue
@@ -210,19 +212,19 @@ func TestParseNginxQuery(t *testing.T) {
 
 func TestNginxFailure(t *testing.T) {
 	for _, tc := range []struct {
-		kind FailureKind
+		kind progress.FailureKind
 		code int
 	}{
-		{BadRequest, http.StatusBadRequest},
-		{NoCredential, http.StatusUnauthorized},
-		{BadCredential, http.StatusUnauthorized},
-		{MethodNotAllowed, http.StatusMethodNotAllowed},
-		{Unavailable, http.StatusServiceUnavailable},
+		{progress.BadRequest, http.StatusBadRequest},
+		{progress.NoCredential, http.StatusUnauthorized},
+		{progress.BadCredential, http.StatusUnauthorized},
+		{progress.MethodNotAllowed, http.StatusMethodNotAllowed},
+		{progress.Unavailable, http.StatusServiceUnavailable},
 	} {
-		code, body := NginxFailure(&Failure{Kind: tc.kind, Message: "m"})
-		st, ok := body.(NginxStatus)
+		code, body := FailureReply(&progress.Failure{Kind: tc.kind, Message: "m"})
+		st, ok := body.(Status)
 		if code != tc.code || !ok {
-			t.Errorf("kind %d: %d %T, want %d NginxStatus", tc.kind, code, body, tc.code)
+			t.Errorf("kind %d: %d %T, want %d Status", tc.kind, code, body, tc.code)
 			continue
 		}
 		// An error state, as nginx clients know it, with the HTTP status.
@@ -256,7 +258,7 @@ func TestJSONPCallback(t *testing.T) {
 			t.Errorf("JSONPCallback(%.40q) = %q, accepted; want a failure", cb, got)
 			continue
 		}
-		if f.Kind != BadRequest || f.Message == "" || got != "" {
+		if f.Kind != progress.BadRequest || f.Message == "" || got != "" {
 			t.Errorf("JSONPCallback(%.40q) = %q, %+v; want \"\" and a BadRequest", cb, got, f)
 		}
 	}
@@ -268,7 +270,7 @@ func TestJSONPCallback(t *testing.T) {
 		}
 	}
 	// Given twice, it is ambiguous.
-	if got, f := JSONPCallback(url.Values{"callback": {"a", "b"}}); f == nil || f.Kind != BadRequest || got != "" {
+	if got, f := JSONPCallback(url.Values{"callback": {"a", "b"}}); f == nil || f.Kind != progress.BadRequest || got != "" {
 		t.Errorf("a callback given twice: %q, %+v; want a BadRequest", got, f)
 	}
 	if got, f := JSONPCallback(url.Values{"callback": {"", "a"}}); f == nil {
@@ -277,7 +279,7 @@ func TestJSONPCallback(t *testing.T) {
 }
 
 func TestEncodeJSONP(t *testing.T) {
-	st := NginxStatusOf(Snapshot{Found: true, State: Uploading, Total: 100, Received: 5})
+	st := StatusOf(progress.Snapshot{Found: true, State: progress.Uploading, Total: 100, Received: 5})
 	for _, tc := range []struct {
 		cb    string
 		v     any
@@ -286,14 +288,14 @@ func TestEncodeJSONP(t *testing.T) {
 	}{
 		{"", st, `{"state":"uploading","received":5,"size":100}` + "\n", "application/json"},
 		{"cb", st, `cb({"state":"uploading","received":5,"size":100});` + "\n", "application/javascript"},
-		{"jQuery123_456", NginxStatus{State: "done"}, `jQuery123_456({"state":"done"});` + "\n", "application/javascript"},
-		{"a.b.c", NginxStatus{State: "starting"}, `a.b.c({"state":"starting"});` + "\n", "application/javascript"},
+		{"jQuery123_456", Status{State: "done"}, `jQuery123_456({"state":"done"});` + "\n", "application/javascript"},
+		{"a.b.c", Status{State: "starting"}, `a.b.c({"state":"starting"});` + "\n", "application/javascript"},
 		// A reply that carries markup cannot close the script it is in.
-		{"cb", NginxStatus{State: "error", Status: 400, Error: "</script><script>alert(1)</script>"},
+		{"cb", Status{State: "error", Status: 400, Error: "</script><script>alert(1)</script>"},
 			`cb({"state":"error","status":400,"error":"\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e"});` + "\n",
 			"application/javascript"},
 		// Line separators are escaped, so the reply is valid JavaScript too.
-		{"cb", NginxStatus{State: "error", Error: "a\u2028b"}, `cb({"state":"error","error":"a\u2028b"});` + "\n", "application/javascript"},
+		{"cb", Status{State: "error", Error: "a\u2028b"}, `cb({"state":"error","error":"a\u2028b"});` + "\n", "application/javascript"},
 	} {
 		body, ctype, err := EncodeJSONP(tc.cb, tc.v)
 		if err != nil {
@@ -313,7 +315,7 @@ func TestNginxHeaders(t *testing.T) {
 	h := http.Header{}
 	h.Set("Cache-Control", "max-age=3600")
 	h.Add("Expires", "Fri, 01 Jan 2100 00:00:00 GMT")
-	NginxHeaders(h)
+	setHeaders(h)
 	if got := h.Values("Cache-Control"); len(got) != 1 || got[0] != "no-cache" {
 		t.Errorf("Cache-Control = %q, want [no-cache]", got)
 	}
@@ -329,27 +331,27 @@ func TestNginxHeaders(t *testing.T) {
 // documents its replies as {"state":"error","status":S} (nginx.go). Every
 // failed outcome must therefore have a status, also where the client got
 // no answer: a client gone or timed out mid-body (bodyFailed), a stalled
-// upload (Stalled), a panic before any answer. (Found failing: those
+// upload (progress.Stalled), a panic before any answer. (Found failing: those
 // outcomes kept HTTPStatus 0, which omitempty rendered as
 // {"state":"error"}.)
 func TestNginxErrorStateAlwaysHasStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		o    Outcome
+		o    progress.Outcome
 	}{
-		{"client disconnected mid-body", Judge(Event{HandlerFailed: true, HandlerStatus: 502, ReadErr: io.ErrUnexpectedEOF, ClientGone: true, Received: 300})},
-		{"client timed out mid-body", Judge(Event{HandlerFailed: true, ReadErr: timeoutErr{}, Received: 300})},
-		{"panic before any answer", Judge(Event{Panicked: true, Received: 300})},
-		{"stalled", Stalled(time.Minute, 300)},
+		{"client disconnected mid-body", progress.Judge(progress.Event{HandlerFailed: true, HandlerStatus: 502, ReadErr: io.ErrUnexpectedEOF, ClientGone: true, Received: 300})},
+		{"client timed out mid-body", progress.Judge(progress.Event{HandlerFailed: true, ReadErr: timeoutErr{}, Received: 300})},
+		{"panic before any answer", progress.Judge(progress.Event{Panicked: true, Received: 300})},
+		{"stalled", progress.Stalled(time.Minute, 300)},
 	} {
-		tr := newTestTracker(t, Options{})
-		rec, err := tr.Begin(Anyone, "id", 1000)
+		tr := newTestTracker(t, progress.Options{})
+		rec, err := tr.Begin(progress.Anyone, "id", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		readBytes(t, zeroBody(rec), 300)
 		tr.Finish(rec, tc.o)
-		reply := ngxJSON(t, NginxStatusOf(tr.Lookup(Anyone, "id")))
+		reply := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, "id")))
 		var got struct {
 			State  string `json:"state"`
 			Status *int   `json:"status"`

@@ -1,8 +1,10 @@
-package caddymodule
+package shard
 
 import (
 	"context"
 	"fmt"
+	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,7 +59,7 @@ func (p *ExistsProbe) provision() error {
 		return fmt.Errorf("url %q must be an absolute http or https URL", p.URL)
 	}
 	if p.ForwardHeaders == nil {
-		p.ForwardHeaders = []string{progress.ShardAPIKeyHeader}
+		p.ForwardHeaders = []string{APIKeyHeader}
 	}
 	if p.CacheFor == 0 {
 		p.CacheFor = caddy.Duration(5 * time.Second)
@@ -172,4 +174,38 @@ func (c *probeCache) put(k probeKey, a probeAnswer) {
 		clear(c.m)
 	}
 	c.m[k] = a
+}
+
+// unmarshalExistsProbe reads `exists_probe [<method>] <url> { … }`.
+func unmarshalExistsProbe(d *caddyfile.Dispenser) (*ExistsProbe, error) {
+	p := new(ExistsProbe)
+	switch args := d.RemainingArgs(); len(args) {
+	case 1:
+		p.URL = args[0]
+	case 2:
+		p.Method, p.URL = args[0], args[1]
+	default:
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "forward_headers":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			p.ForwardHeaders = append(p.ForwardHeaders, args...)
+		case "cache_for":
+			if err := protocol.DurationArg(d, &p.CacheFor); err != nil {
+				return nil, err
+			}
+		case "timeout":
+			if err := protocol.DurationArg(d, &p.Timeout); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("unknown exists_probe option %q", d.Val())
+		}
+	}
+	return p, nil
 }

@@ -1,4 +1,4 @@
-package progress
+package nginx
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
 
 // fuzzStatusRequest makes a GET status request with raw as its query.
@@ -17,66 +19,6 @@ func fuzzStatusRequest(path, raw string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, path, nil)
 	r.URL.RawQuery = raw
 	return r
-}
-
-func FuzzParsePcloudQuery(f *testing.F) {
-	for _, s := range []string{
-		"",
-		"progresshash=abc",
-		"progresshash=",
-		"progresshash=a&progresshash=b",
-		"auth=x&progresshash=h&access_token=y",
-		"progresshash=a%00b",
-		"progresshash=a%0Ab",
-		"progresshash=%7F",
-		"progresshash=%C2%85",
-		"progresshash=%FF",
-		"progresshash=%E6%96%87",
-		"progresshash=%",
-		"progresshash=a;b",
-		"progresshash=a+b",
-		"PROGRESSHASH=a",
-		"progresshash=" + strings.Repeat("h", MaxKeyLen),
-		"progresshash=" + strings.Repeat("h", MaxKeyLen+1),
-		"progresshash=\x00",
-		"progresshash=a b",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, raw string) {
-		r := fuzzStatusRequest("/uploadprogress", raw)
-		sq, fl := ParsePcloudQuery(r)
-		if fl != nil {
-			if fl.Kind != BadRequest || fl.Message == "" {
-				t.Fatalf("failure %+v, want a BadRequest with a message", fl)
-			}
-			if sq != (StatusQuery{}) {
-				t.Fatalf("failure %+v came with a query %+v", fl, sq)
-			}
-			// pCloud answers it as an unknown upload, with HTTP 200.
-			code, body := PcloudFailure(fl)
-			if st, ok := body.(PcloudStatus); code != http.StatusOK || !ok || st.Result != PcloudNotFound {
-				t.Fatalf("PcloudFailure(%+v) = %d, %+v", fl, code, body)
-			}
-			return
-		}
-		if err := CheckKey(sq.Key); err != nil {
-			t.Fatalf("accepted key %q fails CheckKey: %v", sq.Key, err)
-		}
-		if sq.Step != MB {
-			t.Fatalf("step %d, want %d", sq.Step, MB)
-		}
-		if vs := r.URL.Query()[PcloudHashName]; len(vs) != 1 || vs[0] != sq.Key {
-			t.Fatalf("accepted key %q, query has %q", sq.Key, vs)
-		}
-		// An upload naming the same progresshash is tracked under this key.
-		up := httptest.NewRequest(http.MethodPost, "/uploadfile", strings.NewReader("x"))
-		up.URL.RawQuery = raw
-		if !PcloudTracks(up, "/uploadfile") || PcloudKey(up) != sq.Key {
-			t.Fatalf("upload with query %q: tracks %v key %q, status key %q",
-				raw, PcloudTracks(up, "/uploadfile"), PcloudKey(up), sq.Key)
-		}
-	})
 }
 
 func FuzzParseNginxQuery(f *testing.F) {
@@ -96,7 +38,7 @@ func FuzzParseNginxQuery(f *testing.F) {
 		{"", "\xff"},
 		{"x-progress-id=abc", ""},
 		{"X-Progress-ID=%", "h"},
-		{"X-Progress-ID=" + strings.Repeat("i", MaxKeyLen+1), ""},
+		{"X-Progress-ID=" + strings.Repeat("i", progress.MaxKeyLen+1), ""},
 		{"callback=" + strings.Repeat("c", 129), "abc"},
 	} {
 		f.Add(s.raw, s.header)
@@ -104,20 +46,20 @@ func FuzzParseNginxQuery(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw, header string) {
 		r := fuzzStatusRequest("/progress", raw)
 		if header != "" {
-			r.Header.Set(NginxIDName, header)
+			r.Header.Set(IDName, header)
 		}
-		sq, fl := ParseNginxQuery(r)
+		sq, fl := ParseQuery(r)
 		if fl != nil {
-			if fl.Kind != BadRequest || fl.Message == "" {
+			if fl.Kind != progress.BadRequest || fl.Message == "" {
 				t.Fatalf("failure %+v, want a BadRequest with a message", fl)
 			}
-			code, body := NginxFailure(fl)
-			if st, ok := body.(NginxStatus); code != http.StatusBadRequest || !ok || st.State != "error" || st.Status != code {
-				t.Fatalf("NginxFailure(%+v) = %d, %+v", fl, code, body)
+			code, body := FailureReply(fl)
+			if st, ok := body.(Status); code != http.StatusBadRequest || !ok || st.State != "error" || st.Status != code {
+				t.Fatalf("FailureReply(%+v) = %d, %+v", fl, code, body)
 			}
 			return
 		}
-		if err := CheckKey(sq.Key); err != nil {
+		if err := progress.CheckKey(sq.Key); err != nil {
 			t.Fatalf("accepted id %q fails CheckKey: %v", sq.Key, err)
 		}
 		if sq.Step != 1 {
@@ -125,13 +67,13 @@ func FuzzParseNginxQuery(f *testing.F) {
 		}
 		q := r.URL.Query()
 		want := header
-		if vs := q[NginxIDName]; len(vs) > 1 {
+		if vs := q[IDName]; len(vs) > 1 {
 			t.Fatalf("accepted a query with the id given %d times", len(vs))
 		} else if len(vs) == 1 && vs[0] != "" {
 			want = vs[0]
 		}
-		if sq.Key != want || NginxID(r) != want {
-			t.Fatalf("key %q, NginxID %q, want %q", sq.Key, NginxID(r), want)
+		if sq.Key != want || id(r) != want {
+			t.Fatalf("key %q, id %q, want %q", sq.Key, id(r), want)
 		}
 		// The callback of an accepted request is usable as is.
 		cb, cf := JSONPCallback(q)
@@ -149,7 +91,7 @@ var jsonpCallbackRE = regexp.MustCompile(`^[A-Za-z_$.][A-Za-z0-9_$.]*$`)
 // fuzzCheckJSONP checks that a reply wrapped in cb is cb(JSON);\n.
 func fuzzCheckJSONP(t *testing.T, cb string) {
 	t.Helper()
-	v := NginxStatus{State: "error", Status: 400, Error: ");alert(1)//</script>\u2028"}
+	v := Status{State: "error", Status: 400, Error: ");alert(1)//</script>\u2028"}
 	body, ctype, err := EncodeJSONP(cb, v)
 	if err != nil {
 		t.Fatalf("EncodeJSONP(%q): %v", cb, err)
@@ -169,7 +111,7 @@ func fuzzCheckJSONP(t *testing.T, cb string) {
 		}
 		inner = body[len(cb)+1 : len(body)-3]
 	}
-	var back NginxStatus
+	var back Status
 	if err := json.Unmarshal(inner, &back); err != nil || back.Error != v.Error {
 		t.Fatalf("EncodeJSONP(%q) = %q: the argument is not the JSON reply (%v)", cb, body, err)
 	}
@@ -195,7 +137,7 @@ func FuzzJSONPCallback(f *testing.F) {
 				t.Fatalf("empty callback = %q, %+v; want none", got, fl)
 			}
 		case fl != nil:
-			if fl.Kind != BadRequest || fl.Message == "" || got != "" {
+			if fl.Kind != progress.BadRequest || fl.Message == "" || got != "" {
 				t.Fatalf("JSONPCallback(%q) = %q, %+v; want \"\" and a BadRequest", cb, got, fl)
 			}
 			if valid {

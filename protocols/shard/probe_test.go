@@ -1,4 +1,4 @@
-package caddymodule
+package shard
 
 import (
 	"net/http"

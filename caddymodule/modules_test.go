@@ -1,0 +1,7 @@
+package caddymodule
+
+// The handler's tests load the protocol modules this repository has.
+import (
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/nginx"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/pcloud"
+)
