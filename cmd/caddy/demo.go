@@ -220,7 +220,7 @@ curl -s -o /dev/null --limit-rate 20M -X POST -T big.bin '%[4]s/upload?X-Progres
 sleep 1; curl '%[4]s/progress?X-Progress-ID=demo-1'
 
 # the module's metrics
-curl -s %[5]s/metrics | grep caddy_upload_progress
+curl -s %[5]s/metrics | grep ^caddy_upload_progress_uploads
 
 `, listen, originAddr, store, site, adminURL)
 	return b.String()

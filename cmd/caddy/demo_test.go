@@ -132,7 +132,7 @@ func startDemo(t *testing.T, args ...string) *runningDemo {
 	})
 
 	// The banner ends with the metrics command.
-	last := "curl -s " + d.admin + "/metrics | grep caddy_upload_progress\n"
+	last := "curl -s " + d.admin + "/metrics | grep ^caddy_upload_progress_uploads\n"
 	timeout := time.After(demoStartTimeout)
 	for !strings.Contains(d.output(), last) {
 		select {
