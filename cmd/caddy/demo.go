@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -15,67 +19,222 @@ import (
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
 )
 
-// demoOriginAddr is where Caddyfile.example expects the origin.
-const demoOriginAddr = "127.0.0.1:9000"
+// The addresses of Caddyfile.example, which the demo's flags replace.
+const (
+	demoListen = ":8080"          // the site
+	demoOrigin = "127.0.0.1:9000" // the origin behind it
+	demoAdmin  = "localhost:2019" // Caddy's admin endpoint, with /metrics
+)
+
+// originShutdownGrace is how long requests sent straight to the origin
+// may take to finish once Caddy has stopped.
+const originShutdownGrace = 5 * time.Second
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "demo",
-		Usage: "[--dir <path>]",
+		Usage: "[--dir <path>] [--listen <addr>] [--origin <addr>] [--admin <addr>]",
 		Short: "Runs the quickstart: the reference upload origin behind Caddy with Caddyfile.example",
 		Long: `
-Starts the reference upload origin on ` + demoOriginAddr + ` (storing into --dir,
+Starts the reference upload origin on ` + demoOrigin + ` (storing into --dir,
 or a new temporary directory) and Caddy with the Caddyfile.example embedded in
-this binary in front of it, on :8080. Then, for example:
+this binary in front of it, on ` + demoListen + `, tracking the uploads of every
+progress API the module serves:
 
-  curl -X POST -T big.bin -H 'x-user-api-key: demo' 'http://localhost:8080/fso?path=/big.bin&informProgress=true'
-  curl -H 'x-user-api-key: demo' 'http://localhost:8080/progress?path=/big.bin'
+  shard   POST /fso?path=/big.bin&informProgress=true    GET /progress?path=/big.bin
+          (header x-user-api-key; WebSocket /ws/progress?path=/big.bin)
+  pcloud  POST /uploadfile?progresshash=<hash>&auth=<token>
+          GET /uploadprogress?progresshash=<hash>&auth=<token>
+  nginx   POST /upload?X-Progress-ID=<id>                 GET /progress?X-Progress-ID=<id>
 
-Stop it with Ctrl-C.`,
+The origin accepts any API key or token. At start the demo prints commands to
+try each of them. Ctrl-C (or SIGTERM) stops it once the uploads in flight are
+through, and removes the temporary directory (never a --dir); a second Ctrl-C
+quits at once and leaves it.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.Flags().String("dir", "", "where the origin stores uploads (default: a new temporary directory)")
+			cmd.Flags().String("dir", "", "where the origin stores uploads (default: a new temporary directory, removed on exit)")
+			cmd.Flags().String("listen", demoListen, "address Caddy serves the demo site on")
+			cmd.Flags().String("origin", demoOrigin, "address of the reference origin behind Caddy")
+			cmd.Flags().String("admin", demoAdmin, "address of Caddy's admin endpoint (with /metrics)")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runDemo)
 		},
 	})
 }
 
 func runDemo(fl caddycmd.Flags) (int, error) {
-	dir := fl.String("dir")
+	listen, originAddr, admin := fl.String("listen"), fl.String("origin"), fl.String("admin")
+	cfg, err := demoConfig(listen, originAddr, admin)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+
+	dir, temp := fl.String("dir"), false
 	if dir == "" {
-		var err error
 		if dir, err = os.MkdirTemp("", "upload-origin-"); err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}
+		temp = true
 	}
-	o, err := origin.New(origin.Config{Dir: dir})
+	o, err := startOrigin(dir, temp, originAddr)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-	ln, err := net.Listen("tcp", demoOriginAddr)
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("starting the demo origin: %v", err)
-	}
-	go http.Serve(ln, o)
 
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(uploadprogress.ExampleCaddyfile,
+	// Caddy's signal handling stops its apps (waiting for the uploads in
+	// flight) and then runs the exit callbacks: the origin stops after
+	// Caddy, and its temporary store goes with it.
+	caddy.TrapSignals()
+	if err := caddy.Load(cfg, true); err != nil {
+		o.stop(context.Background())
+		return caddy.ExitCodeFailedStartup, err
+	}
+	caddy.OnExit(o.stop)
+
+	fmt.Print(demoBanner(listen, originAddr, admin, dir, temp))
+	select {}
+}
+
+// demoConfig is Caddyfile.example as JSON, served on listen in front of
+// the origin on originAddr, with its admin endpoint on admin.
+func demoConfig(listen, originAddr, admin string) ([]byte, error) {
+	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(uploadprogress.ExampleCaddyfile,
 		map[string]any{"filename": "Caddyfile.example"})
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
+		return nil, err
 	}
 	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, w.String())
 	}
-	caddy.TrapSignals()
-	if err := caddy.Load(cfg, true); err != nil {
-		return caddy.ExitCodeFailedStartup, err
+	var cfg any
+	if err := json.Unmarshal(adapted, &cfg); err != nil {
+		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, `
-upload-progress demo: Caddy on :8080, origin on %s storing into %s
+	to := map[string]string{demoListen: listen, demoOrigin: originAddr, demoAdmin: admin}
+	found := map[string]bool{}
+	rewriteAddrs(cfg, "", to, found)
+	for from := range to {
+		if !found[from] {
+			return nil, fmt.Errorf("Caddyfile.example does not use %s, which the demo expects", from)
+		}
+	}
+	return json.Marshal(cfg)
+}
 
-  curl -X POST -T big.bin -H 'x-user-api-key: demo' 'http://localhost:8080/fso?path=/big.bin&informProgress=true'
-  curl -H 'x-user-api-key: demo' 'http://localhost:8080/progress?path=/big.bin'
-  curl http://localhost:2019/metrics | grep caddy_upload_progress
+// rewriteAddrs replaces, in a JSON config, the listen and dial addresses
+// that to maps, and notes which it found.
+func rewriteAddrs(v any, key string, to map[string]string, found map[string]bool) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = rewriteAddrs(e, k, to, found)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = rewriteAddrs(e, key, to, found)
+		}
+	case string:
+		if r, ok := to[v]; ok && (key == "listen" || key == "dial") {
+			found[v] = true
+			return r
+		}
+	}
+	return v
+}
 
-`, demoOriginAddr, dir)
-	select {}
+// demoOriginServer is the reference origin the demo runs behind Caddy.
+type demoOriginServer struct {
+	srv  *http.Server
+	h    *origin.Server
+	dir  string
+	temp bool // dir was made by the demo: remove it on exit
+}
+
+func startOrigin(dir string, temp bool, addr string) (*demoOriginServer, error) {
+	removeTemp := func() {
+		if temp {
+			os.RemoveAll(dir)
+		}
+	}
+	h, err := origin.New(origin.Config{Dir: dir})
+	if err != nil {
+		removeTemp()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		h.Close()
+		removeTemp()
+		return nil, fmt.Errorf("starting the demo origin: %v", err)
+	}
+	// No ReadTimeout: large uploads may legitimately take long.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return &demoOriginServer{srv: srv, h: h, dir: dir, temp: temp}, nil
+}
+
+// stop shuts the origin down and removes its store if the demo made it.
+func (o *demoOriginServer) stop(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, originShutdownGrace)
+	defer cancel()
+	if err := o.srv.Shutdown(ctx); err != nil {
+		o.srv.Close()
+	}
+	o.h.Close()
+	if !o.temp {
+		return
+	}
+	if err := os.RemoveAll(o.dir); err != nil {
+		fmt.Fprintf(os.Stderr, "upload-progress demo: removing %s: %v\n", o.dir, err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "upload-progress demo: removed %s\n", o.dir)
+}
+
+// demoBanner is what the demo prints once it serves: where things are,
+// and commands to paste into another shell, throttled so that an upload
+// can be watched by hand.
+func demoBanner(listen, originAddr, admin, dir string, temp bool) string {
+	site, adminURL := baseURL(listen), baseURL(admin)
+	store := dir + " (kept)"
+	if temp {
+		store = dir + " (removed when the demo stops)"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+upload-progress demo: Caddy on %s tracks uploads to the reference origin on %s,
+which stores them in %s.
+The origin accepts any API key or token. Ctrl-C stops the demo. In another shell, try:
+
+head -c 200000000 /dev/urandom > big.bin
+
+# shard: upload in the background, then ask how far it is (again to see it completed)
+curl -s -o /dev/null --limit-rate 20M -X POST -T big.bin -H 'x-user-api-key: demo' '%[4]s/fso?path=/big.bin&informProgress=true&overwrite=true' &
+sleep 1; curl -H 'x-user-api-key: demo' '%[4]s/progress?path=/big.bin'
+
+# pcloud: the same through pCloud's uploadfile and uploadprogress
+curl -s -o /dev/null --limit-rate 20M -F 'file=@big.bin' '%[4]s/uploadfile?progresshash=demo-1&auth=demo' &
+sleep 1; curl '%[4]s/uploadprogress?progresshash=demo-1&auth=demo'
+
+# nginx: the same as nginx's upload progress module sees it
+curl -s -o /dev/null --limit-rate 20M -X POST -T big.bin '%[4]s/upload?X-Progress-ID=demo-1' &
+sleep 1; curl '%[4]s/progress?X-Progress-ID=demo-1'
+
+# the module's metrics
+curl -s %[5]s/metrics | grep ^caddy_upload_progress_uploads
+
+`, listen, originAddr, store, site, adminURL)
+	return b.String()
+}
+
+// baseURL is the http URL of a listen address; an address on every
+// interface is reached on localhost.
+func baseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -1,6 +1,8 @@
 // Command upload-origin runs the reference upload backend that the Caddy
 // upload-progress proxy sits in front of in the quickstart demo and the
-// end-to-end tests. See package origin for the HTTP API.
+// end-to-end tests: a storage node's /fso, pCloud's /uploadfile and the
+// plain /upload store behind nginx's upload progress module. See package
+// origin for the HTTP API.
 //
 // Usage:
 //
@@ -29,7 +31,7 @@ const shutdownGrace = 30 * time.Second
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9000", "address to listen on")
 	dir := flag.String("dir", "", "storage directory (default: a new temporary directory)")
-	keys := flag.String("api-keys", "", "comma-separated keys accepted in the x-user-api-key header (default: no key needed)")
+	keys := flag.String("api-keys", "", "comma-separated keys accepted in the x-user-api-key header, and as pCloud's auth or access_token on /uploadfile (default: no key needed)")
 	flag.Parse()
 
 	if err := run(*listen, *dir, splitKeys(*keys)); err != nil {
@@ -79,7 +81,7 @@ func run(listen, dir string, keys []string) error {
 	log.Printf("upload-origin: storing uploads in %s", dir)
 	log.Printf("upload-origin: listening on http://%s", ln.Addr())
 	if len(keys) > 0 {
-		log.Printf("upload-origin: %d API key(s) required in x-user-api-key", len(keys))
+		log.Printf("upload-origin: %d API key(s) required (x-user-api-key; auth or access_token on /uploadfile)", len(keys))
 	}
 
 	select {

@@ -9,13 +9,23 @@
 // headers act as test hooks (X-Origin-Fail, X-Origin-Delay) so end-to-end
 // tests can make the origin fail or stall on demand.
 //
-// Routes (every reply except a file download is JSON; errors are
-// {"error":"message"}):
+// Routes, one per upload API the proxy tracks (every reply except a file
+// download is JSON; errors are {"error":"message"} unless said otherwise):
 //
 //	POST /fso?path=/dir/file[&overwrite=true]   raw body        -> 201 StoredFile
 //	POST /fso?path=/dir  (multipart/form-data)  one file a part -> 201 MultipartResponse
 //	GET|HEAD /fso?path=/dir/file                                -> 200 file bytes
+//	POST /uploadfile?filename=name[&path=/dir]  raw body        -> 200 PcloudAnswer
+//	POST /uploadfile[?path=/dir]  (multipart)   one file a part -> 200 PcloudAnswer
+//	POST /upload[?path=/dir][&filename=name]    raw body        -> 201 MultipartResponse
+//	POST /upload[?path=/dir]  (multipart)       one file a part -> 201 MultipartResponse
 //	GET|HEAD /healthz                                           -> 200 {"ok":true}
+//
+// /fso is a storage node's file API, /uploadfile answers as pCloud's
+// uploadfile does (errors included: HTTP 200 with a result code), and
+// /upload is the plain store that sits behind nginx's upload progress
+// module. All three store into the same tree, so a file uploaded by any of
+// them can be fetched with GET /fso.
 package origin
 
 import (
@@ -36,6 +46,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -61,9 +72,12 @@ const MaxDelay = 30 * time.Second
 type Config struct {
 	// Dir is where uploads are stored (required). It is created if missing.
 	Dir string
-	// APIKeys, if non-empty, are the values accepted in the
-	// x-user-api-key header; requests without one of them get 401.
-	// /healthz stays open so liveness probes need no secret.
+	// APIKeys, if non-empty, are the credentials accepted: in the
+	// x-user-api-key header on /fso and /upload (401 without one of
+	// them), and as pCloud's auth or access_token parameter or bearer
+	// token on /uploadfile (result 1000 or 2000). Empty, any credential
+	// or none is accepted. /healthz stays open so liveness probes need no
+	// secret.
 	APIKeys []string
 	// Logf, if set, receives one line per request.
 	Logf func(format string, args ...any)
@@ -76,10 +90,13 @@ type Server struct {
 	root *os.Root
 	keys [][]byte
 	logf func(format string, args ...any)
+	// lastFileID numbers the files /uploadfile stores, as pCloud's
+	// fileid does.
+	lastFileID atomic.Uint64
 }
 
-// StoredFile describes one stored upload. Name is only set for multipart
-// parts, where it is the sanitized filename the file was stored under.
+// StoredFile describes one stored upload. Name is the sanitized file name
+// it was stored under; /fso sets it only for multipart parts.
 type StoredFile struct {
 	Path   string `json:"path"`
 	Name   string `json:"name,omitempty"`
@@ -137,6 +154,10 @@ type reply struct {
 	size   int64         // size of file
 	allow  string        // Allow header of a 405
 	delay  time.Duration // from DelayHeader
+	// refused marks a refusal answered with a success status (pCloud's
+	// errors are HTTP 200), so that an unread body still closes the
+	// connection.
+	refused bool
 }
 
 func errReply(status int, format string, args ...any) reply {
@@ -163,6 +184,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rep = health(r)
 	case "/fso":
 		rep = s.fso(r)
+	case "/uploadfile":
+		rep = s.uploadFile(r)
+	case "/upload":
+		rep = s.upload(r)
 	default:
 		rep = errReply(http.StatusNotFound, "not found")
 	}
@@ -174,7 +199,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logf("origin: %s %s: client went away during %s delay", r.Method, r.URL.RequestURI(), rep.delay)
 		return
 	}
-	if rep.status >= 400 && r.ContentLength != 0 && !body.eof {
+	if (rep.status >= 400 || rep.refused) && r.ContentLength != 0 && !body.eof {
 		// We answer without having read the whole body (bad path, conflict,
 		// ...). Say so, so the client stops sending and does not reuse the
 		// connection; net/http then half-closes and lingers so the client
@@ -222,14 +247,29 @@ func (s *Server) fso(r *http.Request) reply {
 	if msg := s.checkKey(r); msg != "" {
 		return errReply(http.StatusUnauthorized, "%s", msg)
 	}
+	return withHooks(r, s.fsoWork)
+}
+
+// withHooks answers as the test hooks (DelayHeader, FailHeader) ask, or
+// else as work does. Routes call it once they have checked the caller.
+func withHooks(r *http.Request, work func(*http.Request) reply) reply {
 	delay, err := parseDelay(r.Header.Get(DelayHeader))
 	if err != nil {
 		return errReply(http.StatusBadRequest, "%v", err)
 	}
 	var rep reply
-	switch {
-	case r.Header.Get(FailHeader) != "":
+	if r.Header.Get(FailHeader) != "" {
 		rep = forcedFailure(r)
+	} else {
+		rep = work(r)
+	}
+	rep.delay = delay
+	return rep
+}
+
+func (s *Server) fsoWork(r *http.Request) reply {
+	var rep reply
+	switch {
 	case r.Method == http.MethodPost && isMultipart(r):
 		rep = s.uploadMultipart(r)
 	case r.Method == http.MethodPost:
@@ -240,7 +280,6 @@ func (s *Server) fso(r *http.Request) reply {
 		rep = errReply(http.StatusMethodNotAllowed, "method not allowed")
 		rep.allow = "GET, HEAD, POST"
 	}
-	rep.delay = delay
 	return rep
 }
 
@@ -253,12 +292,20 @@ func (s *Server) checkKey(r *http.Request) string {
 	if got == "" {
 		return "missing x-user-api-key header"
 	}
+	if !s.validKey(got) {
+		return "invalid API key"
+	}
+	return ""
+}
+
+// validKey reports whether got is one of Config.APIKeys.
+func (s *Server) validKey(got string) bool {
 	for _, k := range s.keys {
 		if subtle.ConstantTimeCompare([]byte(got), k) == 1 {
-			return ""
+			return true
 		}
 	}
-	return "invalid API key"
+	return false
 }
 
 func parseDelay(v string) (time.Duration, error) {
@@ -312,7 +359,11 @@ func (s *Server) uploadRaw(r *http.Request) reply {
 	if err != nil {
 		return errReply(http.StatusBadRequest, "%v", err)
 	}
-	f, err := s.store(p, rel, r.Body, overwriteParam(r))
+	mode := refuse
+	if overwriteParam(r) {
+		mode = replace
+	}
+	f, err := s.store(p, rel, r.Body, mode)
 	if err != nil {
 		return s.failure(r, err)
 	}
@@ -320,11 +371,7 @@ func (s *Server) uploadRaw(r *http.Request) reply {
 }
 
 // uploadMultipart stores each file part under the directory named by the
-// path query (default "/"). Parts are streamed one by one with
-// MultipartReader, never ParseMultipartForm, so nothing is buffered in
-// memory or spilled to temp files outside Dir. If a part fails (conflict,
-// broken body) the request stops there; files stored from earlier parts
-// stay.
+// path query (default "/").
 func (s *Server) uploadMultipart(r *http.Request) reply {
 	dir := r.URL.Query().Get("path")
 	if dir == "" {
@@ -334,39 +381,74 @@ func (s *Server) uploadMultipart(r *http.Request) reply {
 	if err != nil {
 		return errReply(http.StatusBadRequest, "%v", err)
 	}
+	mode := refuse
+	if overwriteParam(r) {
+		mode = replace
+	}
+	parts, err := s.storeParts(r, p, rel, mode)
+	if err != nil {
+		return s.failure(r, err)
+	}
+	return reply{status: http.StatusCreated, body: multipartResponse(parts)}
+}
+
+func multipartResponse(parts []storedPart) MultipartResponse {
+	files := make([]StoredFile, len(parts))
+	for i, sp := range parts {
+		files[i] = sp.StoredFile
+	}
+	return MultipartResponse{Files: files}
+}
+
+// storedPart is a file stored from a multipart part, with the content
+// type its part declared ("" if none).
+type storedPart struct {
+	StoredFile
+	contentType string
+}
+
+// errNoFileParts is the error of a multipart body without a file.
+var errNoFileParts = &httpError{status: http.StatusBadRequest, msg: "no file parts in multipart body", pcloud: pcloudNoFile}
+
+// storeParts stores each file part of a multipart body in the directory
+// (p, rel), under the part's file name, in part order. Parts are streamed
+// one by one with MultipartReader, never ParseMultipartForm, so nothing is
+// buffered in memory or spilled to temp files outside Dir. Form fields
+// are skipped. If a part fails (conflict, broken body) the request stops
+// there; files stored from earlier parts stay.
+func (s *Server) storeParts(r *http.Request, p, rel string, mode onConflict) ([]storedPart, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return errReply(http.StatusBadRequest, "malformed multipart request: %v", err)
+		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("malformed multipart request: %v", err), pcloudBroken}
 	}
-	overwrite := overwriteParam(r)
-	files := []StoredFile{}
+	parts := []storedPart{}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return errReply(http.StatusBadRequest, "malformed multipart body: %v", err)
+			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("malformed multipart body: %v", err), pcloudBroken}
 		}
 		if part.FileName() == "" {
 			continue // a plain form field; NextPart skips its content
 		}
 		name, err := baseName(part.FileName())
 		if err != nil {
-			return errReply(http.StatusBadRequest, "%v", err)
+			return nil, &httpError{http.StatusBadRequest, err.Error(), pcloudBadName}
 		}
-		f, err := s.store(path.Join(p, name), path.Join(rel, name), part, overwrite)
+		f, err := s.store(path.Join(p, name), path.Join(rel, name), part, mode)
 		part.Close()
 		if err != nil {
-			return s.failure(r, err)
+			return nil, err
 		}
-		f.Name = name
-		files = append(files, f)
+		f.Name = path.Base(f.Path)
+		parts = append(parts, storedPart{f, part.Header.Get("Content-Type")})
 	}
-	if len(files) == 0 {
-		return errReply(http.StatusBadRequest, "no file parts in multipart body")
+	if len(parts) == 0 {
+		return nil, errNoFileParts
 	}
-	return reply{status: http.StatusCreated, body: MultipartResponse{Files: files}}
+	return parts, nil
 }
 
 func (s *Server) download(r *http.Request) reply {
@@ -393,10 +475,12 @@ func (s *Server) download(r *http.Request) reply {
 	return reply{status: http.StatusOK, file: f, size: info.Size()}
 }
 
-// httpError is an error meant for the client, with its status.
+// httpError is an error meant for the client, with its status, and the
+// result code /uploadfile answers it with (5000 if unset).
 type httpError struct {
 	status int
 	msg    string
+	pcloud int
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -421,29 +505,47 @@ func (s *Server) failure(r *http.Request, err error) reply {
 func fsError(err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOTDIR):
-		return httpErrorf(http.StatusConflict, "a parent of the path is a file")
+		return &httpError{http.StatusConflict, "a parent of the path is a file", pcloudNoParent}
 	case errors.Is(err, fs.ErrExist):
-		return httpErrorf(http.StatusConflict, "file already exists")
+		return errExists
 	}
 	return err
 }
 
+var (
+	errExists = &httpError{http.StatusConflict, "file already exists", pcloudExists}
+	errIsDir  = &httpError{http.StatusConflict, "path is a directory", pcloudExists}
+)
+
+// onConflict says what storing a file does when its name is taken.
+type onConflict int
+
+const (
+	refuse  onConflict = iota // fail with 409
+	replace                   // the new file replaces the old one
+	rename                    // the new file takes "name (2).ext", "name (3).ext", …
+)
+
+// maxRenames bounds the names rename tries.
+const maxRenames = 1000
+
 // store streams src into rel (slash-separated, relative to Dir) and
-// returns what was stored under the client-facing path p. The bytes go to
-// a temp file in the destination directory, hashed on the way, and are put
-// in place only once complete, so a failed upload leaves nothing behind.
-func (s *Server) store(p, rel string, src io.Reader, overwrite bool) (StoredFile, error) {
+// returns what was stored under the client-facing path p (with rename, the
+// name it took). The bytes go to a temp file in the destination directory,
+// hashed on the way, and are put in place only once complete, so a failed
+// upload leaves nothing behind.
+func (s *Server) store(p, rel string, src io.Reader, mode onConflict) (StoredFile, error) {
 	dst := filepath.FromSlash(rel)
 	// Cheap pre-check so a conflicting upload is refused before its body is
 	// read. The authoritative no-clobber check is in commit.
-	if info, err := s.root.Stat(dst); err == nil {
+	if info, err := s.root.Stat(dst); err == nil && mode != rename {
 		if info.IsDir() {
-			return StoredFile{}, httpErrorf(http.StatusConflict, "path is a directory")
+			return StoredFile{}, errIsDir
 		}
-		if !overwrite {
-			return StoredFile{}, httpErrorf(http.StatusConflict, "file already exists")
+		if mode == refuse {
+			return StoredFile{}, errExists
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return StoredFile{}, fsError(err)
 	}
 
@@ -470,33 +572,64 @@ func (s *Server) store(p, rel string, src io.Reader, overwrite bool) (StoredFile
 	}
 	if err != nil {
 		if in.err != nil {
-			return StoredFile{}, httpErrorf(http.StatusBadRequest, "upload interrupted: %v", in.err)
+			return StoredFile{}, &httpError{http.StatusBadRequest, fmt.Sprintf("upload interrupted: %v", in.err), pcloudBroken}
 		}
 		return StoredFile{}, err
 	}
-	if err := s.commit(tmp, dst, overwrite); err != nil {
+	final, err := s.commit(tmp, dst, mode)
+	if err != nil {
 		return StoredFile{}, err
 	}
-	return StoredFile{Path: p, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	stored := path.Join(path.Dir(p), filepath.Base(final))
+	return StoredFile{Path: stored, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// commit puts the finished temp file at dst. Without overwrite it uses a
-// hard link, which fails if dst exists, so two concurrent uploads of the
-// same path cannot both win.
-func (s *Server) commit(tmp, dst string, overwrite bool) error {
-	if overwrite {
-		return fsError(s.root.Rename(tmp, dst))
+// commit puts the finished temp file at dst, or with rename at the first
+// free numbered name, and returns where it went. Without replace it uses
+// a hard link, which fails if the name exists, so two concurrent uploads
+// of the same path cannot both win.
+func (s *Server) commit(tmp, dst string, mode onConflict) (string, error) {
+	if mode == replace {
+		return dst, fsError(s.root.Rename(tmp, dst))
 	}
+	for i := 1; i <= maxRenames; i++ {
+		name := dst
+		if i > 1 {
+			name = numbered(dst, i)
+		}
+		err := s.linkNew(tmp, name)
+		if err == nil {
+			return name, nil
+		}
+		if mode != rename || !errors.Is(err, fs.ErrExist) {
+			return "", fsError(err)
+		}
+	}
+	return "", &httpError{http.StatusConflict, fmt.Sprintf("no free name for %s after %d tries", filepath.Base(dst), maxRenames), pcloudExists}
+}
+
+// linkNew puts tmp at dst unless dst exists (then fs.ErrExist).
+func (s *Server) linkNew(tmp, dst string) error {
 	err := s.root.Link(tmp, dst)
 	if err == nil || errors.Is(err, fs.ErrExist) {
-		return fsError(err)
+		return err
 	}
 	// Some filesystems have no hard links: fall back to check-then-rename
 	// and accept the small race.
 	if _, serr := s.root.Lstat(dst); serr == nil {
-		return httpErrorf(http.StatusConflict, "file already exists")
+		return fs.ErrExist
 	}
-	return fsError(s.root.Rename(tmp, dst))
+	return s.root.Rename(tmp, dst)
+}
+
+// numbered is name with " (i)" before its extension: "a/photo (2).jpg".
+func numbered(name string, i int) string {
+	dir, base := filepath.Split(name)
+	ext := path.Ext(base)
+	if ext == base {
+		ext = "" // ".profile" is a name, not an extension
+	}
+	return dir + fmt.Sprintf("%s (%d)%s", strings.TrimSuffix(base, ext), i, ext)
 }
 
 // resolve checks a client path and returns it cleaned ("/a/b") together

@@ -1,0 +1,549 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/leakcheck"
+)
+
+// demoChildEnv makes the test binary run as the caddy command, so that
+// the tests run `caddy demo` as a process of its own: its exit is the
+// process's.
+const demoChildEnv = "UPLOAD_PROGRESS_DEMO_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(demoChildEnv) == "1" {
+		main() // exits by itself
+		return
+	}
+	os.Exit(leakcheck.Main(m))
+}
+
+// How long the demo may take to start and to stop on a loaded machine.
+const (
+	demoStartTimeout = 2 * time.Minute
+	demoStopTimeout  = time.Minute
+)
+
+// runningDemo is `caddy demo` running as a child process on free
+// loopback ports.
+type runningDemo struct {
+	t           *testing.T
+	cmd         *exec.Cmd
+	site, admin string // base URLs
+	tmp         string // the demo's TMPDIR
+	logPath     string // its stderr
+	exited      chan error
+
+	mu     sync.Mutex
+	stdout strings.Builder
+	more   chan struct{} // a line was added to stdout
+}
+
+// freeAddrs returns n loopback addresses that were free a moment ago.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
+}
+
+// startDemo runs the demo with args added to its command line and waits
+// for its banner. The demo is stopped when the test ends, if the test has
+// not stopped it.
+func startDemo(t *testing.T, args ...string) *runningDemo {
+	t.Helper()
+	root := t.TempDir()
+	d := &runningDemo{
+		t:       t,
+		tmp:     filepath.Join(root, "tmp"),
+		logPath: filepath.Join(root, "demo.log"),
+		exited:  make(chan error, 1),
+		more:    make(chan struct{}, 1),
+	}
+	if err := os.Mkdir(d.tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addrs := freeAddrs(t, 3)
+	d.site, d.admin = "http://"+addrs[0], "http://"+addrs[2]
+	args = append([]string{"demo", "--listen", addrs[0], "--origin", addrs[1], "--admin", addrs[2]}, args...)
+
+	log, err := os.Create(d.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	out, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = exec.Command(os.Args[0], args...)
+	// Caddy keeps its autosaved config and its data under HOME and XDG
+	// directories: the test's own, not the user's.
+	d.cmd.Env = append(os.Environ(), demoChildEnv+"=1", "TMPDIR="+d.tmp,
+		"HOME="+filepath.Join(root, "home"),
+		"XDG_CONFIG_HOME="+filepath.Join(root, "config"),
+		"XDG_DATA_HOME="+filepath.Join(root, "data"))
+	d.cmd.Stdout, d.cmd.Stderr = outW, log
+	err = d.cmd.Start()
+	outW.Close()
+	if err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	go d.read(out)
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			d.cmd.Process.Kill()
+			<-d.exited
+		}
+	})
+
+	// The banner ends with the metrics command.
+	last := "curl -s " + d.admin + "/metrics | grep ^caddy_upload_progress_uploads\n"
+	timeout := time.After(demoStartTimeout)
+	for !strings.Contains(d.output(), last) {
+		select {
+		case <-d.more:
+		case err := <-d.exited:
+			d.exited <- err
+			t.Fatalf("the demo exited before its banner (%v):\n%s\n%s", err, d.output(), d.log())
+		case <-timeout:
+			t.Fatalf("no banner after %v:\n%s\n%s", demoStartTimeout, d.output(), d.log())
+		}
+	}
+	return d
+}
+
+// read collects the demo's stdout until it exits.
+func (d *runningDemo) read(out *os.File) {
+	defer out.Close()
+	s := bufio.NewScanner(out)
+	for s.Scan() {
+		d.mu.Lock()
+		d.stdout.WriteString(s.Text() + "\n")
+		d.mu.Unlock()
+		select {
+		case d.more <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *runningDemo) output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stdout.String()
+}
+
+func (d *runningDemo) log() string {
+	b, _ := os.ReadFile(d.logPath)
+	return string(b)
+}
+
+// storeDir is the directory the banner says the origin stores into.
+func (d *runningDemo) storeDir() string {
+	d.t.Helper()
+	m := regexp.MustCompile(`stores them in (\S+) \(`).FindStringSubmatch(d.output())
+	if m == nil {
+		d.t.Fatalf("the banner names no store:\n%s", d.output())
+	}
+	return m[1]
+}
+
+// stop sends sig and waits for the demo to exit with 0.
+func (d *runningDemo) stop(sig os.Signal) {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		if err != nil {
+			d.t.Fatalf("the demo exited with %v after %v:\n%s", err, sig, d.log())
+		}
+	case <-time.After(demoStopTimeout):
+		d.t.Fatalf("the demo still runs %v after %v:\n%s", demoStopTimeout, sig, d.log())
+	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{7})
+	_, _ = r.Read(b)
+	return b
+}
+
+func sha(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// client talks to the demo like a user's program.
+type client struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newClient(t *testing.T) *client {
+	c := &http.Client{Transport: &http.Transport{}, Timeout: time.Minute}
+	t.Cleanup(c.CloseIdleConnections)
+	return &client{t: t, c: c}
+}
+
+// do sends a request, fails the test unless the status is want, and
+// returns the body.
+func (c *client) do(method, url string, header map[string]string, body []byte, want int) []byte {
+	c.t.Helper()
+	r, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	resp, err := c.c.Do(r)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		c.t.Fatalf("%s %s: %s, want %d (body %s)", method, url, resp.Status, want, b)
+	}
+	return b
+}
+
+// decode is do for a JSON reply.
+func (c *client) decode(method, url string, header map[string]string, body []byte, want int, v any) []byte {
+	c.t.Helper()
+	b := c.do(method, url, header, body, want)
+	if err := json.Unmarshal(b, v); err != nil {
+		c.t.Fatalf("%s %s: %s: %v", method, url, b, err)
+	}
+	return b
+}
+
+func multipartBody(t *testing.T, files map[string][]byte, order ...string) (body []byte, contentType string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, name := range order {
+		w, err := mw.CreateFormFile("file", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(files[name])
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+type shardStatus struct {
+	TotalSize int64  `json:"total_size"`
+	Uploaded  int64  `json:"uploaded"`
+	Status    string `json:"status"`
+	Error     string `json:"error"`
+}
+
+type pcloudFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+type pcloudStatus struct {
+	Result     int               `json:"result"`
+	Error      string            `json:"error"`
+	Total      int64             `json:"total"`
+	Uploaded   int64             `json:"uploaded"`
+	FileNumber int               `json:"filenumber"`
+	Finished   bool              `json:"finished"`
+	Files      []json.RawMessage `json:"files"`
+}
+
+// The demo serves the three progress APIs, each in front of the origin's
+// matching route; the commands it prints work as printed, twice; and it
+// removes its temporary store when it stops.
+func TestDemoServesEveryProtocol(t *testing.T) {
+	d := startDemo(t)
+	store := d.storeDir()
+	if filepath.Dir(store) != d.tmp {
+		t.Fatalf("store %s is not a new directory in the demo's TMPDIR %s", store, d.tmp)
+	}
+	if _, err := os.Stat(store); err != nil {
+		t.Fatalf("the store: %v", err)
+	}
+	if !strings.Contains(d.output(), "(removed when the demo stops)") {
+		t.Errorf("the banner does not say the store goes with the demo:\n%s", d.output())
+	}
+
+	t.Run("shard", func(t *testing.T) { demoShard(t, d) })
+	t.Run("pcloud", func(t *testing.T) { demoPcloud(t, d) })
+	t.Run("nginx", func(t *testing.T) { demoNginx(t, d) })
+	t.Run("printed commands", func(t *testing.T) { demoPrintedCommands(t, d) })
+
+	metrics := string(newClient(t).do(http.MethodGet, d.admin+"/metrics", nil, nil, http.StatusOK))
+	for _, p := range []string{"shard", "pcloud", "nginx"} {
+		series := `caddy_upload_progress_uploads_finished_total{outcome="completed",protocol="` + p + `",zone="default"} `
+		if !strings.Contains(metrics, series) {
+			t.Errorf("metrics lack %s", series)
+		}
+	}
+
+	d.stop(os.Interrupt)
+	if _, err := os.Stat(store); !os.IsNotExist(err) {
+		t.Errorf("the store is still there after Ctrl-C (%v)", err)
+	}
+	if left, _ := os.ReadDir(d.tmp); len(left) != 0 {
+		t.Errorf("left in TMPDIR after Ctrl-C: %v", left)
+	}
+}
+
+func demoShard(t *testing.T, d *runningDemo) {
+	c := newClient(t)
+	key := map[string]string{"x-user-api-key": "demo"}
+	data := randomBytes(1<<20 + 3)
+	c.do(http.MethodPost, d.site+"/fso?path=/go/shard.bin&informProgress=true&overwrite=true", key, data, http.StatusCreated)
+
+	var st shardStatus
+	raw := c.decode(http.MethodGet, d.site+"/progress?path=/go/shard.bin", key, nil, http.StatusOK, &st)
+	if want := (shardStatus{int64(len(data)), int64(len(data)), "completed", ""}); st != want {
+		t.Errorf("status %s, want %+v", raw, want)
+	}
+	// The same over the WebSocket: the final state, then a normal close.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(d.site, "http")+"/ws/progress?path=/go/shard.bin",
+		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {"demo"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, msg, err := ws.Read(ctx); err != nil || !bytes.Equal(bytes.TrimSpace(msg), bytes.TrimSpace(raw)) {
+		t.Errorf("websocket: %s (%v), want %s", msg, err, raw)
+	}
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Errorf("websocket did not close normally: %v", err)
+	}
+	// The origin stored it.
+	if got := c.do(http.MethodGet, d.site+"/fso?path=/go/shard.bin", key, nil, http.StatusOK); !bytes.Equal(got, data) {
+		t.Error("the stored file differs from the upload")
+	}
+}
+
+func demoPcloud(t *testing.T, d *runningDemo) {
+	c := newClient(t)
+	files := map[string][]byte{"one.bin": randomBytes(700_000), "two.txt": []byte("two\n")}
+	body, ct := multipartBody(t, files, "one.bin", "two.txt")
+	var answer struct {
+		Result   int               `json:"result"`
+		Metadata []json.RawMessage `json:"metadata"`
+	}
+	raw := c.decode(http.MethodPost, d.site+"/uploadfile?progresshash=go-multi&auth=demo&path=/go",
+		map[string]string{"Content-Type": ct}, body, http.StatusOK, &answer)
+	if answer.Result != 0 || len(answer.Metadata) != 2 {
+		t.Fatalf("uploadfile: %s", raw)
+	}
+	for i, name := range []string{"one.bin", "two.txt"} {
+		var f pcloudFile
+		json.Unmarshal(answer.Metadata[i], &f)
+		if f != (pcloudFile{name, int64(len(files[name])), sha(files[name])}) {
+			t.Errorf("uploadfile file %d: %s", i, answer.Metadata[i])
+		}
+	}
+
+	var st pcloudStatus
+	raw = c.decode(http.MethodGet, d.site+"/uploadprogress?progresshash=go-multi&auth=demo", nil, nil, http.StatusOK, &st)
+	if st.Result != 0 || !st.Finished || st.Uploaded != int64(len(body)) || st.Total != int64(len(body)) ||
+		st.FileNumber != 2 || len(st.Files) != 2 {
+		t.Fatalf("uploadprogress: %s", raw)
+	}
+	for i := range st.Files {
+		if !bytes.Equal(st.Files[i], answer.Metadata[i]) {
+			t.Errorf("uploadprogress file %d: %s, the origin said %s", i, st.Files[i], answer.Metadata[i])
+		}
+	}
+	// Another token does not see it.
+	var other pcloudStatus
+	c.decode(http.MethodGet, d.site+"/uploadprogress?progresshash=go-multi&auth=someone-else", nil, nil, http.StatusOK, &other)
+	if other.Result != 1900 {
+		t.Errorf("another token's uploadprogress: %+v, want result 1900", other)
+	}
+
+	// A raw upload names its file with filename.
+	data := randomBytes(300_000)
+	c.do(http.MethodPost, d.site+"/uploadfile?progresshash=go-raw&auth=demo&path=/go&filename=raw.bin", nil, data, http.StatusOK)
+	st = pcloudStatus{}
+	raw = c.decode(http.MethodGet, d.site+"/uploadprogress?progresshash=go-raw&auth=demo", nil, nil, http.StatusOK, &st)
+	var f pcloudFile
+	if st.Result != 0 || !st.Finished || len(st.Files) != 1 || json.Unmarshal(st.Files[0], &f) != nil ||
+		f != (pcloudFile{"raw.bin", int64(len(data)), sha(data)}) {
+		t.Fatalf("uploadprogress of a raw upload: %s", raw)
+	}
+}
+
+func demoNginx(t *testing.T, d *runningDemo) {
+	c := newClient(t)
+	// The id in the query, a raw body.
+	data := randomBytes(500_000)
+	c.do(http.MethodPost, d.site+"/upload?X-Progress-ID=go-raw&path=/go&filename=nginx.bin", nil, data, http.StatusCreated)
+	if got := string(c.do(http.MethodGet, d.site+"/progress?X-Progress-ID=go-raw", nil, nil, http.StatusOK)); strings.TrimSpace(got) != `{"state":"done"}` {
+		t.Errorf("progress: %s, want done", got)
+	}
+	// The id in a header, a multipart body.
+	body, ct := multipartBody(t, map[string][]byte{"form.bin": data}, "form.bin")
+	c.do(http.MethodPost, d.site+"/upload?path=/go", map[string]string{"X-Progress-ID": "go-form", "Content-Type": ct}, body, http.StatusCreated)
+	if got := string(c.do(http.MethodGet, d.site+"/progress?X-Progress-ID=go-form", nil, nil, http.StatusOK)); strings.TrimSpace(got) != `{"state":"done"}` {
+		t.Errorf("progress: %s, want done", got)
+	}
+	// An id nobody uploaded to is starting, as nginx says.
+	if got := string(c.do(http.MethodGet, d.site+"/progress?X-Progress-ID=nobody", nil, nil, http.StatusOK)); strings.TrimSpace(got) != `{"state":"starting"}` {
+		t.Errorf("progress of an unknown id: %s, want starting", got)
+	}
+	key := map[string]string{"x-user-api-key": "demo"}
+	for _, p := range []string{"/go/nginx.bin", "/go/form.bin"} {
+		if got := c.do(http.MethodGet, d.site+"/fso?path="+p, key, nil, http.StatusOK); !bytes.Equal(got, data) {
+			t.Errorf("%s: the stored file differs from the upload", p)
+		}
+	}
+}
+
+// demoPrintedCommands runs the commands the banner prints, twice, as a
+// user pasting them would, but with a smaller file, and each upload
+// awaited instead of run in the background: every status command then
+// reports its upload complete.
+func demoPrintedCommands(t *testing.T, d *runningDemo) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("the printed commands need curl")
+	}
+	const size = 3_000_000
+	var cmds []string
+	for line := range strings.Lines(d.output()) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "head ") || strings.HasPrefix(line, "curl ") || strings.HasPrefix(line, "sleep 1; curl ") {
+			cmds = append(cmds, line)
+		}
+	}
+	if len(cmds) != 8 {
+		t.Fatalf("%d commands in the banner, want 8 (a file, two per protocol, the metrics):\n%s", len(cmds), d.output())
+	}
+	const makeFile = "head -c 200000000 /dev/urandom > big.bin"
+	if cmds[0] != makeFile {
+		t.Fatalf("first command %q, want %q", cmds[0], makeFile)
+	}
+	cmds[0] = fmt.Sprintf("head -c %d /dev/urandom > big.bin", size)
+
+	work := t.TempDir()
+	run := func(cmd string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c := exec.CommandContext(ctx, "sh", "-c", cmd)
+		c.Dir = work
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, stderr.Bytes())
+		}
+		return string(out)
+	}
+	for round := 1; round <= 2; round++ {
+		var statuses []string
+		for _, cmd := range cmds {
+			if status, ok := strings.CutPrefix(cmd, "sleep 1; "); ok {
+				statuses = append(statuses, run(status))
+				continue
+			}
+			upload, background := strings.CutSuffix(cmd, " &")
+			if background != strings.Contains(cmd, "--limit-rate 20M") {
+				t.Fatalf("%q: uploads, and only they, run throttled in the background", cmd)
+			}
+			out := run(upload)
+			if strings.Contains(cmd, "/metrics") && !strings.Contains(out, "caddy_upload_progress_uploads_finished_total") {
+				t.Errorf("round %d: the metrics command shows no finished uploads:\n%s", round, out)
+			}
+		}
+		big, err := os.ReadFile(filepath.Join(work, "big.bin"))
+		if err != nil || len(big) != size {
+			t.Fatalf("big.bin: %d bytes (%v)", len(big), err)
+		}
+		if len(statuses) != 3 {
+			t.Fatalf("%d status commands, want one per protocol", len(statuses))
+		}
+		var shard shardStatus
+		if json.Unmarshal([]byte(statuses[0]), &shard) != nil || shard != (shardStatus{size, size, "completed", ""}) {
+			t.Errorf("round %d: shard status %s, want completed", round, statuses[0])
+		}
+		var pc pcloudStatus
+		var f pcloudFile
+		if json.Unmarshal([]byte(statuses[1]), &pc) != nil || pc.Result != 0 || !pc.Finished || len(pc.Files) != 1 ||
+			json.Unmarshal(pc.Files[0], &f) != nil || f != (pcloudFile{"big.bin", size, sha(big)}) {
+			t.Errorf("round %d: pcloud status %s, want big.bin finished", round, statuses[1])
+		}
+		if strings.TrimSpace(statuses[2]) != `{"state":"done"}` {
+			t.Errorf("round %d: nginx status %s, want done", round, statuses[2])
+		}
+	}
+}
+
+// A store the user names is the user's: the demo leaves it, and makes no
+// temporary one. SIGTERM stops the demo as Ctrl-C does.
+func TestDemoKeepsAGivenDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my-store")
+	d := startDemo(t, "--dir", dir)
+	if got := d.storeDir(); got != dir {
+		t.Fatalf("the banner names store %s, want %s", got, dir)
+	}
+	if !strings.Contains(d.output(), dir+" (kept)") {
+		t.Errorf("the banner does not say the store is kept:\n%s", d.output())
+	}
+	newClient(t).do(http.MethodPost, d.site+"/upload?X-Progress-ID=k&filename=kept.txt", nil, []byte("kept"), http.StatusCreated)
+
+	d.stop(syscall.SIGTERM)
+	if got, err := os.ReadFile(filepath.Join(dir, "kept.txt")); err != nil || string(got) != "kept" {
+		t.Errorf("after SIGTERM the given store lost its file: %q (%v)", got, err)
+	}
+	if left, _ := os.ReadDir(d.tmp); len(left) != 0 {
+		t.Errorf("the demo made %v in TMPDIR although given --dir", left)
+	}
+}
