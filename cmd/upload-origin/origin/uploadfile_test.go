@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	"github.com/caddy-upload-progress/caddy-upload-progress/protocols/pcloud"
 )
 
 // call sends a request to target (a path with its query) and returns the
@@ -148,7 +148,7 @@ func TestUploadFileMultipart(t *testing.T) {
 	noTempFiles(t, dir)
 
 	// The proxy reads the stored files out of this answer, in order.
-	files, ok := progress.PcloudOriginFiles(raw)
+	files, ok := pcloud.OriginFilesOf(raw)
 	if !ok {
 		t.Fatalf("the proxy does not read the files of %s", raw)
 	}
