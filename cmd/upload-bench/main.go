@@ -65,7 +65,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
 	fs.StringVar(&o.profDir, "cpuprofile", "", "after each workload's rounds, profile Caddy's CPU on each side alone and write DIR/<workload>-<side>.pprof")
 	fs.DurationVar(&o.profTime, "profile-time", 10*time.Second, "how long each -cpuprofile profile lasts (whole seconds)")
-	fs.StringVar(&o.logLevel, "upload-log-level", "", "level of Caddy's http.handlers.upload_progress logger (default Caddy's INFO: a line per finished upload; WARN drops it)")
+	fs.StringVar(&o.logLevel, "upload-log-level", "", "level of Caddy's http.handlers.upload_progress logger (default Caddy's INFO: warnings only; DEBUG adds a line per untracked upload)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
