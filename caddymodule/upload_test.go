@@ -253,10 +253,16 @@ func TestUploadOutcomeByOriginStatus(t *testing.T) {
 
 func TestUploadWriteWithoutHeaderCompletes(t *testing.T) {
 	h := newUploadHandler(t)
+	var duringCopy progress.Snapshot
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		_, _ = io.Copy(io.Discard, r.Body)
-		// io.Copy into the writer takes the ReadFrom path.
-		_, err := io.Copy(w, strings.NewReader("stored"))
+		if _, ok := w.(io.ReaderFrom); !ok {
+			t.Fatal("the upload's response writer has no ReadFrom")
+		}
+		// A reader that is no io.WriterTo, so that io.Copy calls the
+		// writer's ReadFrom; it looks at the record as the copy starts.
+		body := readerOnly{strings.NewReader("stored"), func() { duringCopy = lookup(h, "/rf.bin") }}
+		_, err := io.Copy(w, &body)
 		return err
 	})
 	w := httptest.NewRecorder()
@@ -266,9 +272,25 @@ func TestUploadWriteWithoutHeaderCompletes(t *testing.T) {
 	if w.Code != 200 || w.Body.String() != "stored" {
 		t.Errorf("client got %d %q", w.Code, w.Body)
 	}
-	if snap := lookup(h, "/rf.bin"); snap.State != progress.Completed || snap.HTTPStatus != 200 {
-		t.Errorf("record = %+v, want completed 200", snap)
+	// The status was written before the body was copied: the record had
+	// ended by then, as a client polling right after its answer must see.
+	if duringCopy.State != progress.Completed || duringCopy.HTTPStatus != 200 {
+		t.Errorf("record while the answer was copied = %+v, want completed 200", duringCopy)
 	}
+}
+
+// readerOnly is a reader and nothing else; first runs on its first Read.
+type readerOnly struct {
+	r     io.Reader
+	first func()
+}
+
+func (r *readerOnly) Read(p []byte) (int, error) {
+	if r.first != nil {
+		r.first()
+		r.first = nil
+	}
+	return r.r.Read(p)
 }
 
 func TestUploadHandlerErrorWithoutResponse(t *testing.T) {
