@@ -1,0 +1,11 @@
+package pcloud
+
+import (
+	"testing"
+
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/caddymodule"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/adapttest"
+)
+
+// TestAdapt: Caddyfiles with `protocol pcloud` adapt to the JSON Caddy runs.
+func TestAdapt(t *testing.T) { adapttest.Check(t) }

@@ -1,0 +1,11 @@
+package shard
+
+import (
+	"testing"
+
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/caddymodule"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/adapttest"
+)
+
+// TestAdapt: Caddyfiles with `protocol shard` adapt to the JSON Caddy runs.
+func TestAdapt(t *testing.T) { adapttest.Check(t) }
