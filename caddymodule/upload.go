@@ -72,10 +72,15 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 	if uw.capture != nil && uw.status != 0 {
 		// The origin's answer has been passed on whole; what the protocol
 		// reads of it completes the record before it ends.
-		if detail, size, ok := p.answer.ReadAnswer(uw.capture); ok {
-			rec.SetDetail(detail, size)
+		ev := progress.Event{Status: uw.status}
+		if uw.status < 400 {
+			a := p.answer.ReadAnswer(uw.capture)
+			if a.Detail != nil {
+				rec.SetDetail(a.Detail, a.Size)
+			}
+			ev.Refused = a.Refused
 		}
-		u.end(progress.Event{Status: uw.status})
+		u.end(ev)
 	}
 	if uw.status == 0 {
 		ev := progress.Event{HandlerFailed: err != nil}

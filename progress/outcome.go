@@ -64,6 +64,10 @@ const StatusClientClosedRequest = 499
 type Event struct {
 	// Status is the final status written to the client, 0 if none yet.
 	Status int
+	// Refused says why the origin refused the upload although Status says
+	// success: its answer said so (pCloud answers with 200 and a result
+	// code).
+	Refused string
 	// HandlerFailed is set when the next handler returned an error without
 	// writing a response; HandlerStatus is that error's status, if any.
 	HandlerFailed bool
@@ -81,10 +85,13 @@ type Event struct {
 
 // Judge decides how an upload ended from what the proxy observed. Only an
 // answer means done: a status below 400 (a 2xx, or the redirect a form post
-// gets after success) completes the upload, 4xx and 5xx fail it; a body that
-// could not be read blames the client, a proxy error blames the origin.
+// gets after success) completes the upload unless the answer itself says
+// it was refused, 4xx and 5xx fail it; a body that could not be read blames
+// the client, a proxy error blames the origin.
 func Judge(e Event) Outcome {
 	switch {
+	case e.Status >= 200 && e.Status < 400 && e.Refused != "":
+		return Outcome{State: Failed, HTTPStatus: e.Status, Error: e.Refused, Reason: ReasonOriginError}
 	case e.Status >= 200 && e.Status < 400:
 		return Outcome{State: Completed, HTTPStatus: e.Status, Reason: ReasonCompleted}
 	case e.ReadErr != nil:

@@ -152,3 +152,15 @@ func TestStateString(t *testing.T) {
 		t.Error("the zero Snapshot is not NotExist")
 	}
 }
+
+// An origin that answers success but says in its answer that it refused
+// the upload (pCloud: HTTP 200 and a result code) fails it.
+func TestJudgeRefusedBySuccessfulAnswer(t *testing.T) {
+	o := Judge(Event{Status: 200, Refused: "origin refused the upload: Directory does not exist. (result 2005)", Received: 10})
+	if o.State != Failed || o.Reason != ReasonOriginError || o.HTTPStatus != 200 || o.Error != "origin refused the upload: Directory does not exist. (result 2005)" {
+		t.Errorf("Judge = %+v", o)
+	}
+	if o := Judge(Event{Status: 409, Refused: "ignored"}); o.Error != "origin responded 409 Conflict" {
+		t.Errorf("a failure status is judged by its status: %+v", o)
+	}
+}

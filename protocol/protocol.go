@@ -72,13 +72,25 @@ type FileReporter interface {
 }
 
 // AnswerReader is a protocol that reads the origin's answer to an upload:
-// the record then ends once the answer has been passed on, with what the
-// protocol read from it as the record's detail.
+// the record then ends once the answer has been passed on, as the answer
+// says.
 type AnswerReader interface {
 	// ReadAnswer reads the start of the origin's answer (at most
-	// MaxAnswer bytes). It returns the detail to keep with the record and
-	// its size in memory, or false if the answer holds nothing to keep.
-	ReadAnswer(answer []byte) (detail any, size int64, ok bool)
+	// MaxAnswer bytes) to a request the origin answered with a success
+	// status.
+	ReadAnswer(answer []byte) Answer
+}
+
+// Answer is what a protocol read from the origin's answer to an upload.
+type Answer struct {
+	// Detail is kept with the record (progress.Record.SetDetail), and Size
+	// is the memory it holds; nil keeps nothing.
+	Detail any
+	Size   int64
+	// Refused, if set, says why the origin refused the upload although
+	// its status said success (pCloud answers every request with 200 and
+	// a result code): the upload then ends failed, with this error.
+	Refused string
 }
 
 // MaxAnswer bounds how much of the origin's answer an AnswerReader sees.

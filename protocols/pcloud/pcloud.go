@@ -86,13 +86,16 @@ func (*Pcloud) Render(s progress.Snapshot) any { return StatusOf(s) }
 func (*Pcloud) Fail(f *progress.Failure) (int, any) { return FailureReply(f) }
 
 // ReadAnswer implements protocol.AnswerReader: uploadfile's metadata of
-// the stored files.
-func (*Pcloud) ReadAnswer(answer []byte) (any, int64, bool) {
+// the stored files, or its refusal, as pCloud answers both with HTTP 200.
+func (*Pcloud) ReadAnswer(answer []byte) protocol.Answer {
+	if refused := RefusalOf(answer); refused != "" {
+		return protocol.Answer{Refused: refused}
+	}
 	files, ok := OriginFilesOf(answer)
 	if !ok {
-		return nil, 0, false
+		return protocol.Answer{}
 	}
-	return originFiles(files), int64(len(files)), true
+	return protocol.Answer{Detail: originFiles(files), Size: int64(len(files))}
 }
 
 // UnmarshalCaddyfile sets up the protocol from Caddyfile tokens:

@@ -3,6 +3,7 @@ package pcloud
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"net/http"
@@ -212,4 +213,22 @@ func OriginFilesOf(answer []byte) (json.RawMessage, bool) {
 		return append(append([]byte{'['}, m...), ']'), true
 	}
 	return nil, false
+}
+
+// RefusalOf returns why uploadfile refused an upload, from an answer
+// {"result": <not 0>, "error": "..."}, or "" for any other answer
+// (success, or one cut short by the capture bound).
+func RefusalOf(answer []byte) string {
+	var a struct {
+		Result *int   `json:"result"`
+		Error  string `json:"error"`
+	}
+	if err := json.Unmarshal(answer, &a); err != nil || a.Result == nil || *a.Result == ResultOK {
+		return ""
+	}
+	why := a.Error
+	if why == "" {
+		why = "no reason given"
+	}
+	return fmt.Sprintf("origin refused the upload: %s (result %d)", why, *a.Result)
 }

@@ -278,14 +278,14 @@ func TestPcloudStatusOriginFiles(t *testing.T) {
 	answer := []byte(`{"result":0,"fileids":[11,12],"metadata":` + meta + `}`)
 	// The module reads the origin's answer; the record keeps what it read
 	// as its detail.
-	detail, size, ok := new(Pcloud).ReadAnswer(answer)
-	if !ok {
-		t.Fatalf("ReadAnswer(%s) = false", answer)
+	a := new(Pcloud).ReadAnswer(answer)
+	if a.Detail == nil || a.Refused != "" {
+		t.Fatalf("ReadAnswer(%s) = %+v", answer, a)
 	}
-	if size < int64(len(meta)) {
-		t.Errorf("ReadAnswer says the detail holds %d bytes, less than the %d of the metadata", size, len(meta))
+	if a.Size < int64(len(meta)) {
+		t.Errorf("ReadAnswer says the detail holds %d bytes, less than the %d of the metadata", a.Size, len(meta))
 	}
-	rec.SetDetail(detail, size)
+	rec.SetDetail(a.Detail, a.Size)
 	tr.Finish(rec, progress.Judge(progress.Event{Status: http.StatusOK, Received: int64(len(u.body))}))
 
 	st := StatusOf(tr.Lookup(owner, "hash3"))
@@ -311,11 +311,11 @@ func TestPcloudStatusOriginFilesVerbatim(t *testing.T) {
 	pcWant(t, reply, keys, "files", `[{"name":"a b.txt","size":3}]`)
 
 	// The same, read from the origin's answer by the module.
-	detail, _, ok := new(Pcloud).ReadAnswer([]byte(`{"result": 0, "metadata": ` + meta + `}`))
-	if !ok {
-		t.Fatal("ReadAnswer = false")
+	a := new(Pcloud).ReadAnswer([]byte(`{"result": 0, "metadata": ` + meta + `}`))
+	if a.Detail == nil {
+		t.Fatal("ReadAnswer kept nothing")
 	}
-	st = StatusOf(progress.Snapshot{Found: true, State: progress.Completed, Total: 3, Received: 3, Detail: detail})
+	st = StatusOf(progress.Snapshot{Found: true, State: progress.Completed, Total: 3, Received: 3, Detail: a.Detail})
 	if string(st.Files) != meta {
 		t.Errorf("Files from the answer = %s, want %s", st.Files, meta)
 	}
@@ -329,14 +329,23 @@ func TestPcloudReadAnswer(t *testing.T) {
 	if !ok {
 		t.Fatal("OriginFilesOf = false")
 	}
-	detail, size, ok := new(Pcloud).ReadAnswer(answer)
-	d, isFiles := detail.(originFiles)
-	if !ok || !isFiles || string(d) != string(files) || size < int64(len(files)) {
-		t.Errorf("ReadAnswer = %#v, %d, %v; want originFiles %s and its size", detail, size, ok, files)
+	a := new(Pcloud).ReadAnswer(answer)
+	d, isFiles := a.Detail.(originFiles)
+	if !isFiles || string(d) != string(files) || a.Size < int64(len(files)) || a.Refused != "" {
+		t.Errorf("ReadAnswer = %+v; want originFiles %s and its size", a, files)
 	}
-	for _, a := range []string{`{"result":2000,"error":"Log in failed."}`, `{"result":0}`, `<html>`, ``} {
-		if detail, size, ok := new(Pcloud).ReadAnswer([]byte(a)); ok || detail != nil || size != 0 {
-			t.Errorf("ReadAnswer(%q) = %#v, %d, %v; want nil, 0, false", a, detail, size, ok)
+	for _, answer := range []string{`{"result":0}`, `<html>`, ``, `{"result":0,"metadata":[` /* cut short */} {
+		if a := new(Pcloud).ReadAnswer([]byte(answer)); a.Detail != nil || a.Size != 0 || a.Refused != "" {
+			t.Errorf("ReadAnswer(%q) = %+v; want nothing", answer, a)
+		}
+	}
+	// pCloud refuses with HTTP 200 and a result code: the upload failed.
+	for answer, want := range map[string]string{
+		`{"result":2005,"error":"Directory does not exist."}`: "origin refused the upload: Directory does not exist. (result 2005)",
+		`{"result":5000}`: "origin refused the upload: no reason given (result 5000)",
+	} {
+		if a := new(Pcloud).ReadAnswer([]byte(answer)); a.Refused != want || a.Detail != nil {
+			t.Errorf("ReadAnswer(%s) = %+v; want refused: %s", answer, a, want)
 		}
 	}
 	// Another protocol's detail is not taken for origin files.
