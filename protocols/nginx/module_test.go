@@ -1,8 +1,8 @@
 package nginx
 
 import (
-	"context"
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,11 +15,7 @@ import (
 	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
-func provision(n *Nginx) error {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	return n.Provision(ctx)
-}
+func provision(m *Nginx) error { return progresstest.Provision(m) }
 
 func TestNginxModule(t *testing.T) {
 	mi, err := caddy.GetModule(protocol.Namespace + ".nginx")

@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -58,7 +59,7 @@ func TestNginxStatusOf(t *testing.T) {
 }
 
 func TestNginxStatusOfTrackedUpload(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	const id = "0123456789abcdef"
 	if got := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, id))); got != `{"state":"starting"}` {
 		t.Fatalf("before the upload: %s", got)
@@ -69,7 +70,7 @@ func TestNginxStatusOfTrackedUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readBytes(t, zeroBody(rec), 4096)
+	progresstest.ReadBytes(t, progresstest.ZeroBody(rec), 4096)
 	if got, want := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, id))), `{"state":"uploading","received":4096,"size":-1}`; got != want {
 		t.Fatalf("uploading: %s, want %s", got, want)
 	}
@@ -344,12 +345,12 @@ func TestNginxErrorStateAlwaysHasStatus(t *testing.T) {
 		{"panic before any answer", progress.Judge(progress.Event{Panicked: true, Received: 300})},
 		{"stalled", progress.Stalled(time.Minute, 300)},
 	} {
-		tr := newTestTracker(t, progress.Options{})
+		tr := progresstest.NewTracker(t, progress.Options{})
 		rec, err := tr.Begin(progress.Anyone, "id", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		readBytes(t, zeroBody(rec), 300)
+		progresstest.ReadBytes(t, progresstest.ZeroBody(rec), 300)
 		tr.Finish(rec, tc.o)
 		reply := ngxJSON(t, StatusOf(tr.Lookup(progress.Anyone, "id")))
 		var got struct {

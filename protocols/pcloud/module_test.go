@@ -1,8 +1,8 @@
 package pcloud
 
 import (
-	"context"
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,11 +15,7 @@ import (
 	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
-func provision(p *Pcloud) error {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	return p.Provision(ctx)
-}
+func provision(m *Pcloud) error { return progresstest.Provision(m) }
 
 func TestPcloudModule(t *testing.T) {
 	mi, err := caddy.GetModule(protocol.Namespace + ".pcloud")

@@ -3,6 +3,7 @@ package pcloud
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"io"
 	mimemultipart "mime/multipart"
@@ -132,7 +133,7 @@ func pcBegin(t *testing.T, tr *progress.MemoryTracker, owner progress.Owner, key
 }
 
 func TestPcloudStatusNotFound(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	s := tr.Lookup(tr.Owner("auth:x"), "nohash")
 	if s.Found {
 		t.Fatalf("Lookup of an unknown hash found %+v", s)
@@ -144,7 +145,7 @@ func TestPcloudStatusNotFound(t *testing.T) {
 }
 
 func TestPcloudStatusNotFoundForAnotherOwner(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	if _, err := tr.Begin(tr.Owner("auth:alice"), "h1", 10); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestPcloudStatusNotFoundForAnotherOwner(t *testing.T) {
 }
 
 func TestPcloudStatusMultipartLifecycle(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	owner := tr.Owner("auth:tok")
 	u := pcBuildUpload(t)
 	rec := pcBegin(t, tr, owner, "hash1", u)
@@ -208,7 +209,7 @@ func TestPcloudStatusMultipartLifecycle(t *testing.T) {
 func TestPcloudStatusPlainUploadHasEmptyFiles(t *testing.T) {
 	// An upload with neither multipart body nor file name: no file is
 	// known, but files is still an empty array and filenumber 0.
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	rec, err := tr.Begin(progress.Anyone, "h", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +224,7 @@ func TestPcloudStatusPlainUploadHasEmptyFiles(t *testing.T) {
 }
 
 func TestPcloudStatusFailedUpload(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	owner := tr.Owner("auth:tok")
 	u := pcBuildUpload(t)
 	rec := pcBegin(t, tr, owner, "hash2", u)
@@ -250,7 +251,7 @@ func TestPcloudStatusFailedUpload(t *testing.T) {
 }
 
 func TestPcloudStatusClientAbort(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	rec, err := tr.Begin(progress.Anyone, "h", 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +269,7 @@ func TestPcloudStatusClientAbort(t *testing.T) {
 }
 
 func TestPcloudStatusOriginFiles(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	owner := tr.Owner("auth:tok")
 	u := pcBuildUpload(t)
 	rec := pcBegin(t, tr, owner, "hash3", u)
@@ -356,7 +357,7 @@ func TestPcloudReadAnswer(t *testing.T) {
 }
 
 func TestPcloudStatusRawUploadWithFileName(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	rec, err := tr.Begin(progress.Anyone, "h", 64)
 	if err != nil {
 		t.Fatal(err)
@@ -710,7 +711,7 @@ func TestPcloudOriginFilesDoesNotAliasTheAnswer(t *testing.T) {
 
 func TestPcloudStatusRendersErrorsAsJSONSafe(t *testing.T) {
 	// A file name with characters that must be escaped in JSON stays valid.
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	rec, err := tr.Begin(progress.Anyone, "h", -1)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,8 @@
 package shard
 
 import (
-	"context"
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -19,9 +19,7 @@ import (
 
 func provisioned(t *testing.T, s *Shard) error {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	err := s.Provision(ctx)
+	err := progresstest.Provision(s)
 	if err == nil {
 		t.Cleanup(func() { s.Cleanup() })
 	}

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -157,12 +158,12 @@ func TestShardStatusOf(t *testing.T) {
 }
 
 func TestShardStatusFromTracker(t *testing.T) {
-	tr := newTestTracker(t, progress.Options{})
+	tr := progresstest.NewTracker(t, progress.Options{})
 	if got, want := shardJSON(t, tr.Lookup(progress.Anyone, "/x")), `{"total_size":0,"uploaded":0,"status":"not_exist","error":""}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 	rec, _ := tr.Begin(progress.Anyone, "/x", 300)
-	readBytes(t, zeroBody(rec), 120)
+	progresstest.ReadBytes(t, progresstest.ZeroBody(rec), 120)
 	if got, want := shardJSON(t, tr.Lookup(progress.Anyone, "/x")), `{"total_size":300,"uploaded":120,"status":"uploading","error":""}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}

@@ -1,0 +1,49 @@
+// Package progresstest holds what the tests of protocol packages need of
+// the core and of Caddy, written once.
+package progresstest
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// NewTracker returns a MemoryTracker that is closed when the test ends.
+func NewTracker(t testing.TB, opts progress.Options) *progress.MemoryTracker {
+	t.Helper()
+	tr := progress.NewMemoryTracker(opts)
+	t.Cleanup(tr.Close)
+	return tr
+}
+
+// zeroReader is an endless source of zero bytes.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// ZeroBody is a Body of rec that reads endless zero bytes.
+func ZeroBody(rec *progress.Record) *progress.Body {
+	return progress.NewBody(io.NopCloser(zeroReader{}), rec)
+}
+
+// ReadBytes reads n bytes through body.
+func ReadBytes(t testing.TB, body *progress.Body, n int) {
+	t.Helper()
+	if _, err := io.CopyN(io.Discard, body, int64(n)); err != nil {
+		t.Fatalf("reading %d bytes: %v", n, err)
+	}
+}
+
+// Provision provisions a module as Caddy would, in a context of its own.
+func Provision(m caddy.Provisioner) error {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	return m.Provision(ctx)
+}
