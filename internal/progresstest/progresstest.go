@@ -5,6 +5,9 @@ package progresstest
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -46,4 +49,26 @@ func Provision(m caddy.Provisioner) error {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	return m.Provision(ctx)
+}
+
+// Request makes a server request; header is name, value pairs.
+func Request(method, target, body string, header ...string) *http.Request {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r := httptest.NewRequest(method, target, rd)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Add(header[i], header[i+1])
+	}
+	return r
+}
+
+// StatusRequest makes a GET status request with raw as its query. The
+// query is set after parsing the target, so that any string, even one
+// that is no valid request line, reaches the parser under test.
+func StatusRequest(path, raw string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, path, nil)
+	r.URL.RawQuery = raw
+	return r
 }

@@ -3,23 +3,14 @@ package nginx
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
-
-// fuzzStatusRequest makes a GET status request with raw as its query.
-// The query is set after parsing the target, so that any string, even one
-// that is no valid request line, reaches the parser under test.
-func fuzzStatusRequest(path, raw string) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, path, nil)
-	r.URL.RawQuery = raw
-	return r
-}
 
 func FuzzParseNginxQuery(f *testing.F) {
 	for _, s := range []struct{ raw, header string }{
@@ -44,7 +35,7 @@ func FuzzParseNginxQuery(f *testing.F) {
 		f.Add(s.raw, s.header)
 	}
 	f.Fuzz(func(t *testing.T, raw, header string) {
-		r := fuzzStatusRequest("/progress", raw)
+		r := progresstest.StatusRequest("/progress", raw)
 		if header != "" {
 			r.Header.Set(IDName, header)
 		}

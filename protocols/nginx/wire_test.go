@@ -5,7 +5,6 @@ import (
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -22,19 +21,6 @@ func ngxJSON(t *testing.T, st Status) string {
 		t.Fatalf("marshal %+v: %v", st, err)
 	}
 	return string(b)
-}
-
-// ngxRequest makes a server request; header is name, value pairs.
-func ngxRequest(method, target, body string, header ...string) *http.Request {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	r := httptest.NewRequest(method, target, rd)
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Add(header[i], header[i+1])
-	}
-	return r
 }
 
 func TestNginxStatusOf(t *testing.T) {
@@ -109,13 +95,13 @@ func TestNginxID(t *testing.T) {
 		r    *http.Request
 		want string
 	}{
-		{"query", ngxRequest("POST", "/upload?X-Progress-ID=q1", "x"), "q1"},
-		{"header", ngxRequest("POST", "/upload", "x", "X-Progress-ID", "h1"), "h1"},
-		{"header any case", ngxRequest("POST", "/upload", "x", "x-progress-id", "h1"), "h1"},
-		{"query before header", ngxRequest("POST", "/upload?X-Progress-ID=q1", "x", "X-Progress-ID", "h1"), "q1"},
-		{"empty query falls back to header", ngxRequest("POST", "/upload?X-Progress-ID=", "x", "X-Progress-ID", "h1"), "h1"},
-		{"escaped query", ngxRequest("GET", "/progress?X-Progress-ID=a%20b", ""), "a b"},
-		{"none", ngxRequest("POST", "/upload?id=q1", "x"), ""},
+		{"query", progresstest.Request("POST", "/upload?X-Progress-ID=q1", "x"), "q1"},
+		{"header", progresstest.Request("POST", "/upload", "x", "X-Progress-ID", "h1"), "h1"},
+		{"header any case", progresstest.Request("POST", "/upload", "x", "x-progress-id", "h1"), "h1"},
+		{"query before header", progresstest.Request("POST", "/upload?X-Progress-ID=q1", "x", "X-Progress-ID", "h1"), "q1"},
+		{"empty query falls back to header", progresstest.Request("POST", "/upload?X-Progress-ID=", "x", "X-Progress-ID", "h1"), "h1"},
+		{"escaped query", progresstest.Request("GET", "/progress?X-Progress-ID=a%20b", ""), "a b"},
+		{"none", progresstest.Request("POST", "/upload?id=q1", "x"), ""},
 	} {
 		if got := id(tc.r); got != tc.want {
 			t.Errorf("%s: id = %q, want %q", tc.name, got, tc.want)
@@ -124,25 +110,25 @@ func TestNginxID(t *testing.T) {
 }
 
 func TestNginxTracks(t *testing.T) {
-	chunked := ngxRequest("POST", "/upload?X-Progress-ID=a", "data")
+	chunked := progresstest.Request("POST", "/upload?X-Progress-ID=a", "data")
 	chunked.ContentLength = -1
-	noBody := ngxRequest("POST", "/upload?X-Progress-ID=a", "")
+	noBody := progresstest.Request("POST", "/upload?X-Progress-ID=a", "")
 	noBody.Body = http.NoBody
 	for _, tc := range []struct {
 		name string
 		r    *http.Request
 		want bool
 	}{
-		{"query id", ngxRequest("POST", "/upload?X-Progress-ID=a", "data"), true},
-		{"header id", ngxRequest("POST", "/any/path", "data", "X-Progress-ID", "a"), true},
+		{"query id", progresstest.Request("POST", "/upload?X-Progress-ID=a", "data"), true},
+		{"header id", progresstest.Request("POST", "/any/path", "data", "X-Progress-ID", "a"), true},
 		{"chunked", chunked, true},
-		{"PUT", ngxRequest("PUT", "/upload", "data", "X-Progress-ID", "a"), true},
-		{"no id", ngxRequest("POST", "/upload", "data"), false},
-		{"empty id", ngxRequest("POST", "/upload?X-Progress-ID=", "data"), false},
-		{"no body", ngxRequest("GET", "/upload?X-Progress-ID=a", ""), false},
+		{"PUT", progresstest.Request("PUT", "/upload", "data", "X-Progress-ID", "a"), true},
+		{"no id", progresstest.Request("POST", "/upload", "data"), false},
+		{"empty id", progresstest.Request("POST", "/upload?X-Progress-ID=", "data"), false},
+		{"no body", progresstest.Request("GET", "/upload?X-Progress-ID=a", ""), false},
 		{"NoBody", noBody, false},
 		// The id of a status request is not an upload.
-		{"status request", ngxRequest("GET", "/progress", "", "X-Progress-ID", "a"), false},
+		{"status request", progresstest.Request("GET", "/progress", "", "X-Progress-ID", "a"), false},
 	} {
 		if got := tracks(tc.r); got != tc.want {
 			t.Errorf("%s: tracks = %v, want %v", tc.name, got, tc.want)
@@ -151,13 +137,13 @@ func TestNginxTracks(t *testing.T) {
 }
 
 func TestNginxClaims(t *testing.T) {
-	if !claims(ngxRequest("GET", "/progress?X-Progress-ID=a", "")) {
+	if !claims(progresstest.Request("GET", "/progress?X-Progress-ID=a", "")) {
 		t.Error("a status request with a query id is not claimed")
 	}
-	if !claims(ngxRequest("GET", "/progress", "", "X-Progress-ID", "a")) {
+	if !claims(progresstest.Request("GET", "/progress", "", "X-Progress-ID", "a")) {
 		t.Error("a status request with a header id is not claimed")
 	}
-	if claims(ngxRequest("GET", "/progress?path=/a", "")) {
+	if claims(progresstest.Request("GET", "/progress?path=/a", "")) {
 		t.Error("a storage-node status request is claimed")
 	}
 }
@@ -170,25 +156,25 @@ func TestParseNginxQuery(t *testing.T) {
 		key    string // "" when it must fail
 		reason string // a word of the failure message
 	}{
-		{"query id", ngxRequest("GET", "/progress?X-Progress-ID=abc", ""), "abc", ""},
-		{"header id", ngxRequest("GET", "/progress", "", "X-Progress-ID", "abc"), "abc", ""},
-		{"query before header", ngxRequest("GET", "/progress?X-Progress-ID=q", "", "X-Progress-ID", "h"), "q", ""},
-		{"with callback", ngxRequest("GET", "/progress?X-Progress-ID=abc&callback=jQuery123_456", ""), "abc", ""},
-		{"with empty callback", ngxRequest("GET", "/progress?X-Progress-ID=abc&callback=", ""), "abc", ""},
-		{"longest id", ngxRequest("GET", "/progress?X-Progress-ID="+long, ""), long, ""},
-		{"missing id", ngxRequest("GET", "/progress", ""), "", "missing"},
-		{"empty id", ngxRequest("GET", "/progress?X-Progress-ID=", ""), "", "missing"},
-		{"other parameter", ngxRequest("GET", "/progress?id=abc", ""), "", "missing"},
-		{"duplicate id", ngxRequest("GET", "/progress?X-Progress-ID=a&X-Progress-ID=b", ""), "", "more than once"},
-		{"duplicate id with header", ngxRequest("GET", "/progress?X-Progress-ID=a&X-Progress-ID=a", "", "X-Progress-ID", "a"), "", "more than once"},
-		{"control character", ngxRequest("GET", "/progress?X-Progress-ID=a%0Ab", ""), "", "control"},
-		{"control character in header", ngxRequest("GET", "/progress", "", "X-Progress-ID", "a\x01b"), "", "control"},
-		{"invalid UTF-8", ngxRequest("GET", "/progress?X-Progress-ID=%FF", ""), "", "UTF-8"},
-		{"too long", ngxRequest("GET", "/progress?X-Progress-ID="+long+"i", ""), "", "longer"},
-		{"bad callback", ngxRequest("GET", "/progress?X-Progress-ID=abc&callback=alert(1)", ""), "", "callback"},
-		{"script callback", ngxRequest("GET", "/progress?X-Progress-ID=abc&callback=%3Cscript%3E", ""), "", "callback"},
-		{"duplicate callback", ngxRequest("GET", "/progress?X-Progress-ID=abc&callback=a&callback=b", ""), "", "callback"},
-		{"long callback", ngxRequest("GET", "/progress?X-Progress-ID=abc&callback="+strings.Repeat("c", 129), ""), "", "callback"},
+		{"query id", progresstest.Request("GET", "/progress?X-Progress-ID=abc", ""), "abc", ""},
+		{"header id", progresstest.Request("GET", "/progress", "", "X-Progress-ID", "abc"), "abc", ""},
+		{"query before header", progresstest.Request("GET", "/progress?X-Progress-ID=q", "", "X-Progress-ID", "h"), "q", ""},
+		{"with callback", progresstest.Request("GET", "/progress?X-Progress-ID=abc&callback=jQuery123_456", ""), "abc", ""},
+		{"with empty callback", progresstest.Request("GET", "/progress?X-Progress-ID=abc&callback=", ""), "abc", ""},
+		{"longest id", progresstest.Request("GET", "/progress?X-Progress-ID="+long, ""), long, ""},
+		{"missing id", progresstest.Request("GET", "/progress", ""), "", "missing"},
+		{"empty id", progresstest.Request("GET", "/progress?X-Progress-ID=", ""), "", "missing"},
+		{"other parameter", progresstest.Request("GET", "/progress?id=abc", ""), "", "missing"},
+		{"duplicate id", progresstest.Request("GET", "/progress?X-Progress-ID=a&X-Progress-ID=b", ""), "", "more than once"},
+		{"duplicate id with header", progresstest.Request("GET", "/progress?X-Progress-ID=a&X-Progress-ID=a", "", "X-Progress-ID", "a"), "", "more than once"},
+		{"control character", progresstest.Request("GET", "/progress?X-Progress-ID=a%0Ab", ""), "", "control"},
+		{"control character in header", progresstest.Request("GET", "/progress", "", "X-Progress-ID", "a\x01b"), "", "control"},
+		{"invalid UTF-8", progresstest.Request("GET", "/progress?X-Progress-ID=%FF", ""), "", "UTF-8"},
+		{"too long", progresstest.Request("GET", "/progress?X-Progress-ID="+long+"i", ""), "", "longer"},
+		{"bad callback", progresstest.Request("GET", "/progress?X-Progress-ID=abc&callback=alert(1)", ""), "", "callback"},
+		{"script callback", progresstest.Request("GET", "/progress?X-Progress-ID=abc&callback=%3Cscript%3E", ""), "", "callback"},
+		{"duplicate callback", progresstest.Request("GET", "/progress?X-Progress-ID=abc&callback=a&callback=b", ""), "", "callback"},
+		{"long callback", progresstest.Request("GET", "/progress?X-Progress-ID=abc&callback="+strings.Repeat("c", 129), ""), "", "callback"},
 	} {
 		sq, f := ParseQuery(tc.r)
 		if tc.key == "" {

@@ -1,6 +1,7 @@
 package pcloud
 
 import (
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -8,15 +9,6 @@ import (
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 )
-
-// fuzzStatusRequest makes a GET status request with raw as its query.
-// The query is set after parsing the target, so that any string, even one
-// that is no valid request line, reaches the parser under test.
-func fuzzStatusRequest(path, raw string) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, path, nil)
-	r.URL.RawQuery = raw
-	return r
-}
 
 func FuzzParsePcloudQuery(f *testing.F) {
 	for _, s := range []string{
@@ -43,7 +35,7 @@ func FuzzParsePcloudQuery(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		r := fuzzStatusRequest("/uploadprogress", raw)
+		r := progresstest.StatusRequest("/uploadprogress", raw)
 		sq, fl := ParseQuery(r)
 		if fl != nil {
 			if fl.Kind != progress.BadRequest || fl.Message == "" {

@@ -412,37 +412,24 @@ func TestPcloudFailure(t *testing.T) {
 	}
 }
 
-// pcRequest makes a server request for tests of the request helpers.
-func pcRequest(method, target, body string, header ...string) *http.Request {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	r := httptest.NewRequest(method, target, rd)
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Add(header[i], header[i+1])
-	}
-	return r
-}
-
 func TestPcloudCredential(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		r    *http.Request
 		want string
 	}{
-		{"auth", pcRequest("GET", "/uploadprogress?auth=abc&progresshash=h", ""), "auth:abc"},
-		{"access_token", pcRequest("GET", "/uploadprogress?access_token=xyz", ""), "access_token:xyz"},
-		{"bearer", pcRequest("GET", "/uploadprogress", "", "Authorization", "Bearer xyz"), "access_token:xyz"},
-		{"bearer padded", pcRequest("GET", "/uploadprogress", "", "Authorization", "Bearer  xyz "), "access_token:xyz"},
-		{"basic", pcRequest("GET", "/uploadprogress", "", "Authorization", "Basic dXNlcjpwYXNz"), "authorization:Basic dXNlcjpwYXNz"},
-		{"other scheme", pcRequest("GET", "/uploadprogress", "", "Authorization", "Token xyz"), "authorization:Token xyz"},
-		{"auth before access_token", pcRequest("GET", "/uploadprogress?access_token=t&auth=a", ""), "auth:a"},
-		{"param before header", pcRequest("GET", "/uploadprogress?auth=a", "", "Authorization", "Bearer b"), "auth:a"},
-		{"empty params ignored", pcRequest("GET", "/uploadprogress?auth=&access_token=", ""), ""},
-		{"none", pcRequest("GET", "/uploadprogress?progresshash=h", ""), ""},
+		{"auth", progresstest.Request("GET", "/uploadprogress?auth=abc&progresshash=h", ""), "auth:abc"},
+		{"access_token", progresstest.Request("GET", "/uploadprogress?access_token=xyz", ""), "access_token:xyz"},
+		{"bearer", progresstest.Request("GET", "/uploadprogress", "", "Authorization", "Bearer xyz"), "access_token:xyz"},
+		{"bearer padded", progresstest.Request("GET", "/uploadprogress", "", "Authorization", "Bearer  xyz "), "access_token:xyz"},
+		{"basic", progresstest.Request("GET", "/uploadprogress", "", "Authorization", "Basic dXNlcjpwYXNz"), "authorization:Basic dXNlcjpwYXNz"},
+		{"other scheme", progresstest.Request("GET", "/uploadprogress", "", "Authorization", "Token xyz"), "authorization:Token xyz"},
+		{"auth before access_token", progresstest.Request("GET", "/uploadprogress?access_token=t&auth=a", ""), "auth:a"},
+		{"param before header", progresstest.Request("GET", "/uploadprogress?auth=a", "", "Authorization", "Bearer b"), "auth:a"},
+		{"empty params ignored", progresstest.Request("GET", "/uploadprogress?auth=&access_token=", ""), ""},
+		{"none", progresstest.Request("GET", "/uploadprogress?progresshash=h", ""), ""},
 		// An upload's body is never read for parameters.
-		{"upload body", pcRequest("POST", "/uploadfile?progresshash=h", "auth=inbody",
+		{"upload body", progresstest.Request("POST", "/uploadfile?progresshash=h", "auth=inbody",
 			"Content-Type", "application/x-www-form-urlencoded"), ""},
 	} {
 		if got := credential(tc.r); got != tc.want {
@@ -454,18 +441,18 @@ func TestPcloudCredential(t *testing.T) {
 func TestPcloudCredentialBearerIsAccessToken(t *testing.T) {
 	// An upload made with ?access_token=x and a status request with
 	// Authorization: Bearer x belong to the same owner.
-	param := credential(pcRequest("POST", "/uploadfile?access_token=x&progresshash=h", "data"))
-	header := credential(pcRequest("GET", "/uploadprogress?progresshash=h", "", "Authorization", "Bearer x"))
+	param := credential(progresstest.Request("POST", "/uploadfile?access_token=x&progresshash=h", "data"))
+	header := credential(progresstest.Request("GET", "/uploadprogress?progresshash=h", "", "Authorization", "Bearer x"))
 	if param == "" || param != header {
 		t.Fatalf("access_token=x gives %q, Bearer x gives %q; want the same credential", param, header)
 	}
-	if auth := credential(pcRequest("GET", "/uploadprogress?auth=x", "")); auth == param {
+	if auth := credential(progresstest.Request("GET", "/uploadprogress?auth=x", "")); auth == param {
 		t.Fatalf("auth=x and access_token=x are the same credential %q", auth)
 	}
 }
 
 func TestPcloudPreparePostForm(t *testing.T) {
-	r := pcRequest("POST", "/uploadprogress", "auth=formtok&progresshash=h42",
+	r := progresstest.Request("POST", "/uploadprogress", "auth=formtok&progresshash=h42",
 		"Content-Type", "application/x-www-form-urlencoded")
 	if f := prepare(r); f != nil {
 		t.Fatalf("prepare: %+v", f)
@@ -475,7 +462,7 @@ func TestPcloudPreparePostForm(t *testing.T) {
 		t.Errorf("credential = %q, want auth:formtok", cred)
 	}
 	// The same credential as an upload that gave auth in its query.
-	if up := credential(pcRequest("POST", "/uploadfile?auth=formtok&progresshash=h42", "data")); up != cred {
+	if up := credential(progresstest.Request("POST", "/uploadfile?auth=formtok&progresshash=h42", "data")); up != cred {
 		t.Errorf("upload credential %q, status POST credential %q: not the same owner", up, cred)
 	}
 	sq, f := ParseQuery(r)
@@ -486,7 +473,7 @@ func TestPcloudPreparePostForm(t *testing.T) {
 
 func TestPcloudPrepareQueryAndFormTogether(t *testing.T) {
 	// progresshash in the query, auth in the form: both count.
-	r := pcRequest("POST", "/uploadprogress?progresshash=hq", "access_token=ft",
+	r := progresstest.Request("POST", "/uploadprogress?progresshash=hq", "access_token=ft",
 		"Content-Type", "application/x-www-form-urlencoded")
 	if f := prepare(r); f != nil {
 		t.Fatalf("prepare: %+v", f)
@@ -502,7 +489,7 @@ func TestPcloudPrepareQueryAndFormTogether(t *testing.T) {
 func TestPcloudPrepareFormLimit(t *testing.T) {
 	form := func(n int) string { return "auth=" + strings.Repeat("a", n-len("auth=")) }
 
-	r := pcRequest("POST", "/uploadprogress", form(64<<10), "Content-Type", "application/x-www-form-urlencoded")
+	r := progresstest.Request("POST", "/uploadprogress", form(64<<10), "Content-Type", "application/x-www-form-urlencoded")
 	if f := prepare(r); f != nil {
 		t.Fatalf("a 64 KiB form is refused: %+v", f)
 	}
@@ -510,7 +497,7 @@ func TestPcloudPrepareFormLimit(t *testing.T) {
 		t.Errorf("credential of a 64 KiB form has %d bytes", len(got))
 	}
 
-	r = pcRequest("POST", "/uploadprogress", form(64<<10+1), "Content-Type", "application/x-www-form-urlencoded")
+	r = progresstest.Request("POST", "/uploadprogress", form(64<<10+1), "Content-Type", "application/x-www-form-urlencoded")
 	f := prepare(r)
 	if f == nil || f.Kind != progress.BadRequest || f.Message == "" {
 		t.Fatalf("a form of 64 KiB + 1 byte: prepare = %+v, want a BadRequest failure", f)
@@ -519,7 +506,7 @@ func TestPcloudPrepareFormLimit(t *testing.T) {
 		t.Errorf("oversized form renders HTTP %d %+v", code, body)
 	}
 	// Even without a declared length (chunked), the bound holds.
-	r = pcRequest("POST", "/uploadprogress", "", "Content-Type", "application/x-www-form-urlencoded")
+	r = progresstest.Request("POST", "/uploadprogress", "", "Content-Type", "application/x-www-form-urlencoded")
 	r.Body = io.NopCloser(io.MultiReader(strings.NewReader("auth="), zeroLetters{}))
 	r.ContentLength = -1
 	if f := prepare(r); f == nil || f.Kind != progress.BadRequest {
@@ -538,7 +525,7 @@ func (zeroLetters) Read(p []byte) (int, error) {
 }
 
 func TestPcloudPrepareLeavesGetAlone(t *testing.T) {
-	r := pcRequest("GET", "/uploadprogress?auth=q", "auth=body", "Content-Type", "application/x-www-form-urlencoded")
+	r := progresstest.Request("GET", "/uploadprogress?auth=q", "auth=body", "Content-Type", "application/x-www-form-urlencoded")
 	if f := prepare(r); f != nil {
 		t.Fatalf("prepare(GET) = %+v", f)
 	}
@@ -602,11 +589,11 @@ func TestParsePcloudQuery(t *testing.T) {
 }
 
 func TestPcloudTracks(t *testing.T) {
-	chunked := pcRequest("POST", "/uploadfile?progresshash=h", "data")
+	chunked := progresstest.Request("POST", "/uploadfile?progresshash=h", "data")
 	chunked.ContentLength = -1
-	noBody := pcRequest("POST", "/uploadfile?progresshash=h", "")
+	noBody := progresstest.Request("POST", "/uploadfile?progresshash=h", "")
 	noBody.Body = http.NoBody
-	emptyBody := pcRequest("POST", "/uploadfile?progresshash=h", "")
+	emptyBody := progresstest.Request("POST", "/uploadfile?progresshash=h", "")
 	emptyBody.Body = io.NopCloser(strings.NewReader(""))
 	emptyBody.ContentLength = 0
 	for _, tc := range []struct {
@@ -614,33 +601,33 @@ func TestPcloudTracks(t *testing.T) {
 		r    *http.Request
 		want bool
 	}{
-		{"upload", pcRequest("POST", "/uploadfile?progresshash=h&auth=a", "data"), true},
+		{"upload", progresstest.Request("POST", "/uploadfile?progresshash=h&auth=a", "data"), true},
 		{"chunked upload", chunked, true},
-		{"PUT upload", pcRequest("PUT", "/uploadfile?progresshash=h", "data"), true},
-		{"no progresshash", pcRequest("POST", "/uploadfile?auth=a", "data"), false},
-		{"empty progresshash", pcRequest("POST", "/uploadfile?progresshash=", "data"), false},
-		{"other path", pcRequest("POST", "/other?progresshash=h", "data"), false},
-		{"path prefix", pcRequest("POST", "/uploadfile/x?progresshash=h", "data"), false},
-		{"status path", pcRequest("POST", "/uploadprogress?progresshash=h", "data"), false},
-		{"GET", pcRequest("GET", "/uploadfile?progresshash=h", ""), false},
+		{"PUT upload", progresstest.Request("PUT", "/uploadfile?progresshash=h", "data"), true},
+		{"no progresshash", progresstest.Request("POST", "/uploadfile?auth=a", "data"), false},
+		{"empty progresshash", progresstest.Request("POST", "/uploadfile?progresshash=", "data"), false},
+		{"other path", progresstest.Request("POST", "/other?progresshash=h", "data"), false},
+		{"path prefix", progresstest.Request("POST", "/uploadfile/x?progresshash=h", "data"), false},
+		{"status path", progresstest.Request("POST", "/uploadprogress?progresshash=h", "data"), false},
+		{"GET", progresstest.Request("GET", "/uploadfile?progresshash=h", ""), false},
 		{"NoBody", noBody, false},
 		{"empty body", emptyBody, false},
 		// pCloud's progresshash is a query parameter; one in the form body
 		// is not seen (the body is never parsed).
-		{"hash in body", pcRequest("POST", "/uploadfile", "progresshash=h",
+		{"hash in body", progresstest.Request("POST", "/uploadfile", "progresshash=h",
 			"Content-Type", "application/x-www-form-urlencoded"), false},
 	} {
 		if got := tracks(tc.r, "/uploadfile"); got != tc.want {
 			t.Errorf("%s: tracks = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if r := pcRequest("POST", "/api/upload?progresshash=h", "x"); !tracks(r, "/api/upload") {
+	if r := progresstest.Request("POST", "/api/upload?progresshash=h", "x"); !tracks(r, "/api/upload") {
 		t.Error("a configured upload path is not tracked")
 	}
 }
 
 func TestPcloudKeyAndFileName(t *testing.T) {
-	r := pcRequest("POST", "/uploadfile?progresshash=h%20x&filename=a%2Fb.txt", "data")
+	r := progresstest.Request("POST", "/uploadfile?progresshash=h%20x&filename=a%2Fb.txt", "data")
 	if got := key(r); got != "h x" {
 		t.Errorf("key = %q", got)
 	}
@@ -743,9 +730,9 @@ func pcItoa[T ~int | ~int64](n T) string {
 // would be another owner and get "Upload not found." (Found failing:
 // credential only recognised "Bearer " with that exact case.)
 func TestPcloudCredentialBearerSchemeIsCaseInsensitive(t *testing.T) {
-	want := credential(pcRequest("GET", "/uploadprogress?access_token=x", ""))
+	want := credential(progresstest.Request("GET", "/uploadprogress?access_token=x", ""))
 	for _, h := range []string{"bearer x", "BEARER x", "BeArEr x"} {
-		if got := credential(pcRequest("GET", "/uploadprogress", "", "Authorization", h)); got != want {
+		if got := credential(progresstest.Request("GET", "/uploadprogress", "", "Authorization", h)); got != want {
 			t.Errorf("Authorization: %s gives credential %q, want %q as for access_token=x", h, got, want)
 		}
 	}
