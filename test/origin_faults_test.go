@@ -79,14 +79,16 @@ func TestOriginResetsMidBody(t *testing.T) {
 // uploading while the client waits (the body is complete, the proxy waits
 // too), and fails as soon as the client gives up.
 func TestOriginStallsUntilTheClientGivesUp(t *testing.T) {
-	e := newEnv(t, "idle_timeout 200ms") // must not reap a complete body
+	// idle_timeout must not reap a complete body. It is long enough that a
+	// client slowed by a loaded machine is not reaped mid-body either.
+	e := newEnv(t, "idle_timeout 1s")
 	release := make(chan struct{})
 	defer close(release)
 	origin := startFaultyOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		<-release
 	})
-	e.load("idle_timeout 200ms", origin)
+	e.load("idle_timeout 1s", origin)
 
 	data := pattern(1 << 20)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -104,8 +106,9 @@ func TestOriginStallsUntilTheClientGivesUp(t *testing.T) {
 		errc <- err
 	}()
 	e.waitStatus("/stall.bin", func(p progressReply) bool { return p.Uploaded == int64(len(data)) })
-	// Well past idle_timeout, the complete body still waits for its origin.
-	deadline := time.Now().Add(600 * time.Millisecond)
+	// Well past idle_timeout (the tracker looks every quarter of it), the
+	// complete body still waits for its origin.
+	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		if p := e.status("/stall.bin"); p.Status != "uploading" {
 			t.Fatalf("a complete body waiting for its origin was ended: %+v", p)
