@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 )
@@ -80,15 +78,4 @@ func (e *env) statusWith(path string, hdr http.Header) (int, string) {
 // grew is how much series grew between two scrapes of /metrics.
 func grew(before, after, series string) float64 {
 	return metricValue(after, series) - metricValue(before, series)
-}
-
-// waitClosed waits for the watcher's connection to end, failing the test
-// after 15 s.
-func (w *watcher) waitClosed(t *testing.T) {
-	t.Helper()
-	select {
-	case <-w.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("watcher still open after 15 s")
-	}
 }
