@@ -180,6 +180,15 @@ func (e *env) waitForCertificate() {
 // load (re)loads Caddy with block in front of upstream.
 func (e *env) load(block, upstream string) {
 	e.t.Helper()
+	if err := e.tryLoad(block, upstream); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryLoad is load that returns the error of a config Caddy refuses; the
+// config running before goes on.
+func (e *env) tryLoad(block, upstream string) error {
+	e.t.Helper()
 	if block != "" {
 		block = "\t\t" + strings.ReplaceAll(block, "\n", "\n\t\t")
 	}
@@ -205,14 +214,15 @@ func (e *env) load(block, upstream string) {
 `, e.admin, storageDir, global, site, e.siteExtra, block, upstream)
 	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfile.Format([]byte(cf)), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
-		e.t.Fatalf("adapting Caddyfile: %v\n%s", err, cf)
+		return fmt.Errorf("adapting Caddyfile: %v\n%s", err, cf)
 	}
 	for _, w := range warnings {
 		e.t.Logf("caddyfile warning: %s", w)
 	}
 	if err := caddy.Load(cfg, true); err != nil {
-		e.t.Fatalf("loading config: %v", err)
+		return fmt.Errorf("loading config: %v", err)
 	}
+	return nil
 }
 
 // progressReply is the storage node's progress JSON.

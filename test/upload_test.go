@@ -331,6 +331,9 @@ func TestReconnectingWatcherLikeTheSeedClients(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := e.asyncUpload("/late.bin", pr, 3<<20, "", nil)
 	pw.Write(pattern(1 << 20))
+	// The client reconnects once the upload has started, as the seed
+	// clients do when they learn of it.
+	e.waitStatus("/late.bin", func(p progressReply) bool { return p.Uploaded == 1<<20 })
 	w, err = e.watch(ctx, "/progress/ws", "/late.bin", "")
 	if err != nil {
 		t.Fatal(err)
