@@ -31,6 +31,11 @@ const (
 // configuration and only then joins the zone, so that a configuration that
 // is refused changes nothing that is live.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	// The collectors first: Caddy serves /metrics from this config's
+	// registry as soon as it starts to load, even if the load then fails.
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	h.logger = ctx.Logger()
 	h.warnings = &warnings{logger: h.logger}
 	if h.Zone == "" {
@@ -61,7 +66,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.zone = z
-	return registerMetrics(ctx.GetMetricsRegistry())
+	return nil
 }
 
 // loadProtocols loads the protocol modules and applies the handler's

@@ -38,6 +38,8 @@ type MemoryTracker struct {
 
 	stop chan struct{}
 	done chan struct{}
+	// reconfigured wakes the janitor to take new timings at once.
+	reconfigured chan struct{}
 }
 
 // slotKey namespaces keys by owner.
@@ -67,6 +69,8 @@ func NewMemoryTracker(opts Options) *MemoryTracker {
 		slots:  make(map[slotKey]*slot),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
+
+		reconfigured: make(chan struct{}, 1),
 	}
 	t.Configure(opts)
 	go t.janitor()
@@ -82,6 +86,10 @@ func (t *MemoryTracker) Configure(opts Options) {
 	t.maxWatchers.Store(int64(opts.MaxWatchers))
 	t.maxWatchersPerKey.Store(int64(opts.MaxWatchersPerKey))
 	t.detail.max.Store(opts.MaxFileDetails)
+	select {
+	case t.reconfigured <- struct{}{}:
+	default:
+	}
 }
 
 // Owner implements Tracker.
@@ -275,6 +283,10 @@ func (t *MemoryTracker) janitor() {
 		case <-t.stop:
 			timer.Stop()
 			return
+		case <-t.reconfigured:
+			// A shorter retention or idle timeout applies from now, not
+			// once the wait set under the old one is over.
+			timer.Stop()
 		case now := <-timer.C:
 			t.mu.Lock()
 			stalled := t.stalledLocked(now)

@@ -136,7 +136,7 @@ func TestUploadPathErrors(t *testing.T) {
 	e := newEnv(t, "")
 	for block, want := range map[string]string{
 		"protocol pcloud {\n\tupload_path custom\n}": `upload_path "custom" must start with /`,
-		"protocol shard {\n\tupload_path /up\n}":     "the shard protocol tracks uploads to any path",
+		"protocol shard {\n\tupload_path /up\n}":     `unknown option "upload_path" for protocol shard`,
 	} {
 		if err := e.tryLoad(block, e.originURL); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error containing %q", block, err, want)

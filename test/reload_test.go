@@ -70,7 +70,7 @@ func TestReloadAppliesIdleTimeout(t *testing.T) {
 	defer conn.Close()
 	fmt.Fprintf(conn, "POST /fso?path=/idle.bin&informProgress=true HTTP/1.1\r\nHost: 127.0.0.1\r\nx-user-api-key: %s\r\nContent-Length: %d\r\n\r\n", apiKey, 1<<20)
 	conn.Write(pattern(16 << 10))
-	p := e.waitStatus("/idle.bin", func(p progressReply) bool { return p.Status != "uploading" })
+	p := e.waitStatus("/idle.bin", func(p progressReply) bool { return p.Status != "uploading" && p.Status != "not_exist" })
 	if p.Status != "failed" || !strings.HasPrefix(p.Error, "no data from the client for 300ms") {
 		t.Fatalf("stalled upload after reloading idle_timeout: %+v", p)
 	}
@@ -105,7 +105,7 @@ func TestReloadAppliesWatcherLimits(t *testing.T) {
 			t.Fatalf("watcher of %s: %d (%v), want %d", c.key, resp.StatusCode, err, c.want)
 		}
 	}
-	refused := `caddy_upload_progress_watchers_refused_total{protocol="shard",zone="default"}`
+	refused := `caddy_upload_progress_watchers_refused_total{protocol="shard",reason="limit",zone="default"}`
 	if d := grew(before, e.scrape(), refused); d != 2 {
 		t.Fatalf("%s grew by %v, want 2", refused, d)
 	}
