@@ -523,10 +523,10 @@ func TestProvisionAcceptsRuntimePlaceholders(t *testing.T) {
 	} {
 		t.Run(h.Owner+h.Key, func(t *testing.T) {
 			h.Zone = uniqueZone(t)
-			err, panicked := func() (err error, panicked any) {
+			panicked, err := func() (panicked any, err error) {
 				defer func() { panicked = recover() }()
 				_, err = provisionHandler(t, &h)
-				return err, nil
+				return nil, err
 			}()
 			if panicked != nil {
 				t.Errorf("Provision panicked: %v", panicked)

@@ -27,8 +27,6 @@ type MemoryTracker struct {
 
 	mu    sync.RWMutex
 	slots map[slotKey]*slot
-	// lastFullReap is when Begin last reaped because the tracker was full.
-	lastFullReap time.Time
 
 	stop chan struct{}
 	done chan struct{}

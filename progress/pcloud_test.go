@@ -312,7 +312,7 @@ func TestPcloudStatusRawUploadWithFileName(t *testing.T) {
 	rec.SetFileName("photo.jpg")
 	pcFeed(t, rec, make([]byte, 10))
 
-	reply, keys := pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
+	reply, _ := pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
 	want := `{"result":0,"total":64,"uploaded":10,"currentfile":"photo.jpg","currentfileuploaded":10,` +
 		`"filenumber":1,"finished":false,"files":[]}`
 	if reply != want {
@@ -321,7 +321,7 @@ func TestPcloudStatusRawUploadWithFileName(t *testing.T) {
 
 	pcFeed(t, rec, make([]byte, 54))
 	tr.Finish(rec, Judge(Event{Status: http.StatusOK, Received: 64}))
-	reply, keys = pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
+	reply, keys := pcJSON(t, PcloudStatusOf(tr.Lookup(Anyone, "h")))
 	want = `{"result":0,"total":64,"uploaded":64,"filenumber":1,"finished":true,` +
 		`"files":[{"name":"photo.jpg","size":64}]}`
 	if reply != want {

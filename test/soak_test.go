@@ -171,7 +171,6 @@ type soak struct {
 	mu      sync.Mutex
 	watches []*soakWatch
 	idlers  []*websocket.Conn
-	idleErr int
 }
 
 // TestSoak runs a bounded mix of concurrent uploads through Caddy, normal

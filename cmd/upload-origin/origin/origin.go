@@ -517,7 +517,7 @@ func resolve(p string, allowRoot bool) (clean, rel string, err error) {
 	}
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == ".." {
-			return "", "", errors.New("path must not contain ..")
+			return "", "", errors.New(`path must not contain a ".." segment`)
 		}
 	}
 	clean = path.Clean(p)
