@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +29,10 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/coder/websocket"
+	"go.uber.org/goleak"
 
 	_ "github.com/caddy-upload-progress/caddy-upload-progress"
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
-	"github.com/caddy-upload-progress/caddy-upload-progress/internal/leakcheck"
 )
 
 const apiKey = "test-key"
@@ -51,7 +50,6 @@ func TestMain(m *testing.M) {
 	storageDir = filepath.Join(dir, "storage")
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
-	before := runtime.NumGoroutine()
 	code := m.Run()
 	// caddy.Stop leaves the admin endpoint up; a config without one
 	// takes it down.
@@ -62,9 +60,11 @@ func TestMain(m *testing.M) {
 	caddy.Stop()
 	// Once Caddy has stopped, nothing of it or of the tests may be left
 	// running: watchers, janitors, connections, probes.
-	if left := leakcheck.Left(before, leakcheck.Wait); code == 0 && left != "" {
-		fmt.Fprintf(os.Stderr, "goroutines left behind after caddy stop (%d before the tests):\n%s", before, left)
-		code = 1
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutines left behind after caddy stop: %v\n", err)
+			code = 1
+		}
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
