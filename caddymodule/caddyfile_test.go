@@ -830,7 +830,8 @@ func jsonOf(t *testing.T, v any) string {
 //
 // `forward_headers` with no names must be refused: an empty list would
 // vanish in the adapted JSON (omitempty) and the probe would fall back to
-// forwarding x-user-api-key, which the Caddyfile did not ask for.
+// forwarding x-user-api-key, which the Caddyfile did not ask for. Names
+// given must be the names forwarded, as parsed and once adapted.
 func TestCaddyfileExistsProbeEmptyForwardHeaders(t *testing.T) {
 	var h Handler
 	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`upload_progress {
@@ -838,8 +839,23 @@ func TestCaddyfileExistsProbeEmptyForwardHeaders(t *testing.T) {
 			forward_headers
 		}
 	}`))
-	if err != nil {
-		return // refused: fine
+	if err == nil {
+		t.Errorf("`forward_headers` with no names accepted: %s", jsonOf(t, h))
+	} else {
+		for _, w := range []string{"wrong argument count", "forward_headers", "Testfile:3"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+	}
+
+	h = Handler{}
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`upload_progress {
+		exists_probe http://127.0.0.1:9000/fso?path={key} {
+			forward_headers X-Api-Key Authorization
+		}
+	}`)); err != nil {
+		t.Fatal(err)
 	}
 	direct := &ExistsProbe{URL: h.ExistsProbe.URL, ForwardHeaders: h.ExistsProbe.ForwardHeaders}
 	if err := direct.provision(); err != nil {
@@ -856,8 +872,9 @@ func TestCaddyfileExistsProbeEmptyForwardHeaders(t *testing.T) {
 	if err := loaded.ExistsProbe.provision(); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(direct.ForwardHeaders, loaded.ExistsProbe.ForwardHeaders) {
-		t.Errorf("`forward_headers` with no names forwards %q as parsed but %q once adapted to JSON (%s); it should be refused",
-			direct.ForwardHeaders, loaded.ExistsProbe.ForwardHeaders, b)
+	want := []string{"X-Api-Key", "Authorization"}
+	if !slices.Equal(direct.ForwardHeaders, want) || !slices.Equal(loaded.ExistsProbe.ForwardHeaders, want) {
+		t.Errorf("`forward_headers X-Api-Key Authorization` forwards %q as parsed and %q once adapted to JSON (%s), want %q",
+			direct.ForwardHeaders, loaded.ExistsProbe.ForwardHeaders, b, want)
 	}
 }
