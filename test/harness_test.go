@@ -33,6 +33,7 @@ import (
 
 	_ "github.com/caddy-upload-progress/caddy-upload-progress"
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 const apiKey = "test-key"
@@ -110,12 +111,11 @@ type env struct {
 // freePort returns a loopback port nobody listens on right now.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	return fmt.Sprint(port)
 }
 
 // startOrigin runs the reference origin on a loopback port.
@@ -364,7 +364,7 @@ func (e *env) storedSHA256(path string) string {
 // watch opens the progress WebSocket at wsPath for path and collects every
 // message until the server closes it.
 func (e *env) watch(ctx context.Context, wsPath, path, query string) (*watcher, error) {
-	u := "ws" + strings.TrimPrefix(e.proxy, "http") + wsPath + "?path=" + url.QueryEscape(path)
+	u := testkit.WebSocketURL(e.proxy) + wsPath + "?path=" + url.QueryEscape(path)
 	if query != "" {
 		u += "&" + query
 	}
