@@ -411,11 +411,16 @@ func TestZoneSharedAndClosedByLastCleanup(t *testing.T) {
 
 	// The last Cleanup closes it: a blocked watcher is told ErrClosed.
 	nextErr := make(chan error, 1)
+	waitCtx := newWaitingContext()
 	go func() {
-		_, err := sub.Next(context.Background(), sub.Current(), 1)
+		_, err := sub.Next(waitCtx, sub.Current(), 1)
 		nextErr <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // let Next block
+	select {
+	case <-waitCtx.waiting:
+	case err := <-nextErr:
+		t.Fatalf("with the tracker open and nothing new, Next = %v; want it to wait", err)
+	}
 	if err := cleanup2(); err != nil {
 		t.Fatalf("Cleanup: %v", err)
 	}
@@ -514,10 +519,10 @@ func TestProvisionAcceptsRuntimePlaceholders(t *testing.T) {
 	} {
 		t.Run(h.Owner+h.Key, func(t *testing.T) {
 			h.Zone = uniqueZone(t)
-			err, panicked := func() (err error, panicked any) {
+			panicked, err := func() (panicked any, err error) {
 				defer func() { panicked = recover() }()
 				_, err = provisionHandler(t, &h)
-				return err, nil
+				return nil, err
 			}()
 			if panicked != nil {
 				t.Errorf("Provision panicked: %v", panicked)
@@ -527,4 +532,22 @@ func TestProvisionAcceptsRuntimePlaceholders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitingContext is a context that tells, by closing waiting, when a Next
+// call is about to wait on it: Next asks its context for Done only to wait
+// on it, once it found the tracker open and nothing to report.
+type waitingContext struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func newWaitingContext() *waitingContext {
+	return &waitingContext{Context: context.Background(), waiting: make(chan struct{})}
+}
+
+func (c *waitingContext) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
 }

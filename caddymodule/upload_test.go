@@ -122,7 +122,9 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-// counterValue reads one series of a counter vector.
+// counterValue adds up every series of a counter vector whose labels
+// include labels: with every label given that is one series, with fewer it
+// is all of them (every outcome of a zone, say).
 func counterValue(t *testing.T, c prometheus.Collector, labels map[string]string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -131,6 +133,7 @@ func counterValue(t *testing.T, c prometheus.Collector, labels map[string]string
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sum float64
 	for _, mf := range mfs {
 	metrics:
 		for _, m := range mf.GetMetric() {
@@ -143,10 +146,10 @@ func counterValue(t *testing.T, c prometheus.Collector, labels map[string]string
 					continue metrics
 				}
 			}
-			return m.GetCounter().GetValue()
+			sum += m.GetCounter().GetValue()
 		}
 	}
-	return 0
+	return sum
 }
 
 func TestUploadBodyPassesUnchanged(t *testing.T) {
@@ -452,8 +455,13 @@ func TestUploadPanicAfterResponseCompletes(t *testing.T) {
 	if snap.State != progress.Completed || snap.HTTPStatus != http.StatusOK || snap.Received != 2048 {
 		t.Errorf("record = %+v, want completed 200 with 2048 bytes", snap)
 	}
+	// Finished once, as completed: no second series (aborted, from the
+	// panic) may count it again.
 	if n := counterValue(t, uploadsFinished, map[string]string{"zone": h.Zone}); n != 1 {
-		t.Errorf("uploads_finished_total = %v, want 1 (finished once)", n)
+		t.Errorf("uploads_finished_total summed over every outcome = %v, want 1 (finished once)", n)
+	}
+	if n := counterValue(t, uploadsFinished, map[string]string{"zone": h.Zone, "outcome": "completed"}); n != 1 {
+		t.Errorf("uploads_finished_total{outcome=completed} = %v, want 1", n)
 	}
 }
 

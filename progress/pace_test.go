@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -60,32 +61,39 @@ func TestNextPacedSendsAChangeOfStateAtOnce(t *testing.T) {
 }
 
 func TestNextPacedSendsTheStartOfAnUploadWithItsFirstBytesOnTheNextTick(t *testing.T) {
-	tr := newTestTracker(t, Options{})
-	sub := mustSubscribe(t, tr, Anyone, "/p")
-	waiting := sub.Current() // not_exist: the watcher waits for an upload
+	// In a synctest bubble the clock moves only when every goroutine of the
+	// test waits: the bytes are sent before the tick however loaded the
+	// machine is, and the tick comes at its exact time.
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTestTracker(t, Options{})
+		sub := mustSubscribe(t, tr, Anyone, "/p")
+		waiting := sub.Current() // not_exist: the watcher waits for an upload
 
-	const interval = 200 * time.Millisecond
-	res := goNextPaced(t.Context(), sub, waiting, 10, time.Now().Add(-time.Hour), interval)
-	waitParkedInNext(t, 1)
-	before := time.Now()
-	rec, _ := tr.Begin(Anyone, "/p", 1000)
-	u := startPipeUpload(t, rec)
-	u.send(t, 30)
-	sent := time.Now()
-	r := awaitNext(t, res)
-	returned := time.Now()
+		const interval = 200 * time.Millisecond
+		res := goNextPaced(t.Context(), sub, waiting, 10, time.Now().Add(-time.Hour), interval)
+		synctest.Wait()
+		began := time.Now()
+		rec, _ := tr.Begin(Anyone, "/p", 1000)
+		u := startPipeUpload(t, rec)
+		u.send(t, 30)
+		synctest.Wait()
+		select {
+		case r := <-res:
+			t.Fatalf("NextPaced returned the start before the tick: %+v, %v", r.snap, r.err)
+		default:
+		}
 
-	// The start is held to the first tick after it, whatever it is.
-	tick := before.Truncate(interval).Add(interval)
-	if r.err != nil || r.snap.State != Uploading {
-		t.Fatalf("NextPaced = %+v, %v; want the upload", r.snap, r.err)
-	}
-	if returned.Before(tick) {
-		t.Fatalf("NextPaced returned the start at %v, before the tick at %v", returned, tick)
-	}
-	if sent.Before(tick) && r.snap.Received != 30 {
-		t.Fatalf("NextPaced = %d bytes; want the 30 sent before the tick with the start", r.snap.Received)
-	}
+		// The start is held to the first tick after it, with the bytes that
+		// came by then.
+		r := awaitNext(t, res)
+		tick := began.Truncate(interval).Add(interval)
+		if r.err != nil || r.snap.State != Uploading || r.snap.ID != rec.ID() || r.snap.Received != 30 {
+			t.Fatalf("NextPaced = %+v, %v; want the upload with the 30 bytes sent before the tick", r.snap, r.err)
+		}
+		if returned := time.Now(); !returned.Equal(tick) {
+			t.Fatalf("NextPaced returned the start at %v, want the tick at %v", returned, tick)
+		}
+	})
 }
 
 func TestNextPacedSendsTheEndOfAnUnannouncedUploadAtOnce(t *testing.T) {

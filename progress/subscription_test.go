@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -123,30 +124,36 @@ func TestSubscriptionStepBelowOneMeansEveryByte(t *testing.T) {
 }
 
 func TestSubscriptionNextReturnsOnFinish(t *testing.T) {
-	tr := newTestTracker(t, Options{})
-	rec, _ := tr.Begin(Anyone, "/f", 500)
-	sub := mustSubscribe(t, tr, Anyone, "/f")
-	u := startPipeUpload(t, rec)
+	// In a synctest bubble, synctest.Wait returns once every goroutine of
+	// the test waits: a Next that the bytes woke has returned by then, or
+	// waits again.
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTestTracker(t, Options{})
+		rec, _ := tr.Begin(Anyone, "/f", 500)
+		sub := mustSubscribe(t, tr, Anyone, "/f")
+		u := startPipeUpload(t, rec)
 
-	const step = 1 << 40
-	cur := sub.Current()
-	res := goNext(t.Context(), sub, cur, step)
-	waitWatched(t, rec, step)
-	u.send(t, 10)
-	select {
-	case r := <-res:
-		t.Fatalf("Next returned after 10 bytes of a %d step: %+v, %v", step, r.snap, r.err)
-	default:
-	}
-	tr.Finish(rec, Judge(Event{Status: 500, Received: 10}))
-	r := awaitNext(t, res)
-	if r.err != nil || r.snap.ID != rec.ID() || r.snap.State != Failed || r.snap.Received != 10 ||
-		r.snap.HTTPStatus != 500 || r.snap.Error != "origin responded 500 Internal Server Error" {
-		t.Fatalf("Next after Finish = %+v, %v", r.snap, r.err)
-	}
+		const step = 1 << 40
+		cur := sub.Current()
+		res := goNext(t.Context(), sub, cur, step)
+		waitWatched(t, rec, step)
+		u.send(t, 10)
+		synctest.Wait()
+		select {
+		case r := <-res:
+			t.Fatalf("Next returned after 10 bytes of a %d step: %+v, %v", step, r.snap, r.err)
+		default:
+		}
+		tr.Finish(rec, Judge(Event{Status: 500, Received: 10}))
+		r := awaitNext(t, res)
+		if r.err != nil || r.snap.ID != rec.ID() || r.snap.State != Failed || r.snap.Received != 10 ||
+			r.snap.HTTPStatus != 500 || r.snap.Error != "origin responded 500 Internal Server Error" {
+			t.Fatalf("Next after Finish = %+v, %v", r.snap, r.err)
+		}
 
-	// Nothing follows a terminal state until something else happens to the key.
-	expectQuiet(t, sub, r.snap, 1)
+		// Nothing follows a terminal state until something else happens to the key.
+		expectQuiet(t, sub, r.snap, 1)
+	})
 }
 
 func TestSubscriptionBeforeUploadSeesBegin(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // At the watcher limit a watcher is refused with 503 in the protocol's
@@ -30,7 +32,7 @@ func TestWatcherLimitRefusesWith503(t *testing.T) {
 		defer w.c.CloseNow()
 		w.next(t)
 	}
-	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.proxy, "http")+"/ws/progress?path=/limited.bin",
+	_, resp, err := websocket.Dial(ctx, testkit.WebSocketURL(e.proxy)+"/ws/progress?path=/limited.bin",
 		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("third watcher: %v %v, want 503", resp, err)

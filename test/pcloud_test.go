@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // pcloudOrigin stands in for pCloud's uploadfile: it reads a multipart
@@ -215,7 +217,7 @@ func TestPcloudMultipartUploadWatchedLive(t *testing.T) {
 	// The same record over the WebSocket: the final reply, then a normal close.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.proxy, "http")+"/uploadprogress/ws?"+auth, nil)
+	c, _, err := websocket.Dial(ctx, testkit.WebSocketURL(e.proxy)+"/uploadprogress/ws?"+auth, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // The soak's bounds. The full soak is sized to take about a minute under
@@ -171,7 +173,6 @@ type soak struct {
 	mu      sync.Mutex
 	watches []*soakWatch
 	idlers  []*websocket.Conn
-	idleErr int
 }
 
 // TestSoak runs a bounded mix of concurrent uploads through Caddy, normal
@@ -664,7 +665,7 @@ func (s *soak) watchJob(ctx context.Context, j *soakJob) {
 	if j.pcloud() {
 		q = "progresshash=" + url.QueryEscape(j.key) + "&auth=" + soakAuth
 	}
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.e.proxy, "http")+j.wsPath+"?"+q, &websocket.DialOptions{
+	c, _, err := websocket.Dial(ctx, testkit.WebSocketURL(s.e.proxy)+j.wsPath+"?"+q, &websocket.DialOptions{
 		HTTPClient: s.client,
 		HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}},
 	})

@@ -7,14 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // Bounds of BenchmarkUploadWatchedBy1000.
@@ -72,10 +72,10 @@ func benchWatchedBy(b *testing.B, idle int) {
 		ratios = append(ratios, plain.Seconds()/with.Seconds())
 	}
 	b.StopTimer()
-	b.ReportMetric(median(unwatched), "unwatched-MiB/s")
-	b.ReportMetric(median(watched), "watched-MiB/s")
-	b.ReportMetric(median(ratios), "ratio")
-	b.ReportMetric(median(msgs), "msgs/round")
+	b.ReportMetric(testkit.Median(unwatched), "unwatched-MiB/s")
+	b.ReportMetric(testkit.Median(watched), "watched-MiB/s")
+	b.ReportMetric(testkit.Median(ratios), "ratio")
+	b.ReportMetric(testkit.Median(msgs), "msgs/round")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -85,7 +85,7 @@ func benchWatchedBy(b *testing.B, idle int) {
 func benchWatchedRound(b *testing.B, e *env, client *http.Client, key string, body []byte, idle int) (time.Duration, int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	u := "ws" + strings.TrimPrefix(e.proxy, "http") + "/ws/progress?path=" + key
+	u := testkit.WebSocketURL(e.proxy) + "/ws/progress?path=" + key
 	opts := &websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}}
 	conns := make([]*websocket.Conn, benchWatchers)
 	defer func() {
@@ -168,20 +168,8 @@ func startSinkOrigin(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusCreated)
-	})}
+	srv := &http.Server{Handler: http.HandlerFunc(testkit.Sink)}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return l.Addr().String()
-}
-
-// median of xs (which it sorts).
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	slices.Sort(xs)
-	return xs[len(xs)/2]
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // waitMetric polls Caddy's /metrics until series reaches want, failing
@@ -53,7 +55,7 @@ func TestUnresponsiveWatcherIsDroppedWith1008(t *testing.T) {
 	if p := reader.next(t); p.Status != "uploading" {
 		t.Fatalf("reading watcher's first message %+v", p)
 	}
-	idle, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.proxy, "http")+"/ws/progress?path=/watched.bin",
+	idle, _, err := websocket.Dial(ctx, testkit.WebSocketURL(e.proxy)+"/ws/progress?path=/watched.bin",
 		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}})
 	if err != nil {
 		t.Fatal(err)

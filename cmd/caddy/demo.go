@@ -114,7 +114,7 @@ func demoConfig(listen, originAddr, admin string) ([]byte, error) {
 	rewriteAddrs(cfg, "", to, found)
 	for from := range to {
 		if !found[from] {
-			return nil, fmt.Errorf("Caddyfile.example does not use %s, which the demo expects", from)
+			return nil, fmt.Errorf("the example Caddyfile does not use %s, which the demo expects", from)
 		}
 	}
 	return json.Marshal(cfg)

@@ -25,7 +25,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/caddy-upload-progress/caddy-upload-progress/internal/leakcheck"
+	"go.uber.org/goleak"
 )
 
 // demoChildEnv makes the test binary run as the caddy command, so that
@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 		main() // exits by itself
 		return
 	}
-	os.Exit(leakcheck.Main(m))
+	goleak.VerifyTestMain(m)
 }
 
 // How long the demo may take to start and to stop on a loaded machine.

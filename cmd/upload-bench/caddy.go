@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // caddyPkg is the Caddy build with the module.
@@ -38,18 +39,6 @@ type caddyInstance struct {
 	plain, tracked string // base URLs of the sites
 	log            string // path of its log (stderr)
 	admin          string // base URL of the admin endpoint, "" when off
-}
-
-// freePort returns a loopback port the kernel just handed out and released.
-// Another process could take it before Caddy binds it; Caddy then fails to
-// start, and the bench says so.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // caddyConfig is the JSON config: admin off (or on adminAddr when it is set,
@@ -122,17 +111,17 @@ func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr, log
 // With admin set, Caddy's admin endpoint listens on a loopback port
 // (admin.go's /debug/pprof/ is what the bench wants of it).
 func startCaddy(ctx context.Context, bin, dir, origin, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
-	plainPort, err := freePort()
+	plainPort, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	trackedPort, err := freePort()
+	trackedPort, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	var adminAddr string
 	if admin {
-		adminPort, err := freePort()
+		adminPort, err := testkit.FreePort()
 		if err != nil {
 			return nil, err
 		}

@@ -20,38 +20,15 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // originChildArg, as the first argument, makes the binary the sink origin.
 const originChildArg = "-origin-child"
-
-// sinkBufs are the origin's read buffers.
-var sinkBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
-// sink reads and discards the request body at full speed and answers 201
-// with a tiny JSON. It is the same for every request, tracked or not.
-func sink(w http.ResponseWriter, r *http.Request) {
-	buf := sinkBufs.Get().(*[]byte)
-	// io.CopyBuffer into io.Discard hidden behind a plain Writer: io.Discard's
-	// own ReadFrom reads in 8 KiB steps; a 256 KiB buffer keeps the origin's
-	// syscall count low so that the proxy, not the sink, is what limits.
-	n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, r.Body, *buf)
-	sinkBufs.Put(buf)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	body := `{"ok":true,"bytes":` + strconv.FormatInt(n, 10) + "}\n"
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusCreated)
-	_, _ = io.WriteString(w, body)
-}
 
 // runOriginChild is the origin child's main: it listens on a loopback port
 // picked by the kernel, prints "ADDR host:port" on stdout, and serves until
@@ -61,7 +38,7 @@ func runOriginChild() error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(sink), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(testkit.Sink), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("ADDR %s\n", ln.Addr())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // row is one metric of one workload, over all rounds.
@@ -34,9 +36,9 @@ type row struct {
 // newRow computes the medians, the ratio and the verdict.
 func newRow(w workload, m metric, plain, tracked []float64) row {
 	r := row{Workload: w.ID, Title: w.Title, Sides: w.Sides, Metric: m, Plain: plain, Tracked: tracked,
-		TrackMed: median(tracked)}
+		TrackMed: testkit.Median(tracked)}
 	if len(plain) > 0 { // else a tracked-only metric: no median, no ratio
-		r.PlainMed = median(plain)
+		r.PlainMed = testkit.Median(plain)
 		r.Ratio = r.TrackMed / r.PlainMed
 		for i := range min(len(plain), len(tracked)) {
 			r.RoundRatios = append(r.RoundRatios, tracked[i]/plain[i])

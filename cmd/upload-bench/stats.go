@@ -6,21 +6,6 @@ import (
 	"time"
 )
 
-// median returns the middle of xs (the mean of the two middle values for
-// an even count), or NaN for no values. xs is not modified.
-func median(xs []float64) float64 {
-	n := len(xs)
-	if n == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // percentile returns the p-th percentile (0 < p <= 100) of xs by the
 // nearest-rank method: the smallest value with at least p% of the values at
 // or below it. p <= 0 gives the minimum; no values give NaN. xs is not

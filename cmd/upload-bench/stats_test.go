@@ -6,30 +6,6 @@ import (
 	"time"
 )
 
-func TestMedian(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want float64
-	}{
-		{[]float64{3}, 3},
-		{[]float64{5, 1, 3}, 3},
-		{[]float64{4, 1, 3, 2}, 2.5},
-		{[]float64{10, 10, 1, 1000, 10}, 10},
-	} {
-		if got := median(tc.in); got != tc.want {
-			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-	if got := median(nil); !math.IsNaN(got) {
-		t.Errorf("median(nil) = %v, want NaN", got)
-	}
-	in := []float64{3, 1, 2}
-	median(in)
-	if in[0] != 3 || in[1] != 1 || in[2] != 2 {
-		t.Errorf("median modified its input: %v", in)
-	}
-}
-
 func TestPercentile(t *testing.T) {
 	var hundred []float64
 	for i := 100; i >= 1; i-- { // reversed: percentile must sort

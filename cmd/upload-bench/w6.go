@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // runW6 is one W6Size upload to TRACKED, watched (B side) by W6Watchers
@@ -42,7 +43,7 @@ func runW6(ctx context.Context, b *bench, watched bool, tag string) (map[string]
 // idleWatchers connects n WebSocket watchers of key on TRACKED, 32 at a
 // time, that read nothing.
 func idleWatchers(ctx context.Context, b *bench, key string, n int) ([]*websocket.Conn, error) {
-	url := "ws" + strings.TrimPrefix(b.tracked, "http") + "/ws/progress?path=" + key
+	url := testkit.WebSocketURL(b.tracked) + "/ws/progress?path=" + key
 	conns := make([]*websocket.Conn, n)
 	var mu sync.Mutex
 	client := newClient()

@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
 // watchedUploads is W4's tracked side: W4Watchers WebSocket watchers spread
@@ -25,7 +26,7 @@ func watchedUploads(ctx context.Context, b *bench, prefix string) (map[string]fl
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%s-%d", prefix, i)
 	}
-	wsBase := "ws" + strings.TrimPrefix(b.tracked, "http") + "/ws/progress?path="
+	wsBase := testkit.WebSocketURL(b.tracked) + "/ws/progress?path="
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -365,7 +365,7 @@ func TestPcloudStatusRawUploadWithFileName(t *testing.T) {
 	rec.SetFileName("photo.jpg")
 	pcFeed(t, rec, make([]byte, 10))
 
-	reply, keys := pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
+	reply, _ := pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
 	want := `{"result":0,"total":64,"uploaded":10,"currentfile":"photo.jpg","currentfileuploaded":10,` +
 		`"filenumber":1,"finished":false,"files":[]}`
 	if reply != want {
@@ -374,7 +374,7 @@ func TestPcloudStatusRawUploadWithFileName(t *testing.T) {
 
 	pcFeed(t, rec, make([]byte, 54))
 	tr.Finish(rec, progress.Judge(progress.Event{Status: http.StatusOK, Received: 64}))
-	reply, keys = pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
+	reply, keys := pcJSON(t, StatusOf(tr.Lookup(progress.Anyone, "h")))
 	want = `{"result":0,"total":64,"uploaded":64,"filenumber":1,"finished":true,` +
 		`"files":[{"name":"photo.jpg","size":64}]}`
 	if reply != want {

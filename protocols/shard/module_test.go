@@ -170,3 +170,45 @@ func TestShardUnmarshalCaddyfileErrors(t *testing.T) {
 		}
 	}
 }
+
+// What a Caddyfile means must survive its adaptation to JSON, which is
+// what Caddy runs: `forward_headers` with no names is refused (an empty
+// list would vanish in the JSON, omitempty, and the probe would forward
+// x-user-api-key, which the Caddyfile did not ask for), and the names
+// given are the names forwarded, as parsed and once adapted.
+func TestExistsProbeForwardHeadersSurviveAdaptation(t *testing.T) {
+	var s Shard
+	err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`protocol shard {
+		exists_probe http://127.0.0.1:9000/fso?path={key} {
+			forward_headers
+		}
+	}`))
+	if err == nil || !strings.Contains(err.Error(), "wrong argument count") || !strings.Contains(err.Error(), "Testfile:3") {
+		t.Errorf("`forward_headers` with no names: %v, want a wrong argument count at Testfile:3", err)
+	}
+
+	s = Shard{}
+	if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`protocol shard {
+		exists_probe http://127.0.0.1:9000/fso?path={key} {
+			forward_headers X-Api-Key Authorization
+		}
+	}`)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loaded Shard
+	if err := json.Unmarshal(b, &loaded); err != nil {
+		t.Fatal(err)
+	}
+	if err := progresstest.Provision(&loaded); err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Cleanup()
+	want := []string{"X-Api-Key", "Authorization"}
+	if got := loaded.ExistsProbe.ForwardHeaders; !slices.Equal(got, want) {
+		t.Errorf("forward_headers once adapted to JSON (%s) = %q, want %q", b, got, want)
+	}
+}

@@ -1,11 +1,10 @@
 package origin
 
 import (
-	"os"
 	"testing"
 
-	"github.com/caddy-upload-progress/caddy-upload-progress/internal/leakcheck"
+	"go.uber.org/goleak"
 )
 
 // TestMain fails the package if its tests leave goroutines behind.
-func TestMain(m *testing.M) { os.Exit(leakcheck.Main(m)) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -485,10 +485,6 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.msg }
 
-func httpErrorf(status int, format string, args ...any) error {
-	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
-}
-
 // failure turns err into a reply: its own status for an httpError, else a
 // 500 whose details go to the log rather than to the client.
 func (s *Server) failure(r *http.Request, err error) reply {
@@ -650,7 +646,7 @@ func resolve(p string, allowRoot bool) (clean, rel string, err error) {
 	}
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == ".." {
-			return "", "", errors.New("path must not contain ..")
+			return "", "", errors.New(`path must not contain a ".." segment`)
 		}
 	}
 	clean = path.Clean(p)
