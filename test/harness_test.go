@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,7 +223,55 @@ func (e *env) tryLoad(block, upstream string) error {
 	if err := caddy.Load(cfg, true); err != nil {
 		return fmt.Errorf("loading config: %v", err)
 	}
+	e.waitForOldListeners()
 	return nil
+}
+
+// waitForOldListeners waits until the sockets of the config before the
+// one just loaded are closed. Caddy binds new sockets for each config
+// (SO_REUSEPORT) and closes the old ones once it has loaded the new, the
+// admin endpoint's in the background: a connection the kernel queued on
+// an old socket in between is reset, so requests wait until only the new
+// ones listen.
+func (e *env) waitForOldListeners() {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	_, adminPort, _ := net.SplitHostPort(e.admin)
+	for _, port := range []string{e.port, adminPort} {
+		for {
+			n := listeningSockets(port)
+			if n == 1 || n < 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				e.t.Fatalf("%d sockets listen on port %s 10 s after a config load, want 1", n, port)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// listeningSockets counts the TCP sockets listening on port, from the
+// kernel's tables where it shows them (Linux); -1 elsewhere.
+func listeningSockets(port string) int {
+	p, _ := strconv.Atoi(port)
+	suffix := fmt.Sprintf(":%04X", p)
+	n := -1
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		n = max(n, 0)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// sl local_address rem_address st ...; st 0A is LISTEN.
+			f := strings.Fields(line)
+			if len(f) > 3 && strings.HasSuffix(f[1], suffix) && f[3] == "0A" {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // progressReply is the storage node's progress JSON.
