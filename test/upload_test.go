@@ -206,7 +206,7 @@ func TestOriginDown(t *testing.T) {
 	data := pattern(10 << 10)
 	res := e.upload("/down.bin", bytes.NewReader(data), int64(len(data)), "", nil)
 	if res.code != http.StatusBadGateway {
-		t.Fatalf("upload to a dead origin: %d %s, want 502", res.code, res.body)
+		t.Fatalf("upload to a dead origin: %d %s %v, want 502", res.code, res.body, res.err)
 	}
 	p := e.status("/down.bin")
 	if p.Status != "failed" || p.Error != "origin unreachable (502 Bad Gateway)" {

@@ -29,7 +29,10 @@ func refusedBody(t *testing.T, resp *http.Response) string {
 }
 
 // WebSocket requests that cannot be served are refused before the
-// handshake, with the storage node's error shape and code, and counted.
+// handshake, with the storage node's error shape and code, and counted; a
+// plain GET, without the upgrade, gets 426. The bodies of 426 (and of the
+// Origin refusals below) are the WebSocket library's own text, so only
+// their codes are checked.
 func TestWebSocketRefusals(t *testing.T) {
 	e := newEnv(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -94,8 +97,8 @@ func TestWebSocketRefusals(t *testing.T) {
 }
 
 // Records are bound to their owner over the WebSocket too: a watcher with
-// another credential sees exactly what a never-used key shows, and stays
-// waiting, while the owner sees the upload.
+// another credential sees exactly what a never-used key shows, while the
+// owner sees the upload.
 func TestWebSocketOfAnotherOwnersKey(t *testing.T) {
 	e := newEnv(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
