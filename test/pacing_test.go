@@ -74,7 +74,11 @@ func (e *env) watchPacedUpload(t *testing.T, path string, n int) ([][]progressRe
 		t.Fatalf("paced upload: %d %s %v", res.code, res.body, res.err)
 	}
 
+	// Each watcher ends with the final state. Between them they saw the
+	// upload in progress; one of several sharing a low rate for the key
+	// may be paced past the upload's end on a loaded machine.
 	got := make([][]progressReply, n)
+	uploading := 0
 	for i, w := range ws {
 		msgs := w.all(t)
 		if w.close.Code != websocket.StatusNormalClosure {
@@ -83,16 +87,15 @@ func (e *env) watchPacedUpload(t *testing.T, path string, n int) ([][]progressRe
 		if last := msgs[len(msgs)-1]; last.Status != "completed" || last.Uploaded != size {
 			t.Fatalf("watcher %d last message %+v, want completed %d", i, last, size)
 		}
-		uploading := 0
 		for _, m := range msgs {
 			if m.Status == "uploading" {
 				uploading++
 			}
 		}
-		if uploading == 0 {
-			t.Fatalf("watcher %d never saw the upload in progress: %+v", i, msgs)
-		}
 		got[i] = msgs
+	}
+	if uploading == 0 {
+		t.Fatalf("no watcher saw the upload in progress: %+v", got)
 	}
 	return got, took
 }
