@@ -118,8 +118,14 @@ func TestUpdateIntervalBoundsMessages(t *testing.T) {
 // update a second, though update_interval alone would allow ten.
 func TestKeyUpdatesPerSecondBoundsMessages(t *testing.T) {
 	e := newEnv(t, "update_interval 100ms\nkey_updates_per_second 4")
-	const rate, watchers = 4, 4
-	got, took := e.watchPacedUpload(t, "/shared.bin", watchers)
+	e.checkKeyRate(t, "/shared.bin", 4, 4)
+}
+
+// checkKeyRate has watchers watch a paced upload and checks that they got
+// at most rate messages a second between them.
+func (e *env) checkKeyRate(t *testing.T, path string, rate, watchers int) {
+	t.Helper()
+	got, took := e.watchPacedUpload(t, path, watchers)
 	total := 0
 	for _, msgs := range got {
 		total += len(msgs)
@@ -127,7 +133,7 @@ func TestKeyUpdatesPerSecondBoundsMessages(t *testing.T) {
 	// Per watcher: the state at connection, the start (paced to the
 	// interval of the one watcher there was when it began waiting), one
 	// update per tick of its share of the rate, and the final state.
-	if limit := int(took.Seconds()*rate) + 4*watchers; total > limit {
+	if limit := int(took.Seconds()*float64(rate)) + 4*watchers; total > limit {
 		t.Fatalf("%d watchers got %d messages in all during a %v upload, want at most %d (%d a second for the key)",
 			watchers, total, took, limit, rate)
 	}

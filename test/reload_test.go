@@ -118,16 +118,7 @@ func TestReloadAppliesWatcherLimits(t *testing.T) {
 func TestReloadAppliesPacing(t *testing.T) {
 	e := newEnv(t, "update_interval off\nkey_updates_per_second off")
 	e.load("update_interval 100ms\nkey_updates_per_second 4", e.originURL)
-	const rate, watchers = 4, 4
-	got, took := e.watchPacedUpload(t, "/paced-after-reload.bin", watchers)
-	total := 0
-	for _, msgs := range got {
-		total += len(msgs)
-	}
-	if limit := int(took.Seconds()*rate) + 4*watchers; total > limit {
-		t.Fatalf("%d watchers got %d messages in all during a %v upload, want at most %d (%d a second for the key)",
-			watchers, total, took, limit, rate)
-	}
+	e.checkKeyRate(t, "/paced-after-reload.bin", 4, 4)
 }
 
 // Counters keep their values across a reload: each config has its own

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 	"io"
-	"math/rand/v2"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -200,18 +198,6 @@ func (d *runningDemo) stop(sig os.Signal) {
 	}
 }
 
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	r := rand.NewChaCha8([32]byte{7})
-	_, _ = r.Read(b)
-	return b
-}
-
-func sha(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
 // client talks to the demo like a user's program.
 type client struct {
 	t *testing.T
@@ -341,7 +327,7 @@ func TestDemoServesEveryProtocol(t *testing.T) {
 func demoShard(t *testing.T, d *runningDemo) {
 	c := newClient(t)
 	key := map[string]string{"x-user-api-key": "demo"}
-	data := randomBytes(1<<20 + 3)
+	data := testkit.RandomBytes(1<<20+3, 7)
 	c.do(http.MethodPost, d.site+"/fso?path=/go/shard.bin&informProgress=true&overwrite=true", key, data, http.StatusCreated)
 
 	var st shardStatus
@@ -372,7 +358,7 @@ func demoShard(t *testing.T, d *runningDemo) {
 
 func demoPcloud(t *testing.T, d *runningDemo) {
 	c := newClient(t)
-	files := map[string][]byte{"one.bin": randomBytes(700_000), "two.txt": []byte("two\n")}
+	files := map[string][]byte{"one.bin": testkit.RandomBytes(700_000, 7), "two.txt": []byte("two\n")}
 	body, ct := multipartBody(t, files, "one.bin", "two.txt")
 	var answer struct {
 		Result   int               `json:"result"`
@@ -386,7 +372,7 @@ func demoPcloud(t *testing.T, d *runningDemo) {
 	for i, name := range []string{"one.bin", "two.txt"} {
 		var f pcloudFile
 		json.Unmarshal(answer.Metadata[i], &f)
-		if f != (pcloudFile{name, int64(len(files[name])), sha(files[name])}) {
+		if f != (pcloudFile{name, int64(len(files[name])), testkit.SHA256(files[name])}) {
 			t.Errorf("uploadfile file %d: %s", i, answer.Metadata[i])
 		}
 	}
@@ -410,13 +396,13 @@ func demoPcloud(t *testing.T, d *runningDemo) {
 	}
 
 	// A raw upload names its file with filename.
-	data := randomBytes(300_000)
+	data := testkit.RandomBytes(300_000, 7)
 	c.do(http.MethodPost, d.site+"/uploadfile?progresshash=go-raw&auth=demo&path=/go&filename=raw.bin", nil, data, http.StatusOK)
 	st = pcloudStatus{}
 	raw = c.decode(http.MethodGet, d.site+"/uploadprogress?progresshash=go-raw&auth=demo", nil, nil, http.StatusOK, &st)
 	var f pcloudFile
 	if st.Result != 0 || !st.Finished || len(st.Files) != 1 || json.Unmarshal(st.Files[0], &f) != nil ||
-		f != (pcloudFile{"raw.bin", int64(len(data)), sha(data)}) {
+		f != (pcloudFile{"raw.bin", int64(len(data)), testkit.SHA256(data)}) {
 		t.Fatalf("uploadprogress of a raw upload: %s", raw)
 	}
 }
@@ -424,7 +410,7 @@ func demoPcloud(t *testing.T, d *runningDemo) {
 func demoNginx(t *testing.T, d *runningDemo) {
 	c := newClient(t)
 	// The id in the query, a raw body.
-	data := randomBytes(500_000)
+	data := testkit.RandomBytes(500_000, 7)
 	c.do(http.MethodPost, d.site+"/upload?X-Progress-ID=go-raw&path=/go&filename=nginx.bin", nil, data, http.StatusCreated)
 	if got := string(c.do(http.MethodGet, d.site+"/progress?X-Progress-ID=go-raw", nil, nil, http.StatusOK)); strings.TrimSpace(got) != `{"state":"done"}` {
 		t.Errorf("progress: %s, want done", got)
@@ -517,7 +503,7 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 		var pc pcloudStatus
 		var f pcloudFile
 		if json.Unmarshal([]byte(statuses[1]), &pc) != nil || pc.Result != 0 || !pc.Finished || len(pc.Files) != 1 ||
-			json.Unmarshal(pc.Files[0], &f) != nil || f != (pcloudFile{"big.bin", size, sha(big)}) {
+			json.Unmarshal(pc.Files[0], &f) != nil || f != (pcloudFile{"big.bin", size, testkit.SHA256(big)}) {
 			t.Errorf("round %d: pcloud status %s, want big.bin finished", round, statuses[1])
 		}
 		if strings.TrimSpace(statuses[2]) != `{"state":"done"}` {

@@ -4,8 +4,11 @@
 package testkit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -70,4 +73,17 @@ func Sink(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, body)
+}
+
+// RandomBytes is n bytes of random content, the same for the same seed.
+func RandomBytes(n int, seed byte) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{seed}).Read(b)
+	return b
+}
+
+// SHA256 is the hex sha256 of b, as the reference origin reports it.
+func SHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

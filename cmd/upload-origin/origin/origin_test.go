@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 	"io"
-	"math/rand/v2"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -41,18 +39,6 @@ func newOrigin(t *testing.T, cfg Config) (ts *httptest.Server, dir string) {
 		s.Close()
 	})
 	return ts, dir
-}
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	r := rand.NewChaCha8([32]byte{1, 2, 3})
-	_, _ = r.Read(b)
-	return b
-}
-
-func sha(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 type request struct {
@@ -149,7 +135,7 @@ func noTempFiles(t *testing.T, dir string) {
 
 func TestRawUpload(t *testing.T) {
 	ts, dir := newOrigin(t, Config{})
-	data := randomBytes(3<<20 + 17)
+	data := testkit.RandomBytes(3<<20+17, 7)
 
 	status, h, body := do(t, ts, request{
 		query:  pathQuery("/a/b//c.bin") + "&informProgress=true",
@@ -166,7 +152,7 @@ func TestRawUpload(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := StoredFile{Path: "/a/b/c.bin", Size: int64(len(data)), SHA256: sha(data)}
+	want := StoredFile{Path: "/a/b/c.bin", Size: int64(len(data)), SHA256: testkit.SHA256(data)}
 	if got != want {
 		t.Errorf("reply = %+v, want %+v", got, want)
 	}
@@ -202,7 +188,7 @@ func TestOverwrite(t *testing.T) {
 	// 409 must still reach the client although the body is never read.
 	// (net/http lingers ~0.5s before closing such a connection, which is
 	// most of this test's run time.)
-	big := randomBytes(8 << 20)
+	big := testkit.RandomBytes(8<<20, 7)
 	resp, body := doResp(t, ts, request{query: pathQuery("/f.txt"), body: bytes.NewReader(big)})
 	wantError(t, resp.StatusCode, resp.Header, body, http.StatusConflict, "file already exists")
 	if !resp.Close {
@@ -210,7 +196,7 @@ func TestOverwrite(t *testing.T) {
 	}
 
 	f := upload(t, ts, pathQuery("/f.txt")+"&overwrite=true", []byte("second"))
-	if f.Size != 6 || f.SHA256 != sha([]byte("second")) {
+	if f.Size != 6 || f.SHA256 != testkit.SHA256([]byte("second")) {
 		t.Errorf("overwrite reply = %+v", f)
 	}
 	if got := readStored(t, dir, "f.txt"); string(got) != "second" {
@@ -271,7 +257,7 @@ func TestMultipart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := randomBytes(100_000 * (i + 1))
+		c := testkit.RandomBytes(100_000*(i+1), 7)
 		c[0] = byte(i) // distinct contents
 		contents = append(contents, c)
 		_, _ = w.Write(c)
@@ -298,7 +284,7 @@ func TestMultipart(t *testing.T) {
 			Path:   "/batch/" + f.stored,
 			Name:   f.stored,
 			Size:   int64(len(contents[i])),
-			SHA256: sha(contents[i]),
+			SHA256: testkit.SHA256(contents[i]),
 		}
 		if got.Files[i] != want {
 			t.Errorf("file %d = %+v, want %+v", i, got.Files[i], want)
@@ -330,7 +316,7 @@ func TestForcedFailure(t *testing.T) {
 	ts, dir := newOrigin(t, Config{})
 	resp, body := doResp(t, ts, request{
 		query:  pathQuery("/x"),
-		body:   bytes.NewReader(randomBytes(1 << 20)),
+		body:   bytes.NewReader(testkit.RandomBytes(1<<20, 7)),
 		header: map[string]string{FailHeader: "500"},
 	})
 	wantError(t, resp.StatusCode, resp.Header, body, http.StatusInternalServerError, "forced failure")
@@ -378,7 +364,7 @@ func TestDelay(t *testing.T) {
 
 func TestHead(t *testing.T) {
 	ts, _ := newOrigin(t, Config{})
-	upload(t, ts, pathQuery("/h.bin"), randomBytes(1234))
+	upload(t, ts, pathQuery("/h.bin"), testkit.RandomBytes(1234, 7))
 
 	status, h, body := do(t, ts, request{method: http.MethodHead, query: pathQuery("/h.bin")})
 	if status != http.StatusOK || len(body) != 0 {
@@ -468,7 +454,7 @@ func TestAbortedUpload(t *testing.T) {
 	if err != nil || !strings.Contains(line, "100") {
 		t.Fatalf("want 100 Continue, got %q (%v)", line, err)
 	}
-	_, _ = conn.Write(randomBytes(5000))
+	_, _ = conn.Write(testkit.RandomBytes(5000, 7))
 	conn.Close()
 	ts.Close() // returns once the handler has finished
 

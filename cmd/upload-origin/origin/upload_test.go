@@ -3,6 +3,7 @@ package origin
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,7 +27,7 @@ func plainUpload(t *testing.T, ts *httptest.Server, query string, header map[str
 // A raw body is stored under a new name each time, or under its filename.
 func TestPlainUploadRaw(t *testing.T) {
 	ts, dir := newOrigin(t, Config{})
-	data := randomBytes(2<<20 + 5)
+	data := testkit.RandomBytes(2<<20+5, 7)
 	first := plainUpload(t, ts, "X-Progress-ID=abc", nil, data)
 	second := plainUpload(t, ts, "", map[string]string{"X-Progress-ID": "abc"}, data)
 	for _, r := range []MultipartResponse{first, second} {
@@ -34,7 +35,7 @@ func TestPlainUploadRaw(t *testing.T) {
 			t.Fatalf("reply %+v, want one file", r)
 		}
 		f := r.Files[0]
-		if !strings.HasPrefix(f.Name, "upload-") || f.Path != "/"+f.Name || f.Size != int64(len(data)) || f.SHA256 != sha(data) {
+		if !strings.HasPrefix(f.Name, "upload-") || f.Path != "/"+f.Name || f.Size != int64(len(data)) || f.SHA256 != testkit.SHA256(data) {
 			t.Errorf("file %+v, want a new upload-… name with the upload's size and hash", f)
 		}
 		if !bytes.Equal(readStored(t, dir, f.Name), data) {
@@ -60,13 +61,13 @@ func TestPlainUploadRaw(t *testing.T) {
 
 func TestPlainUploadMultipart(t *testing.T) {
 	ts, dir := newOrigin(t, Config{})
-	one, two := randomBytes(100_000), []byte("two")
+	one, two := testkit.RandomBytes(100_000, 7), []byte("two")
 	body, ct := multipartBody(t, filePart{"one.bin", "", one}, filePart{"../two.txt", "text/plain", two})
 	for range 2 { // the same upload twice: the files are replaced
 		r := plainUpload(t, ts, "X-Progress-ID=m&path=/batch", map[string]string{"Content-Type": ct}, body)
 		want := []StoredFile{
-			{Path: "/batch/one.bin", Name: "one.bin", Size: int64(len(one)), SHA256: sha(one)},
-			{Path: "/batch/two.txt", Name: "two.txt", Size: 3, SHA256: sha(two)},
+			{Path: "/batch/one.bin", Name: "one.bin", Size: int64(len(one)), SHA256: testkit.SHA256(one)},
+			{Path: "/batch/two.txt", Name: "two.txt", Size: 3, SHA256: testkit.SHA256(two)},
 		}
 		if len(r.Files) != 2 || r.Files[0] != want[0] || r.Files[1] != want[1] {
 			t.Fatalf("reply %+v, want %+v", r.Files, want)

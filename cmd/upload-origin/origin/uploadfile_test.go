@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -105,7 +106,7 @@ func wantPcloudError(t *testing.T, a PcloudAnswer, raw []byte, result int) {
 
 func TestUploadFileMultipart(t *testing.T) {
 	ts, dir := newOrigin(t, Config{})
-	one, two, three := randomBytes(300_000), []byte("hello, pCloud\n"), []byte(`{"a":1}`)
+	one, two, three := testkit.RandomBytes(300_000, 7), []byte("hello, pCloud\n"), []byte(`{"a":1}`)
 	two[0] = 'H'
 	body, ct := multipartBody(t,
 		filePart{"one.bin", "application/octet-stream", one},
@@ -128,7 +129,7 @@ func TestUploadFileMultipart(t *testing.T) {
 	seen := map[uint64]bool{}
 	for i, w := range want {
 		m := a.Metadata[i]
-		if m.Name != w.name || m.Size != int64(len(w.data)) || m.SHA256 != sha(w.data) ||
+		if m.Name != w.name || m.Size != int64(len(w.data)) || m.SHA256 != testkit.SHA256(w.data) ||
 			m.ContentType != w.contentType || m.Path != "/pc/"+w.name || m.IsFolder {
 			t.Errorf("file %d: %+v, want %s, %d bytes, %s", i, m, w.name, len(w.data), w.contentType)
 		}
@@ -160,13 +161,13 @@ func TestUploadFileMultipart(t *testing.T) {
 
 func TestUploadFileRaw(t *testing.T) {
 	ts, dir := newOrigin(t, Config{})
-	data := randomBytes(1 << 20)
+	data := testkit.RandomBytes(1<<20, 7)
 	a, _, raw := pcloudUpload(t, ts, "progresshash=h&auth=demo&filename=photo.jpg", nil, data)
 	if a.Result != 0 || len(a.Metadata) != 1 {
 		t.Fatalf("answer %s", raw)
 	}
 	if m := a.Metadata[0]; m.Name != "photo.jpg" || m.Path != "/photo.jpg" || m.Size != int64(len(data)) ||
-		m.SHA256 != sha(data) || m.ContentType != "image/jpeg" {
+		m.SHA256 != testkit.SHA256(data) || m.ContentType != "image/jpeg" {
 		t.Errorf("metadata %+v", m)
 	}
 	if !bytes.Equal(readStored(t, dir, "photo.jpg"), data) {
@@ -176,7 +177,7 @@ func TestUploadFileRaw(t *testing.T) {
 	// Without a name a raw body cannot be stored: refused before it is
 	// read, with HTTP 200 as pCloud does, and the connection closed so
 	// the client stops sending.
-	a, resp, raw := pcloudUpload(t, ts, "progresshash=h&auth=demo", nil, randomBytes(8<<20))
+	a, resp, raw := pcloudUpload(t, ts, "progresshash=h&auth=demo", nil, testkit.RandomBytes(8<<20, 7))
 	wantPcloudError(t, a, raw, pcloudBadName)
 	if !resp.Close {
 		t.Error("a refusal with an unread body should carry Connection: close")
