@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
 // NewTracker returns a MemoryTracker that is closed when the test ends.
@@ -71,4 +72,15 @@ func StatusRequest(path, raw string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, path, nil)
 	r.URL.RawQuery = raw
 	return r
+}
+
+// Registered returns a new instance of the protocol module name, failing
+// the test if Caddy does not know it.
+func Registered(t testing.TB, name string) caddy.Module {
+	t.Helper()
+	mi, err := caddy.GetModule(protocol.Namespace + "." + name)
+	if err != nil {
+		t.Fatalf("the %s protocol is not registered: %v", name, err)
+	}
+	return mi.New()
 }

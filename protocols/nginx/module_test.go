@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
@@ -18,12 +17,9 @@ import (
 func provision(m *Nginx) error { return progresstest.Provision(m) }
 
 func TestNginxModule(t *testing.T) {
-	mi, err := caddy.GetModule(protocol.Namespace + ".nginx")
-	if err != nil {
-		t.Fatalf("the nginx protocol is not registered: %v", err)
-	}
-	if _, ok := mi.New().(*Nginx); !ok {
-		t.Fatalf("module New gives %T, want *Nginx", mi.New())
+	m := progresstest.Registered(t, "nginx")
+	if _, ok := m.(*Nginx); !ok {
+		t.Fatalf("module New gives %T, want *Nginx", m)
 	}
 }
 

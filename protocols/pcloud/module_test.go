@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
@@ -18,12 +17,9 @@ import (
 func provision(m *Pcloud) error { return progresstest.Provision(m) }
 
 func TestPcloudModule(t *testing.T) {
-	mi, err := caddy.GetModule(protocol.Namespace + ".pcloud")
-	if err != nil {
-		t.Fatalf("the pcloud protocol is not registered: %v", err)
-	}
-	if _, ok := mi.New().(*Pcloud); !ok {
-		t.Fatalf("module New gives %T, want *Pcloud", mi.New())
+	m := progresstest.Registered(t, "pcloud")
+	if _, ok := m.(*Pcloud); !ok {
+		t.Fatalf("module New gives %T, want *Pcloud", m)
 	}
 }
 

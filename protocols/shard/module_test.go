@@ -27,12 +27,9 @@ func provisioned(t *testing.T, s *Shard) error {
 }
 
 func TestShardModule(t *testing.T) {
-	mi, err := caddy.GetModule(protocol.Namespace + ".shard")
-	if err != nil {
-		t.Fatalf("the shard protocol is not registered: %v", err)
-	}
-	if _, ok := mi.New().(*Shard); !ok {
-		t.Fatalf("module New gives %T, want *Shard", mi.New())
+	m := progresstest.Registered(t, "shard")
+	if _, ok := m.(*Shard); !ok {
+		t.Fatalf("module New gives %T, want *Shard", m)
 	}
 }
 
