@@ -27,6 +27,7 @@ func TestStalledUploadIsCounted(t *testing.T) {
 	const sent = 64 << 10
 	fmt.Fprintf(conn, "POST /fso?path=/stalled.bin&informProgress=true HTTP/1.1\r\nHost: 127.0.0.1\r\nx-user-api-key: %s\r\nContent-Length: %d\r\n\r\n", apiKey, 1<<20)
 	conn.Write(pattern(sent))
+	e.waitStatus("/stalled.bin", func(p progressReply) bool { return p.Uploaded == sent })
 	p := e.waitStatus("/stalled.bin", func(p progressReply) bool { return p.Status != "uploading" })
 	if p.Status != "failed" || !strings.HasPrefix(p.Error, "no data from the client for 300ms") {
 		t.Fatalf("stalled upload: %+v", p)
