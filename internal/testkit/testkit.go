@@ -1,6 +1,8 @@
 // Package testkit holds what both the end-to-end tests (test/) and the
 // benchmark (cmd/upload-bench) need around a proxy under test: a sink
-// origin, free loopback ports, the WebSocket URL of a site, medians.
+// origin, free loopback ports, the WebSocket URL of a site, medians; and,
+// for the end-to-end tests that drive a JavaScript client, the check that
+// node and test/js's npm packages are there.
 package testkit
 
 import (
@@ -11,10 +13,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // FreePort returns a loopback port the kernel just handed out and released:
@@ -86,4 +92,22 @@ func RandomBytes(n int, seed byte) []byte {
 func SHA256(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// RequireNode fails t unless node is on PATH and dir (test/js, as seen from
+// the test's working directory) has tus-js-client installed in its
+// node_modules: the end-to-end tests that run a real tus client need both.
+// It fails rather than skips, so that a machine without them cannot pass
+// those tests by not running them; the message names the fix,
+// `npm ci --prefix test/js` from the repository root (.ci/run does it).
+func RequireNode(t testing.TB, dir string) {
+	t.Helper()
+	const fix = "run `npm ci --prefix test/js` from the repository root (.ci/run does it; it needs Node.js and npm)"
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node is not on PATH (%v): install Node.js, then %s", err, fix)
+	}
+	pkg := filepath.Join(dir, "node_modules", "tus-js-client", "package.json")
+	if _, err := os.Stat(pkg); err != nil {
+		t.Fatalf("tus-js-client is not installed in %s (%v): %s", dir, err, fix)
+	}
 }

@@ -1,11 +1,14 @@
 package testkit
 
 import (
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,5 +83,65 @@ func TestSinkReadsTheWholeBodyAndAnswers201(t *testing.T) {
 	}
 	if want := `{"ok":true,"bytes":1048583}` + "\n"; resp.StatusCode != http.StatusCreated || string(body) != want {
 		t.Errorf("sink answered %d %q, want 201 %q", resp.StatusCode, body, want)
+	}
+}
+
+// fatalTB records RequireNode's failure and stops it there, as t.Fatalf
+// would, without failing the test that checks it.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+type fatalStop struct{}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(fatalStop{})
+}
+
+// requireNodeFailure is RequireNode's failure message for dir, "" when it
+// passes.
+func requireNodeFailure(t *testing.T, dir string) (msg string) {
+	f := &fatalTB{TB: t}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(fatalStop); !ok {
+				panic(r)
+			}
+			msg = f.msg
+		}
+	}()
+	RequireNode(f, dir)
+	return ""
+}
+
+func TestRequireNode(t *testing.T) {
+	// A stand-in node on a PATH of its own: what is checked is that one is
+	// found, not the machine's.
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "node"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	js := t.TempDir()
+	t.Setenv("PATH", bin)
+	if msg := requireNodeFailure(t, js); !strings.Contains(msg, "tus-js-client is not installed") || !strings.Contains(msg, "npm ci --prefix test/js") {
+		t.Errorf("without node_modules: %q", msg)
+	}
+	pkg := filepath.Join(js, "node_modules", "tus-js-client")
+	if err := os.MkdirAll(pkg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pkg, "package.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg := requireNodeFailure(t, js); msg != "" {
+		t.Errorf("with node and tus-js-client: %q", msg)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if msg := requireNodeFailure(t, js); !strings.Contains(msg, "node is not on PATH") || !strings.Contains(msg, "npm ci --prefix test/js") {
+		t.Errorf("without node: %q", msg)
 	}
 }
