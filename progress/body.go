@@ -15,6 +15,7 @@ import (
 type Body struct {
 	rc   io.ReadCloser
 	rec  *Record
+	st   *Stream // the session stream the body is, or nil
 	scan *multipart.Scanner
 }
 
@@ -33,12 +34,22 @@ func (b *Body) Init(rc io.ReadCloser, rec *Record) {
 	*b = Body{rc: rc, rec: rec, scan: rec.files.Load()}
 }
 
+// InitStream sets up b as Init does, for the body of a session's request:
+// its bytes count into st and into st's session.
+func (b *Body) InitStream(rc io.ReadCloser, st *Stream) {
+	*b = Body{rc: rc, rec: st.rec, st: st}
+}
+
 // Read reads from the wrapped body and counts what it got.
 func (b *Body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		if b.scan != nil {
 			b.scan.Write(p[:n])
+		}
+		if b.st != nil {
+			// Before the record's count, which wakes the watchers.
+			b.st.n.Add(int64(n))
 		}
 		b.rec.add(n)
 	}

@@ -106,7 +106,7 @@ func (t *MemoryTracker) Begin(owner Owner, key string, total int64) (*Record, er
 	key = strings.Clone(key)
 	now := time.Now()
 	rec := newRecord(t.nextID.Add(1), owner, key, total, now)
-	sl, err := t.slotFor(slotKey{owner, key}, now, rec)
+	sl, _, err := t.slotFor(slotKey{owner, key}, now, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -115,36 +115,83 @@ func (t *MemoryTracker) Begin(owner Owner, key string, total int64) (*Record, er
 	return rec, nil
 }
 
+// OpenSession implements Tracker.
+func (t *MemoryTracker) OpenSession(owner Owner, key string, spec SessionSpec) (*Record, bool, error) {
+	if rec := t.FindSession(owner, key); rec != nil {
+		return rec, false, nil
+	}
+	if t.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	key = strings.Clone(key) // as in Begin
+	now := time.Now()
+	rec := newRecord(t.nextID.Add(1), owner, key, spec.Total, now)
+	idle := spec.Idle
+	if idle <= 0 {
+		idle = DefaultSessionIdle
+	}
+	rec.sess = &session{total: spec.Total, parts: spec.Parts, updated: now, idle: idle, inFlight: &t.inFlight}
+	sl, cur, err := t.slotFor(slotKey{owner, key}, now, rec)
+	if err != nil {
+		return nil, false, err
+	}
+	if cur != rec {
+		// Another request opened it in between.
+		return cur, false, nil
+	}
+	sl.replaced.wake()
+	return rec, true, nil
+}
+
+// FindSession implements Tracker.
+func (t *MemoryTracker) FindSession(owner Owner, key string) *Record {
+	t.mu.RLock()
+	sl := t.slots[slotKey{owner, key}]
+	t.mu.RUnlock()
+	if sl == nil {
+		return nil
+	}
+	if rec := sl.current.Load(); rec != nil && rec.sess != nil && !t.expired(rec, time.Now()) {
+		return rec
+	}
+	return nil
+}
+
 // slotFor returns the slot of k, making it if there is room. Under the same
 // lock, so the janitor cannot drop the slot in between, it makes rec the
-// slot's record if rec is not nil, or else counts a watcher on it.
-func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, error) {
+// slot's record if rec is not nil, or else counts a watcher on it. A
+// session stays the slot's record when rec is another session: the
+// record the slot holds is returned.
+func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, *Record, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	sl := t.slots[k]
 	if rec == nil {
 		if t.watchers.Load() >= t.maxWatchers.Load() || sl != nil && int64(sl.watchers.Load()) >= t.maxWatchersPerKey.Load() {
-			return nil, ErrTooManyWatchers
+			return nil, nil, ErrTooManyWatchers
 		}
 	}
 	if sl == nil {
 		for len(t.slots) >= int(t.maxKeys.Load()) {
 			if !t.makeRoomLocked(now) {
-				return nil, ErrFull
+				return nil, nil, ErrFull
 			}
 		}
 		sl = &slot{}
 		t.slots[k] = sl
 	}
-	if rec != nil {
-		if old := sl.current.Swap(rec); old != nil {
-			old.releaseDetail(&t.detail)
-		}
-	} else {
+	if rec == nil {
 		sl.watchers.Add(1)
 		t.watchers.Add(1)
+		return sl, nil, nil
 	}
-	return sl, nil
+	if cur := sl.current.Load(); rec.sess != nil && cur != nil && cur.sess != nil && !t.expired(cur, now) {
+		return sl, cur, nil
+	}
+	if old := sl.current.Swap(rec); old != nil {
+		old.releaseDetail(&t.detail)
+	}
+	return sl, rec, nil
 }
 
 // End implements Tracker.
@@ -158,14 +205,25 @@ func (t *MemoryTracker) End(rec *Record, ev Event) (Outcome, bool) {
 	return o, rec.reported.CompareAndSwap(false, true)
 }
 
+// EndSession implements Tracker.
+func (t *MemoryTracker) EndSession(rec *Record, o Outcome) bool {
+	if rec.sess == nil {
+		return false
+	}
+	return t.Finish(rec, o)
+}
+
 // Finish ends rec with o unless it has ended already, and reports whether
-// this call ended it. The janitor ends stalled uploads with it; requests
-// end theirs with End.
+// this call ended it. The janitor ends stalled uploads and idle sessions
+// with it; requests end theirs with End and EndSession.
 func (t *MemoryTracker) Finish(rec *Record, o Outcome) bool {
 	if !rec.finish(o, time.Now(), &t.detail) {
 		return false
 	}
-	t.inFlight.Add(-1)
+	if rec.sess == nil {
+		// A session's requests are counted in flight by its streams.
+		t.inFlight.Add(-1)
+	}
 	t.fmu.Lock()
 	t.finished.push(rec)
 	t.fmu.Unlock()
@@ -218,7 +276,19 @@ func (t *MemoryTracker) visible(rec *Record, now time.Time) Snapshot {
 	if rec == nil || t.expired(rec, now) {
 		return Snapshot{}
 	}
+	t.expireSession(rec, now)
 	return rec.Snapshot()
+}
+
+// expireSession ends a session whose time is up as soon as anyone looks,
+// rather than at the janitor's next round.
+func (t *MemoryTracker) expireSession(rec *Record, now time.Time) {
+	if rec.sess == nil {
+		return
+	}
+	if _, _, done := rec.Finished(); !done && rec.sess.expiredAt(now) {
+		t.Finish(rec, SessionExpired(rec.sess.expiresSaid()))
+	}
 }
 
 func (t *MemoryTracker) expired(rec *Record, now time.Time) bool {
@@ -233,7 +303,7 @@ func (t *MemoryTracker) Subscribe(owner Owner, key string) (Subscription, error)
 	}
 	// A copy, as in Begin: the slot may outlive the watcher's request.
 	k := slotKey{owner, strings.Clone(key)}
-	sl, err := t.slotFor(k, time.Now(), nil)
+	sl, _, err := t.slotFor(k, time.Now(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -289,27 +359,34 @@ func (t *MemoryTracker) janitor() {
 			timer.Stop()
 		case now := <-timer.C:
 			t.mu.Lock()
-			stalled := t.stalledLocked(now)
+			stalled, sessions := t.stalledLocked(now)
 			t.reapLocked(now)
 			t.mu.Unlock()
 			for _, rec := range stalled {
 				t.Finish(rec, Stalled(time.Duration(t.idleTimeout.Load()), rec.Received()))
+			}
+			for _, rec := range sessions {
+				t.expireSession(rec, now)
 			}
 		}
 	}
 }
 
 // stalledLocked returns the uploads whose client has sent nothing for the
-// idle timeout while their body is incomplete. The caller holds t.mu.
-func (t *MemoryTracker) stalledLocked(now time.Time) []*Record {
+// idle timeout while their body is incomplete, and the open sessions, whose
+// time the caller checks once it has let go of t.mu. The caller holds t.mu.
+func (t *MemoryTracker) stalledLocked(now time.Time) (stalled, sessions []*Record) {
 	idle := time.Duration(t.idleTimeout.Load())
-	var stalled []*Record
 	for _, sl := range t.slots {
 		rec := sl.current.Load()
 		if rec == nil || rec.bodyDone.Load() {
 			continue
 		}
 		if _, _, done := rec.Finished(); done {
+			continue
+		}
+		if rec.sess != nil {
+			sessions = append(sessions, rec)
 			continue
 		}
 		if n := rec.Received(); n != rec.seenCount || rec.seenChanged.IsZero() {
@@ -320,7 +397,7 @@ func (t *MemoryTracker) stalledLocked(now time.Time) []*Record {
 			stalled = append(stalled, rec)
 		}
 	}
-	return stalled
+	return stalled, sessions
 }
 
 // reapLocked drops expired records and slots that hold neither a record
@@ -368,7 +445,7 @@ func (s *memorySubscription) Next(ctx context.Context, prev Snapshot, step int64
 		if rec != nil {
 			changed = rec.changes.wait()
 			snap := s.t.visible(rec, time.Now())
-			if snap.ID != prev.ID || snap.State != prev.State {
+			if snap.ID != prev.ID || snap.State != prev.State || snap.Version != prev.Version {
 				return snap, nil
 			}
 			want := int64(math.MaxInt64)
@@ -379,9 +456,16 @@ func (s *memorySubscription) Next(ctx context.Context, prev Snapshot, step int64
 				if snap.Received >= want {
 					return snap, nil
 				}
-				rec.wakeWhen(want)
-				// The writer may have crossed want before it saw our wish.
-				if rec.Received() >= want {
+				// The record counts every byte its requests bring; what
+				// it shows grows by at most as much (a session's part
+				// sent again shows nothing until it passes the first).
+				at := want
+				if want != math.MaxInt64 {
+					at = snap.streamed + (want - snap.Received)
+				}
+				rec.wakeWhen(at)
+				// The writer may have crossed it before it saw our wish.
+				if rec.Received() >= at {
 					continue
 				}
 			}

@@ -33,12 +33,13 @@ const (
 	ReasonBodyTooLarge      = "body_too_large"
 	ReasonAborted           = "aborted"
 	ReasonStalled           = "stalled"
+	ReasonExpired           = "expired"
 )
 
 // Reasons lists every Outcome.Reason, for metrics and docs.
 var Reasons = []string{
 	ReasonCompleted, ReasonOriginError, ReasonOriginUnreachable, ReasonClientAborted,
-	ReasonClientTimeout, ReasonBodyTooLarge, ReasonAborted, ReasonStalled,
+	ReasonClientTimeout, ReasonBodyTooLarge, ReasonAborted, ReasonStalled, ReasonExpired,
 }
 
 // Why an upload that asked for progress passes untracked.

@@ -138,7 +138,8 @@ func TestStateString(t *testing.T) {
 		{Uploading, "uploading", false},
 		{Completed, "completed", true},
 		{Failed, "failed", true},
-		{State(200), "not_exist", false},
+		{Aborted, "aborted", true},
+		{Expired, "expired", true},
 	}
 	for _, tt := range tests {
 		if got := tt.s.String(); got != tt.want {

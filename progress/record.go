@@ -22,6 +22,9 @@ type Record struct {
 	key     string
 	total   int64 // Content-Length, or -1 when the client sent none
 	started time.Time
+	// sess is the state of a session record (many requests feed it), nil
+	// for the record of one request.
+	sess *session
 
 	received atomic.Int64
 	// wakeAt is the smallest byte count any watcher is waiting for;
@@ -86,12 +89,20 @@ func (r *Record) ID() uint64 { return r.id }
 func (r *Record) Key() string { return r.key }
 
 // Total is the declared size of the upload, or -1 if unknown.
-func (r *Record) Total() int64 { return r.total }
+func (r *Record) Total() int64 {
+	if s := r.sess; s != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.total
+	}
+	return r.total
+}
 
 // Started is when tracking of the upload began.
 func (r *Record) Started() time.Time { return r.started }
 
-// Received is the number of body bytes the proxy has read so far.
+// Received is the number of body bytes the proxy has read so far (for a
+// session, of all its requests).
 func (r *Record) Received() int64 { return r.received.Load() }
 
 // add counts n more bytes. It is the hot path.
@@ -134,6 +145,12 @@ func (r *Record) finish(o Outcome, now time.Time, detail *detailBudget) bool {
 		return false
 	}
 	r.ended = ending{outcome: o, at: now, received: r.received.Load()}
+	if s := r.sess; s != nil {
+		s.mu.Lock()
+		r.ended.received = s.receivedLocked()
+		s.touchLocked()
+		s.mu.Unlock()
+	}
 	r.ended.files = r.keepDetail(detail)
 	r.end.Store(&r.ended)
 	// Snapshot reads files before end: once files is nil, end is set.
@@ -188,6 +205,12 @@ func (r *Record) Snapshot() Snapshot {
 		State:    Uploading,
 		Started:  r.started,
 		Received: r.received.Load(),
+	}
+	s.streamed = s.Received
+	if ss := r.sess; ss != nil {
+		ss.mu.Lock()
+		ss.snapshotLocked(&s)
+		ss.mu.Unlock()
 	}
 	// The scanner before the ending: finish clears it after publishing
 	// the ending, so a reader that finds it gone finds the ending.
@@ -264,4 +287,13 @@ type Snapshot struct {
 	// Detail is what the upload's protocol kept with the record
 	// (Record.SetDetail), or nil.
 	Detail any
+	// Session is what the record shows of its session, nil for the
+	// record of one request.
+	Session *SessionState
+	// Version grows with every change of a session other than bytes.
+	Version uint64
+
+	// streamed is the record's byte count when the snapshot was taken:
+	// what watchers wait on to see Received move.
+	streamed int64
 }

@@ -13,6 +13,12 @@ const (
 	Completed
 	// Failed means the upload did not reach the origin whole, or the origin refused it.
 	Failed
+	// Aborted means the client ended a session before it was complete (a
+	// tus termination, an aborted multi-part session).
+	Aborted
+	// Expired means a session ended unfinished because its time ran out:
+	// its origin's expiry passed, or it had no request for its idle time.
+	Expired
 )
 
 // String names the state, for logs and WebSocket close reasons. Protocols
@@ -25,10 +31,14 @@ func (s State) String() string {
 		return "completed"
 	case Failed:
 		return "failed"
+	case Aborted:
+		return "aborted"
+	case Expired:
+		return "expired"
 	default:
 		return "not_exist"
 	}
 }
 
 // Terminal reports whether the state can no longer change for this record.
-func (s State) Terminal() bool { return s == Completed || s == Failed }
+func (s State) Terminal() bool { return s >= Completed }

@@ -26,6 +26,17 @@ type Tracker interface {
 	// that is to report the ending (count it, log it): every record is
 	// reported exactly once by the request that tracked it.
 	End(rec *Record, ev Event) (Outcome, bool)
+	// OpenSession returns the session record owner has under key, making
+	// one with spec if the key holds none (nothing, or the record of one
+	// request, which it replaces); true when it made it. A session that
+	// has ended is returned as it is until its retention is over.
+	OpenSession(owner Owner, key string, spec SessionSpec) (*Record, bool, error)
+	// FindSession returns the session record owner has under key, or nil.
+	FindSession(owner Owner, key string) *Record
+	// EndSession ends a session record as o says, unless it has ended
+	// already; it reports whether this call ended it. Its requests still
+	// in flight go on counting into it until they end.
+	EndSession(rec *Record, o Outcome) bool
 	// Lookup returns what owner can see under key now.
 	Lookup(owner Owner, key string) Snapshot
 	// Subscribe lets owner follow key, across re-uploads, until Close.
