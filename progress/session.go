@@ -280,7 +280,6 @@ func (s *session) expiredAt(now time.Time) bool {
 	return len(s.streams) == 0 && now.Sub(s.updated) >= s.idle
 }
 
-
 // expiresSaid reports whether the origin said when the session expires.
 func (s *session) expiresSaid() bool {
 	s.mu.Lock()
