@@ -7,7 +7,7 @@
 //
 // The module is http.handlers.upload_progress, the Caddyfile directive
 // upload_progress; the progress APIs are its guest modules in
-// http.handlers.upload_progress.protocols (shard, pcloud, nginx). See
+// http.handlers.upload_progress.protocols (shard, pcloud, nginx, tus). See
 // package caddymodule, package protocol for adding one, and the README.
 package uploadprogress
 
@@ -18,6 +18,7 @@ import (
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/nginx"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/pcloud"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/shard"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/tus"
 )
 
 // ExampleCaddyfile is Caddyfile.example, the configuration of the quickstart.

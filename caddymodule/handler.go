@@ -72,7 +72,8 @@ type Handler struct {
 	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
 
 	// The key uploads are tracked under, with placeholders, for every
-	// protocol that does not set its own. An unknown placeholder is a
+	// protocol that does not set its own, except those whose uploads span
+	// many requests (tus), which name their sessions themselves. An unknown placeholder is a
 	// configuration error; an upload whose key comes out empty passes
 	// untracked. Default: each protocol's own.
 	Key string `json:"key,omitempty"`
@@ -158,6 +159,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	for _, p := range h.protocols {
 		if p.Tracks(r) {
+			if p.sessions != nil {
+				return h.serveExchange(w, r, next, p)
+			}
 			return h.serveUpload(w, r, next, p)
 		}
 	}

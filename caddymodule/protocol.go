@@ -38,6 +38,9 @@ type protocol struct {
 	encoder protocolapi.Encoder
 	headers protocolapi.HeaderSetter
 	prober  protocolapi.Prober
+	// sessions is set for a protocol whose uploads span many requests.
+	sessions protocolapi.Sessions
+	coder    protocolapi.StatusCoder
 }
 
 // bind makes a protocol of a loaded module.
@@ -51,6 +54,8 @@ func bind(name string, mod protocolapi.Protocol) *protocol {
 	p.encoder, _ = mod.(protocolapi.Encoder)
 	p.headers, _ = mod.(protocolapi.HeaderSetter)
 	p.prober, _ = mod.(protocolapi.Prober)
+	p.sessions, _ = mod.(protocolapi.Sessions)
+	p.coder, _ = mod.(protocolapi.StatusCoder)
 	return p
 }
 

@@ -135,6 +135,12 @@ func (h *Handler) resolve(name string, mod protocolapi.Protocol) (*protocol, err
 	c := mod.Common()
 	p := bind(name, mod)
 	p.keyTemplate = firstNonEmpty(c.Key, h.Key)
+	if p.sessions != nil {
+		if c.Key != "" {
+			return nil, fmt.Errorf("key: %s names its sessions itself (from its upload URLs); remove the key option", name)
+		}
+		p.keyTemplate = ""
+	}
 	p.ownerTemplate = firstNonEmpty(c.Owner, h.Owner)
 	p.statusPath = c.StatusPath
 	p.webSocketPaths = c.WebSocketPaths

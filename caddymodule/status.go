@@ -23,7 +23,17 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, p *protoco
 	if f != nil {
 		return h.refuse(w, r, p, transportREST, f)
 	}
-	return h.reply(w, r, p, transportREST, http.StatusOK, p.Render(h.lookup(r, p, owner, q.Key)))
+	snap := h.lookup(r, p, owner, q.Key)
+	return h.reply(w, r, p, transportREST, p.statusCode(snap), p.Render(snap))
+}
+
+// statusCode is the HTTP status of a status reply showing snap: 200, or
+// the protocol's own.
+func (p *protocol) statusCode(snap progress.Snapshot) int {
+	if p.coder != nil {
+		return p.coder.StatusCode(snap)
+	}
+	return http.StatusOK
 }
 
 // parseStatusRequest finds who asks, and about what.
@@ -47,6 +57,15 @@ func (h *Handler) lookup(r *http.Request, p *protocol, owner progress.Owner, key
 	snap := h.tracker().Lookup(owner, key)
 	if !snap.Found {
 		snap = probe(r, p, owner, key, snap)
+	}
+	return named(snap, key)
+}
+
+// named gives a snapshot that shows nothing the key that was asked about,
+// for replies that name it.
+func named(snap progress.Snapshot, key string) progress.Snapshot {
+	if !snap.Found {
+		snap.Key = key
 	}
 	return snap
 }

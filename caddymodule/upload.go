@@ -36,13 +36,7 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	rec, err := h.tracker().Begin(owner, key, total)
 	if err != nil {
-		reason := progress.UntrackedTrackerFull
-		if errors.Is(err, progress.ErrClosed) {
-			reason = progress.UntrackedTrackerClosed
-		} else {
-			h.warnings.zoneFull(h.Zone, p.name, err)
-		}
-		return h.passUntracked(w, r, next, p, reason, err)
+		return h.passUntracked(w, r, next, p, h.untrackedReason(p, err), err)
 	}
 	p.metrics.observeStarted()
 	if p.files != nil {
@@ -139,15 +133,29 @@ func (u *upload) end(ev progress.Event) {
 	if !report {
 		return
 	}
-	took := time.Since(u.rec.Started())
-	n := u.rec.Count()
-	u.p.metrics.observeFinished(o, n, took)
-	u.line = uploadFields{protocol: u.p.name, key: u.rec.Key(), bytes: n, total: u.rec.Total(), took: took, o: o}
-	ctx := u.r.Context()
+	u.line = uploadFields{protocol: u.p.name, key: u.rec.Key(), bytes: u.rec.Count(), total: u.rec.Total(), took: time.Since(u.rec.Started()), o: o}
+	u.p.report(u.r, &u.line)
+}
+
+// answered implements answerer.
+func (u *upload) answered(code int) { u.end(progress.Event{Status: code}) }
+
+// report counts how a tracked request ended in p's metrics, and adds it to
+// the request's access log line and variables. line lives as long as the
+// request.
+func (p *protocol) report(r *http.Request, line *uploadFields) {
+	p.metrics.observeFinished(line.o, line.bytes, line.took)
+	ctx := r.Context()
 	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Add(zap.Inline(&u.line))
+		extra.Add(zap.Inline(line))
 	}
-	u.line.setVars(ctx)
+	line.setVars(ctx)
+}
+
+// answerer is what a tracked request does once the final status of its
+// answer is written.
+type answerer interface {
+	answered(code int)
 }
 
 // maxCapture bounds how much of the origin's answer is kept for the
@@ -166,7 +174,7 @@ const maxCapture = protocolapi.MaxAnswer
 // Flush, deadlines and Hijack, and for Push; ReadFrom is its own.
 type uploadWriter struct {
 	caddyhttp.ResponseWriterWrapper
-	u       *upload
+	u       answerer
 	status  int
 	capture []byte
 }
@@ -175,7 +183,7 @@ func (w *uploadWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
 		if w.capture == nil {
-			w.u.end(progress.Event{Status: code})
+			w.u.answered(code)
 		}
 	}
 	w.ResponseWriterWrapper.WriteHeader(code)

@@ -38,6 +38,13 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	if f != nil {
 		return h.refuse(w, r, p, transportWebSocket, f)
 	}
+	if p.coder != nil {
+		// A protocol whose replies carry their own status (404 for an
+		// unknown upload) refuses a watcher with that reply.
+		if snap := h.lookup(r, p, owner, q.Key); p.statusCode(snap) != http.StatusOK {
+			return h.reply(w, r, p, transportWebSocket, p.statusCode(snap), p.Render(snap))
+		}
+	}
 	sub, err := h.tracker().Subscribe(owner, q.Key)
 	if err != nil {
 		return h.refuseWatcher(w, r, p, err)
@@ -61,7 +68,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 
 	snap := sub.Current()
 	if !snap.Found {
-		snap = probe(r, p, owner, q.Key, snap)
+		snap = named(probe(r, p, owner, q.Key, snap), q.Key)
 	}
 	var dropped error
 	for {
@@ -78,6 +85,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 		}
 		sent := time.Now()
 		snap, err = progress.NextPaced(ctx, sub, snap, q.Step, sent, h.pace)
+		snap = named(snap, q.Key)
 		if errors.Is(err, progress.ErrClosed) {
 			c.Close(websocket.StatusGoingAway, "server shutting down")
 			return nil

@@ -53,9 +53,16 @@ func (b *Body) Read(p []byte) (int, error) {
 		}
 		b.rec.add(n)
 	}
-	if err == io.EOF {
+	switch {
+	case err == nil:
+	case b.st != nil:
+		// A session lives on past its requests: the error is the stream's.
+		if err != io.EOF {
+			b.st.readErr.CompareAndSwap(nil, &err)
+		}
+	case err == io.EOF:
 		b.rec.bodyDone.Store(true)
-	} else if err != nil {
+	default:
 		b.rec.noteReadError(err)
 	}
 	return n, err

@@ -69,12 +69,22 @@ type Stream struct {
 	from int64 // where the stream starts in the upload, -1 when it does not say
 	size int64 // the request's Content-Length, -1 without one
 	n    atomic.Int64
+	// readErr is the first non-EOF error reading the body returned.
+	readErr atomic.Pointer[error]
 	// done is set once the stream no longer counts (Session.EndStream).
 	done bool
 }
 
 // Received is the number of body bytes the stream has brought.
 func (st *Stream) Received() int64 { return st.n.Load() }
+
+// ReadError returns the first non-EOF error the body returned, or nil.
+func (st *Stream) ReadError() error {
+	if p := st.readErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // Record is the session the stream belongs to.
 func (st *Stream) Record() *Record { return st.rec }

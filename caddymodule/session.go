@@ -1,0 +1,171 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	protocolapi "github.com/caddy-upload-progress/caddy-upload-progress/protocol"
+)
+
+// serveExchange passes a request of a session protocol on to next, counting
+// its body into its session where it is one of the session's streams, and
+// lets the protocol learn from the origin's answer. As for any upload, the
+// request goes on unchanged whatever happens to tracking.
+func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p *protocol) error {
+	ex, ok := p.sessions.Exchange(r)
+	if !ok {
+		return next.ServeHTTP(w, r)
+	}
+	owner, f := p.ownerOf(r, h.tracker())
+	if f != nil {
+		if ex.Stream {
+			return h.passUntracked(w, r, next, p, progress.UntrackedNoCredential, f)
+		}
+		return next.ServeHTTP(w, r)
+	}
+	x := &exchange{h: h, p: p, r: r, ex: ex, owner: owner, started: time.Now()}
+	x.ans = protocolapi.NewAnswered(x)
+	if ex.Key != "" {
+		if err := progress.CheckKey(ex.Key); err != nil {
+			return h.passUntracked(w, r, next, p, progress.UntrackedInvalidKey, errors.New("key "+err.Error()))
+		}
+		if ex.Open {
+			rec, _, err := h.tracker().OpenSession(owner, ex.Key, ex.Spec)
+			if err != nil {
+				return h.passUntracked(w, r, next, p, h.untrackedReason(p, err), err)
+			}
+			x.ans.Session = rec
+		} else {
+			x.ans.Session = h.tracker().FindSession(owner, ex.Key)
+		}
+	}
+	if ex.Stream && x.ans.Session != nil {
+		size := r.ContentLength
+		if size < 0 {
+			size = -1
+		}
+		st := x.ans.Session.StartStream(ex.Part, ex.From, size)
+		x.ans.Stream = st
+		x.body.InitStream(r.Body, st)
+		r.Body = &x.body
+		p.metrics.observeStarted()
+	}
+
+	xw := &x.w
+	xw.ResponseWriter = w
+	xw.u = x
+	if ex.ReadBody {
+		xw.capture = make([]byte, 0, 4096)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			x.finish(progress.Event{Status: xw.status, Panicked: true})
+			panic(v)
+		}
+	}()
+	err := next.ServeHTTP(xw, r)
+	switch {
+	case xw.status != 0:
+		// Without ReadBody, the answer was learned when its status was written.
+		x.finish(progress.Event{Status: xw.status})
+	default:
+		ev := progress.Event{HandlerFailed: err != nil}
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) {
+			ev.HandlerStatus = he.StatusCode
+		}
+		x.finish(ev)
+	}
+	return err
+}
+
+// untrackedReason says why the tracker could not take a request, warning
+// the operator of a full zone.
+func (h *Handler) untrackedReason(p *protocol, err error) string {
+	if errors.Is(err, progress.ErrClosed) {
+		return progress.UntrackedTrackerClosed
+	}
+	h.warnings.zoneFull(h.Zone, p.name, err)
+	return progress.UntrackedTrackerFull
+}
+
+// exchange is one request of a session in flight.
+type exchange struct {
+	h       *Handler
+	p       *protocol
+	r       *http.Request
+	ex      *protocolapi.Exchange
+	owner   progress.Owner
+	ans     *protocolapi.Answered
+	started time.Time
+	w       uploadWriter
+	body    progress.Body
+	done    bool
+	line    uploadFields
+}
+
+// answered implements answerer: the answer's status and headers are
+// written, its body not yet.
+func (x *exchange) answered(code int) {
+	if !x.ex.ReadBody {
+		x.finish(progress.Event{Status: code})
+	}
+}
+
+// finish lets the protocol learn from the answer (or from its absence),
+// ends the request's stream and reports it, once.
+func (x *exchange) finish(ev progress.Event) {
+	if x.done {
+		return
+	}
+	x.done = true
+	a := x.ans
+	ev.ClientGone = x.r.Context().Err() != nil
+	if st := a.Stream; st != nil {
+		ev.ReadErr, ev.Received = st.ReadError(), st.Received()
+	}
+	a.Status = ev.Status
+	a.Header = x.w.Header()
+	a.Body = x.w.capture
+	a.Outcome = progress.Judge(ev)
+	a.Accepted = ev.Status >= 200 && ev.Status < 300
+	if x.ex.Answer != nil {
+		x.ex.Answer(a)
+	}
+	st := a.Stream
+	if st == nil {
+		return
+	}
+	rec := st.Record()
+	rec.EndStream(st, a.Accepted)
+	x.line = uploadFields{protocol: x.p.name, key: rec.Key(), bytes: st.Received(), total: rec.Total(), took: time.Since(x.started), o: a.Outcome}
+	x.p.report(x.r, &x.line)
+}
+
+// Open implements protocolapi.SessionOpener.
+func (x *exchange) Open(key string, spec progress.SessionSpec) *progress.Record {
+	if err := progress.CheckKey(key); err != nil {
+		x.h.logger.Debug("session passes untracked: key " + err.Error())
+		return nil
+	}
+	rec, _, err := x.h.tracker().OpenSession(x.owner, key, spec)
+	if err != nil {
+		uploadsUntracked.WithLabelValues(x.h.Zone, x.p.name, x.h.untrackedReason(x.p, err)).Inc()
+		return nil
+	}
+	return rec
+}
+
+// Find implements protocolapi.SessionOpener.
+func (x *exchange) Find(key string) *progress.Record {
+	return x.h.tracker().FindSession(x.owner, key)
+}
+
+// End implements protocolapi.SessionOpener.
+func (x *exchange) End(rec *progress.Record, o progress.Outcome) {
+	x.h.tracker().EndSession(rec, o)
+}

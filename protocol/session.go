@@ -1,0 +1,107 @@
+package protocol
+
+import (
+	"net/http"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// Sessions is a protocol whose uploads span many requests (tus PATCHes,
+// the parts of a multi-part session, the chunks of a folder) that feed one
+// session record. Its Tracks picks the requests of its sessions, uploads
+// and the others whose answers it learns from; Exchange reads each of them.
+// Its sessions' keys are its own, often learned from an answer: a key
+// template does not apply to it.
+type Sessions interface {
+	// Exchange reads a request Tracks picked: what it is to its session.
+	// false leaves the request alone; it passes on untracked.
+	Exchange(r *http.Request) (*Exchange, bool)
+}
+
+// Exchange is one request of a session as its protocol reads it: which
+// session it belongs to, whether its body is session bytes, and what to
+// learn from the origin's answer. The request itself passes on unchanged.
+type Exchange struct {
+	// Key is the session's key; "" when only the answer names it (a
+	// creation), which Answered.Open then opens.
+	Key string
+	// Open makes the session (with Spec) when the key holds none; without
+	// it, a request of a session the proxy does not know passes untracked.
+	Open bool
+	Spec progress.SessionSpec
+	// Stream makes the request's body a stream of the session, counted
+	// byte by byte: Part is its part number (0: not numbered), From where
+	// it starts in the upload (-1: it does not say).
+	Stream bool
+	Part   int
+	From   int64
+	// ReadBody asks for the start of the answer's body (at most MaxAnswer
+	// bytes) in Answered.Body; Answer then runs once the answer has been
+	// passed on, rather than when its status is written.
+	ReadBody bool
+	// Answer learns what the origin's answer says of the session; it may
+	// be nil. It runs once per request, also when no answer came
+	// (Answered.Status 0).
+	Answer func(*Answered)
+}
+
+// Answered is the origin's answer to a request of a session, as Answer
+// sees it.
+type Answered struct {
+	// Status is the answer's status, 0 when there was none (the origin
+	// was unreachable, the client went away); Header its headers; Body the
+	// start of its body when the exchange asked for it.
+	Status int
+	Header http.Header
+	Body   []byte
+	// Outcome is how the request ended, judged as an upload would be.
+	Outcome progress.Outcome
+	// Session is the session's record, nil when the proxy holds none for
+	// the key (yet: Open makes it); Stream the request's stream, or nil.
+	Session *progress.Record
+	Stream  *progress.Stream
+	// Accepted says the origin accepted the stream's bytes, so that they
+	// count as acknowledged when it ends (see progress.Record.EndStream).
+	// It starts as true for a 2xx answer; Answer may change it.
+	Accepted bool
+
+	opener SessionOpener
+}
+
+// SessionOpener opens and ends sessions for an exchange, as the handler's
+// tracker and the request's owner allow.
+type SessionOpener interface {
+	Open(key string, spec progress.SessionSpec) *progress.Record
+	Find(key string) *progress.Record
+	End(rec *progress.Record, o progress.Outcome)
+}
+
+// NewAnswered is how the handler hands an answer to Answer.
+func NewAnswered(opener SessionOpener) *Answered { return &Answered{opener: opener} }
+
+// Open returns the session of key for the request's owner, making it with
+// spec if there is none; nil when the tracker cannot hold it (the request
+// has passed anyway). It becomes a.Session.
+func (a *Answered) Open(key string, spec progress.SessionSpec) *progress.Record {
+	if rec := a.opener.Open(key, spec); rec != nil {
+		a.Session = rec
+	}
+	return a.Session
+}
+
+// Find returns the request's owner's session of key, or nil.
+func (a *Answered) Find(key string) *progress.Record { return a.opener.Find(key) }
+
+// End ends the session as o says (completed, aborted, failed).
+func (a *Answered) End(o progress.Outcome) {
+	if a.Session != nil {
+		a.opener.End(a.Session, o)
+	}
+}
+
+// StatusCoder is a protocol whose status replies carry an HTTP status of
+// their own (404 for an unknown key). A watcher of a key whose reply is
+// not 200 is refused with that reply before the WebSocket upgrade.
+type StatusCoder interface {
+	StatusCode(progress.Snapshot) int
+}
