@@ -58,7 +58,7 @@ func (b *Body) Read(p []byte) (int, error) {
 	case b.st != nil:
 		// A session lives on past its requests: the error is the stream's.
 		if err != io.EOF {
-			b.st.readErr.CompareAndSwap(nil, &err)
+			b.st.noteReadError(err)
 		}
 	case err == io.EOF:
 		b.rec.bodyDone.Store(true)

@@ -78,6 +78,13 @@ type Stream struct {
 // Received is the number of body bytes the stream has brought.
 func (st *Stream) Received() int64 { return st.n.Load() }
 
+// noteReadError remembers the first error reading the body failed with.
+// It is a function of its own so that taking the error's address moves
+// only this copy to the heap, not Body.Read's on every call.
+func (st *Stream) noteReadError(err error) {
+	st.readErr.CompareAndSwap(nil, &err)
+}
+
 // ReadError returns the first non-EOF error the body returned, or nil.
 func (st *Stream) ReadError() error {
 	if p := st.readErr.Load(); p != nil {
