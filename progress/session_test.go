@@ -250,3 +250,45 @@ func TestSessionBodyAllocs(t *testing.T) {
 		t.Errorf("Body.Read of a stream allocates %v times", n)
 	}
 }
+
+// Parallel requests of one session count correctly: every byte of every
+// accepted chunk, read on many goroutines at once while watchers look.
+func TestSessionParallelStreams(t *testing.T) {
+	tr := newTestTracker(t, Options{})
+	rec := openSession(t, tr, "p", SessionSpec{Total: -1})
+	const streams, each = 16, 1 << 20
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			if s := tr.Lookup(Anyone, "p"); s.Received < 0 || s.Received > streams*each {
+				t.Errorf("received %d out of bounds", s.Received)
+				return
+			}
+		}
+	}()
+	errs := make(chan error, streams)
+	for i := range streams {
+		go func() {
+			st := rec.StartStream(0, -1, each)
+			var b Body
+			b.InitStream(io.NopCloser(io.LimitReader(zeroReader{}, each)), st)
+			_, err := io.Copy(io.Discard, &b)
+			rec.EndStream(st, i%2 == 0)
+			errs <- err
+		}()
+	}
+	for range streams {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	s := tr.Lookup(Anyone, "p")
+	if want := int64(streams / 2 * each); s.Received != want || s.Session.Acknowledged != want || len(s.Session.InFlight) != 0 || s.Session.Streams != streams {
+		t.Fatalf("after %d streams, half accepted: %+v", streams, s.Session)
+	}
+	if got := tr.Stats().InFlight; got != 0 {
+		t.Fatalf("in flight after every stream ended: %d", got)
+	}
+}
