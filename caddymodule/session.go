@@ -129,6 +129,12 @@ func (x *exchange) finish(ev progress.Event) {
 		ev.ReadErr, ev.Received = st.ReadError(), st.Received()
 	}
 	a.Status = ev.Status
+	if ev.Status == progress.StatusClientClosedRequest {
+		// reverse_proxy writes 499 itself when the client went away: the
+		// origin did not answer, and the protocol must not read it as
+		// the origin's word.
+		a.Status = 0
+	}
 	a.Header = x.w.Header()
 	a.Body = x.w.capture
 	a.Outcome = progress.Judge(ev)
