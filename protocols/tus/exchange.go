@@ -190,7 +190,10 @@ func refusal(status int, from int64) string {
 	case statusChecksumMismatch:
 		return "the tus server answered 460 Checksum Mismatch: the PATCH's bytes were discarded"
 	}
-	return fmt.Sprintf("the tus server answered %d %s to a PATCH", status, http.StatusText(status))
+	if text := http.StatusText(status); text != "" {
+		return fmt.Sprintf("the tus server answered %d %s to a PATCH", status, text)
+	}
+	return fmt.Sprintf("the tus server answered %d to a PATCH", status)
 }
 
 // statusChecksumMismatch is tus's answer to a PATCH whose checksum does
