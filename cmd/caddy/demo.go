@@ -46,6 +46,8 @@ progress API the module serves:
   pcloud  POST /uploadfile?progresshash=<hash>&auth=<token>
           GET /uploadprogress?progresshash=<hash>&auth=<token>
   nginx   POST /upload?X-Progress-ID=<id>                 GET /progress?X-Progress-ID=<id>
+  tus     POST /files/, then PATCH <upload URL>           GET /tus/progress?upload=<upload URL>
+          (tus 1.0 as tusd serves it; WebSocket /tus/progress/ws?upload=<upload URL>)
 
 The origin accepts any API key or token. At start the demo prints commands to
 try each of them. Ctrl-C (or SIGTERM) stops it once the uploads in flight are
@@ -218,6 +220,11 @@ sleep 1; curl '%[4]s/uploadprogress?progresshash=demo-1&auth=demo'
 # nginx: the same as nginx's upload progress module sees it
 curl -s -o /dev/null --limit-rate 20M -X POST -T big.bin '%[4]s/upload?X-Progress-ID=demo-1' &
 sleep 1; curl '%[4]s/progress?X-Progress-ID=demo-1'
+
+# tus: create an upload (its URL goes to tus.url), send it in one PATCH, ask how far it is
+curl -s -o /dev/null -w '%%header{location}' -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $(wc -c < big.bin)" -H 'Upload-Metadata: filename YmlnLmJpbg==' '%[4]s/files/' > tus.url
+curl -s -o /dev/null --limit-rate 20M -X PATCH -T big.bin -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' -H 'Content-Type: application/offset+octet-stream' "$(cat tus.url)" &
+sleep 1; curl "%[4]s/tus/progress?upload=$(cat tus.url)"
 
 # the module's metrics
 curl -s %[5]s/metrics | grep ^caddy_upload_progress_uploads

@@ -305,10 +305,11 @@ func TestDemoServesEveryProtocol(t *testing.T) {
 	t.Run("shard", func(t *testing.T) { demoShard(t, d) })
 	t.Run("pcloud", func(t *testing.T) { demoPcloud(t, d) })
 	t.Run("nginx", func(t *testing.T) { demoNginx(t, d) })
+	t.Run("tus", func(t *testing.T) { demoTus(t, d) })
 	t.Run("printed commands", func(t *testing.T) { demoPrintedCommands(t, d) })
 
 	metrics := string(newClient(t).do(http.MethodGet, d.admin+"/metrics", nil, nil, http.StatusOK))
-	for _, p := range []string{"shard", "pcloud", "nginx"} {
+	for _, p := range []string{"shard", "pcloud", "nginx", "tus"} {
 		series := `caddy_upload_progress_uploads_finished_total{outcome="completed",protocol="` + p + `",zone="default"} `
 		if !strings.Contains(metrics, series) {
 			t.Errorf("metrics lack %s", series)
@@ -449,8 +450,8 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 			cmds = append(cmds, line)
 		}
 	}
-	if len(cmds) != 8 {
-		t.Fatalf("%d commands in the banner, want 8 (a file, two per protocol, the metrics):\n%s", len(cmds), d.output())
+	if len(cmds) != 11 {
+		t.Fatalf("%d commands in the banner, want 11 (a file, two per protocol but three for tus, the metrics):\n%s", len(cmds), d.output())
 	}
 	const makeFile = "head -c 200000000 /dev/urandom > big.bin"
 	if cmds[0] != makeFile {
@@ -493,7 +494,7 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 		if err != nil || len(big) != size {
 			t.Fatalf("big.bin: %d bytes (%v)", len(big), err)
 		}
-		if len(statuses) != 3 {
+		if len(statuses) != 4 {
 			t.Fatalf("%d status commands, want one per protocol", len(statuses))
 		}
 		var shard shardStatus
@@ -508,6 +509,16 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 		}
 		if strings.TrimSpace(statuses[2]) != `{"state":"done"}` {
 			t.Errorf("round %d: nginx status %s, want done", round, statuses[2])
+		}
+		// tus: the upload the creation command made, its URL in tus.url.
+		up, err := os.ReadFile(filepath.Join(work, "tus.url"))
+		if err != nil || !strings.HasPrefix(string(up), d.site+"/files/") {
+			t.Fatalf("round %d: tus.url holds %q (%v), want an upload URL", round, up, err)
+		}
+		var tus tusStatus
+		want := tusStatus{strings.TrimPrefix(string(up), d.site), size, size, size, "completed", map[string]string{"filename": "big.bin"}, ""}
+		if json.Unmarshal([]byte(statuses[3]), &tus) != nil || !sameTus(tus, want) {
+			t.Errorf("round %d: tus status %s, want %+v", round, statuses[3], want)
 		}
 	}
 }

@@ -1,8 +1,8 @@
 // Command upload-origin runs the reference upload backend that the Caddy
 // upload-progress proxy sits in front of in the quickstart demo and the
-// end-to-end tests: a storage node's /fso, pCloud's /uploadfile and the
-// plain /upload store behind nginx's upload progress module. See package
-// origin for the HTTP API.
+// end-to-end tests: a storage node's /fso, pCloud's /uploadfile, the
+// plain /upload store behind nginx's upload progress module, and tus 1.0 at
+// /files/ (tusd). See package origin for the HTTP API.
 //
 // Usage:
 //
@@ -31,7 +31,7 @@ const shutdownGrace = 30 * time.Second
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9000", "address to listen on")
 	dir := flag.String("dir", "", "storage directory (default: a new temporary directory)")
-	keys := flag.String("api-keys", "", "comma-separated keys accepted in the x-user-api-key header, and as pCloud's auth or access_token on /uploadfile (default: no key needed)")
+	keys := flag.String("api-keys", "", "comma-separated keys accepted in the x-user-api-key header (on /fso, /upload and /files/), and as pCloud's auth or access_token on /uploadfile (default: no key needed)")
 	flag.Parse()
 
 	if err := run(*listen, *dir, splitKeys(*keys)); err != nil {
@@ -79,7 +79,7 @@ func run(listen, dir string, keys []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Printf("upload-origin: storing uploads in %s", dir)
-	log.Printf("upload-origin: listening on http://%s", ln.Addr())
+	log.Printf("upload-origin: listening on http://%s (tus at %s)", ln.Addr(), origin.TusPath)
 	if len(keys) > 0 {
 		log.Printf("upload-origin: %d API key(s) required (x-user-api-key; auth or access_token on /uploadfile)", len(keys))
 	}

@@ -20,12 +20,16 @@
 //	POST /upload[?path=/dir][&filename=name]    raw body        -> 201 MultipartResponse
 //	POST /upload[?path=/dir]  (multipart)       one file a part -> 201 MultipartResponse
 //	GET|HEAD /healthz                                           -> 200 {"ok":true}
+//	POST /files/, HEAD|PATCH|GET|DELETE /files/<id>             tus 1.0 (tusd's replies)
 //
 // /fso is a storage node's file API, /uploadfile answers as pCloud's
 // uploadfile does (errors included: HTTP 200 with a result code), and
 // /upload is the plain store that sits behind nginx's upload progress
 // module. All three store into the same tree, so a file uploaded by any of
-// them can be fetched with GET /fso.
+// them can be fetched with GET /fso. /files/ is tus 1.0 as tusd serves it
+// (tusd's own handler: creation, deferred length, termination,
+// concatenation), storing into the tree's TusDir; the test hooks do not
+// apply to it.
 package origin
 
 import (
@@ -73,8 +77,8 @@ type Config struct {
 	// Dir is where uploads are stored (required). It is created if missing.
 	Dir string
 	// APIKeys, if non-empty, are the credentials accepted: in the
-	// x-user-api-key header on /fso and /upload (401 without one of
-	// them), and as pCloud's auth or access_token parameter or bearer
+	// x-user-api-key header on /fso, /upload and /files/ (401 without
+	// one of them; tus's CORS preflights need none), and as pCloud's auth or access_token parameter or bearer
 	// token on /uploadfile (result 1000 or 2000). Empty, any credential
 	// or none is accepted. /healthz stays open so liveness probes need no
 	// secret.
@@ -93,6 +97,8 @@ type Server struct {
 	// lastFileID numbers the files /uploadfile stores, as pCloud's
 	// fileid does.
 	lastFileID atomic.Uint64
+	// tus is tusd's handler, serving TusPath.
+	tus http.Handler
 }
 
 // StoredFile describes one stored upload. Name is the sanitized file name
@@ -138,6 +144,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
 	s.root = root
+	if s.tus, err = newTus(tusStore(cfg.Dir), s.logf); err != nil {
+		root.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -168,6 +178,12 @@ func errReply(status int, format string, args ...any) reply {
 // the reply.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if isTus(r) {
+		// tusd answers by itself, reading the body as tus says.
+		status := s.serveTus(w, r)
+		s.logf("origin: %s %s -> %d in %s", r.Method, r.URL.RequestURI(), status, time.Since(start).Round(time.Microsecond))
+		return
+	}
 	// Handlers see a shallow copy whose body records whether it was read to
 	// the end. The original request stays untouched: net/http inspects its
 	// body after we return to decide how to close the connection.
