@@ -151,10 +151,22 @@ func (t *MemoryTracker) FindSession(owner Owner, key string) *Record {
 	if sl == nil {
 		return nil
 	}
-	if rec := sl.current.Load(); rec != nil && rec.sess != nil && !t.expired(rec, time.Now()) {
+	if rec := sl.current.Load(); rec != nil && t.holdsSession(rec, time.Now()) {
 		return rec
 	}
 	return nil
+}
+
+// holdsSession reports whether rec is a session its key still holds for
+// its requests: not past its retention, and not expired. A request of a
+// session that expired (its client paused longer than the session's idle
+// time) opens a new one, which takes over what the old one knew.
+func (t *MemoryTracker) holdsSession(rec *Record, now time.Time) bool {
+	if rec.sess == nil || t.expired(rec, now) {
+		return false
+	}
+	o, _, done := rec.Finished()
+	return !done || o.State != Expired
 }
 
 // slotFor returns the slot of k, making it if there is room. Under the same
@@ -185,11 +197,16 @@ func (t *MemoryTracker) slotFor(k slotKey, now time.Time, rec *Record) (*slot, *
 		t.watchers.Add(1)
 		return sl, nil, nil
 	}
-	if cur := sl.current.Load(); rec.sess != nil && cur != nil && cur.sess != nil && !t.expired(cur, now) {
-		return sl, cur, nil
+	cur := sl.current.Load()
+	if rec.sess != nil && cur != nil && cur.sess != nil {
+		if t.holdsSession(cur, now) {
+			return sl, cur, nil
+		}
+		rec.inherit(cur)
 	}
-	if old := sl.current.Swap(rec); old != nil {
-		old.releaseDetail(&t.detail)
+	sl.current.Store(rec)
+	if cur != nil {
+		cur.releaseDetail(&t.detail)
 	}
 	return sl, rec, nil
 }

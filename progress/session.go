@@ -139,7 +139,7 @@ func (r *Record) EndStream(st *Stream, accepted bool) {
 	if i := slices.Index(s.streams, st); i >= 0 {
 		s.streams = slices.Delete(s.streams, i, i+1)
 	}
-	if accepted && st.from < 0 {
+	if accepted && st.from < 0 && !r.finishing.Load() {
 		n := st.n.Load()
 		if st.part > 0 {
 			if s.partAck == nil {
@@ -179,12 +179,17 @@ func (r *Record) ExpiresAt(t time.Time) {
 }
 
 // update changes a session's state under its lock and wakes its watchers.
+// A session that has ended stays as it ended.
 func (r *Record) update(f func(*session)) {
 	s := r.sess
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
+	if r.finishing.Load() {
+		s.mu.Unlock()
+		return
+	}
 	f(s)
 	s.touchLocked()
 	s.mu.Unlock()
@@ -214,6 +219,26 @@ func (s *session) receivedLocked() int64 {
 		}
 	}
 	return got
+}
+
+// inherit takes over what an expired session of the same key knew: its
+// length, parts, and the protocol's detail (tus metadata), for a session
+// opened when its client came back.
+func (r *Record) inherit(old *Record) {
+	s, o := r.sess, old.sess
+	o.mu.Lock()
+	total, parts := o.total, o.parts
+	o.mu.Unlock()
+	if s.total < 0 {
+		s.total = total
+		r.total = total
+	}
+	if s.parts == 0 {
+		s.parts = parts
+	}
+	if d := old.detail.Load(); d != nil && r.detail.Load() == nil {
+		r.detail.Store(d)
+	}
 }
 
 // newerStreamOf reports whether one of later streams sends part again.

@@ -292,3 +292,38 @@ func TestSessionParallelStreams(t *testing.T) {
 		t.Fatalf("in flight after every stream ended: %d", got)
 	}
 }
+
+// A client that comes back after its session expired (it paused longer
+// than the idle time) gets a new session, which keeps the length and
+// detail the old one knew; a session that ended otherwise stays as it
+// ended, whatever its late requests say.
+func TestSessionAfterItsEnd(t *testing.T) {
+	tr := newTestTracker(t, Options{})
+	old := openSession(t, tr, "e", SessionSpec{Total: 10, Idle: time.Millisecond})
+	old.SetDetail("metadata", 8)
+	waitUntil(t, "the session to expire", func() bool { return tr.Lookup(Anyone, "e").State == Expired })
+	if tr.FindSession(Anyone, "e") != nil {
+		t.Fatal("FindSession returned an expired session")
+	}
+	rec, made, err := tr.OpenSession(Anyone, "e", SessionSpec{Total: -1})
+	if err != nil || !made || rec == old {
+		t.Fatalf("OpenSession after expiry = %v, %v", made, err)
+	}
+	if s := tr.Lookup(Anyone, "e"); s.State != Uploading || s.Total != 10 || s.Detail != "metadata" || s.ID == old.ID() {
+		t.Fatalf("the new session: %+v", s)
+	}
+
+	rec.Acknowledge(10)
+	tr.EndSession(rec, SessionEnded(Completed, "", 204))
+	rec.Acknowledge(3)
+	rec.SetError("late")
+	st := rec.StartStream(0, 0, 10)
+	readStream(t, st, 4)
+	rec.EndStream(st, true)
+	if s := tr.Lookup(Anyone, "e"); s.State != Completed || s.Received != 10 || s.Session.Acknowledged != 10 || s.Session.Error != "" {
+		t.Fatalf("a completed session moved: %+v %+v", s, s.Session)
+	}
+	if got := tr.Stats().InFlight; got != 0 {
+		t.Fatalf("in flight after a late stream ended: %d", got)
+	}
+}
