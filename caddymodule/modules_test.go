@@ -4,4 +4,5 @@ package caddymodule
 import (
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/nginx"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/pcloud"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/tus"
 )

@@ -92,11 +92,18 @@ func (a *Answered) Open(key string, spec progress.SessionSpec) *progress.Record 
 // Find returns the request's owner's session of key, or nil.
 func (a *Answered) Find(key string) *progress.Record { return a.opener.Find(key) }
 
-// End ends the session as o says (completed, aborted, failed).
+// End ends the session as o says (completed, aborted, failed). The
+// request's own stream ends first, as a.Accepted says: it is answered, so
+// what it brought is no longer in flight, and the ended session shows what
+// the answer left of it rather than bytes the origin may have discarded.
 func (a *Answered) End(o progress.Outcome) {
-	if a.Session != nil {
-		a.opener.End(a.Session, o)
+	if a.Session == nil {
+		return
 	}
+	if a.Stream != nil {
+		a.Stream.Record().EndStream(a.Stream, a.Accepted)
+	}
+	a.opener.End(a.Session, o)
 }
 
 // StatusCoder is a protocol whose status replies carry an HTTP status of

@@ -49,6 +49,13 @@ func creation(r *http.Request, idle time.Duration) *protocol.Exchange {
 			a.End(progress.SessionEnded(progress.Completed, "", a.Status))
 			return
 		}
+		if total == 0 {
+			// An empty upload is whole once created: tusd finishes it then
+			// and answers without an Upload-Offset, and a client sends
+			// nothing more.
+			a.End(progress.SessionEnded(progress.Completed, "", a.Status))
+			return
+		}
 		completeIfWhole(a, rec)
 	}}
 }

@@ -27,7 +27,11 @@ func ByteCount(h http.Header, name string) (int64, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	return n, err == nil
+	if err != nil {
+		// Past int64: ParseInt gives its bound, which is no count.
+		return 0, false
+	}
+	return n, true
 }
 
 // UploadPath returns the path of an upload URL as given in a Location
@@ -41,8 +45,13 @@ func UploadPath(ref string, base *url.URL) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	if base != nil {
+	switch {
+	case base != nil:
 		u = base.ResolveReference(u)
+	case strings.HasPrefix(u.Path, "/"):
+		// Its dot segments resolved, as they are against a base: the
+		// same upload URL names the same record, however it is spelled.
+		u = u.ResolveReference(&url.URL{})
 	}
 	if !strings.HasPrefix(u.Path, "/") || u.Path == "/" {
 		return "", false
