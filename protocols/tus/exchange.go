@@ -90,9 +90,10 @@ func patch(r *http.Request, idle time.Duration) *protocol.Exchange {
 		spec.Total = length
 	}
 	return &protocol.Exchange{
-		Key:  r.URL.Path,
-		Open: true,
-		Spec: spec,
+		// A PATCH streams into the session the proxy knows; of an upload
+		// it does not know, only the server's 204 opens one, so that
+		// PATCHes to made-up URLs cannot fill the zone with sessions.
+		Key: r.URL.Path,
 		// A PATCH that does not say where it starts is refused by the
 		// server; its bytes are no progress.
 		Stream: ok,
@@ -100,7 +101,12 @@ func patch(r *http.Request, idle time.Duration) *protocol.Exchange {
 		Answer: func(a *protocol.Answered) {
 			rec := a.Session
 			if rec == nil {
-				return
+				if a.Status != http.StatusNoContent {
+					return
+				}
+				if rec = a.Open(r.URL.Path, spec); rec == nil {
+					return
+				}
 			}
 			switch {
 			case a.Status == http.StatusNoContent || a.Status == http.StatusOK:
@@ -178,6 +184,8 @@ func learn(a *protocol.Answered, rec *progress.Record) {
 func completeIfWhole(a *protocol.Answered, rec *progress.Record) {
 	off, ok := ByteCount(a.Header, hdrUploadOffset)
 	if total := rec.Total(); ok && total >= 0 && off >= total {
+		// An error of an earlier request is history once the upload is whole.
+		rec.SetError("")
 		a.End(progress.SessionEnded(progress.Completed, "", a.Status))
 	}
 }

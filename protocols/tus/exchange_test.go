@@ -225,16 +225,24 @@ func TestExchangeDeferredLength(t *testing.T) {
 
 func TestExchangePatchOfAnUnseenUpload(t *testing.T) {
 	p := newProxy(t, `{"name":"tus"}`)
-	// Created before the proxy started: its PATCHes are followed all the same.
+	// Created before the proxy started: the server's 204 to its first
+	// PATCH opens its session (a PATCH to a made-up URL, refused, opens
+	// none), and its later PATCHes are followed live.
 	release := p.streaming("PATCH", "/files/old", ascii(30), 10, answered(http.StatusNoContent, "Upload-Offset", "80"), "Upload-Offset", "50")
-	p.want("/files/old", `{"upload":"/files/old","length":-1,"offset":0,"received":60,"status":"uploading","error":""}`)
+	p.wantNone("/files/old")
 	release()
 	p.want("/files/old", `{"upload":"/files/old","length":-1,"offset":80,"received":80,"status":"paused","error":""}`)
+	p.send("PATCH", "/files/made-up", ascii(5), answered(http.StatusNotFound), "Upload-Offset", "0")
+	p.wantNone("/files/made-up")
+	release = p.streaming("PATCH", "/files/old", ascii(30), 10, answered(http.StatusNoContent, "Upload-Offset", "110"), "Upload-Offset", "80")
+	p.want("/files/old", `{"upload":"/files/old","length":-1,"offset":80,"received":90,"status":"uploading","error":""}`)
+	release()
+	p.want("/files/old", `{"upload":"/files/old","length":-1,"offset":110,"received":110,"status":"paused","error":""}`)
 
 	// A PATCH that does not say where it starts is refused by the server;
 	// its bytes are no progress.
 	p.send("PATCH", "/files/old", ascii(5), answered(http.StatusBadRequest))
-	p.want("/files/old", `{"upload":"/files/old","length":-1,"offset":80,"received":80,"status":"paused","error":"the tus server answered 400 Bad Request to a PATCH"}`)
+	p.want("/files/old", `{"upload":"/files/old","length":-1,"offset":110,"received":110,"status":"paused","error":"the tus server answered 400 Bad Request to a PATCH"}`)
 }
 
 func TestExchangeCustomUploadPath(t *testing.T) {
