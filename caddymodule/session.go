@@ -52,6 +52,7 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 		x.ans.Stream = st
 		x.body.InitStream(r.Body, st)
 		r.Body = &x.body
+		x.vars.bind(r.Context(), &x.line)
 		p.metrics.observeStarted()
 	}
 
@@ -106,6 +107,7 @@ type exchange struct {
 	body    progress.Body
 	done    bool
 	line    uploadFields
+	vars    uploadVars
 }
 
 // answered implements answerer: the answer's status and headers are

@@ -47,6 +47,7 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, next caddy
 	u := &upload{h: h, p: p, r: r, rec: rec}
 	u.body.Init(r.Body, rec)
 	r.Body = &u.body
+	u.vars.bind(r.Context(), &u.line)
 	uw := &u.w
 	uw.ResponseWriter = w
 	uw.u = u
@@ -119,9 +120,11 @@ type upload struct {
 	rec  *progress.Record
 	w    uploadWriter
 	body progress.Body
-	// line is the upload's fields in the request's access log line; it
-	// lives here so that adding it allocates nothing more.
+	// line is the upload's fields in the request's access log line, and
+	// vars its request variables; they live here so that adding them
+	// allocates nothing more.
 	line uploadFields
+	vars uploadVars
 }
 
 // end ends the upload's record as ev says (unless the tracker ended it
@@ -145,11 +148,9 @@ func (u *upload) answered(code int) { u.end(progress.Event{Status: code}) }
 // request.
 func (p *protocol) report(r *http.Request, line *uploadFields) {
 	p.metrics.observeFinished(line.o, line.bytes, line.took)
-	ctx := r.Context()
-	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Add(zap.Inline(line))
 	}
-	line.setVars(ctx)
 }
 
 // answerer is what a tracked request does once the final status of its
