@@ -11,7 +11,6 @@ import (
 	cryptotls "crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -433,71 +432,17 @@ func (e *env) watch(ctx context.Context, wsPath, path, query string) (*watcher, 
 	if err != nil {
 		return nil, err
 	}
-	w := &watcher{c: c, msgs: make(chan progressReply, 1<<16), done: make(chan struct{})}
-	go w.read(ctx)
-	return w, nil
+	return &watcher{newSocket[progressReply](ctx, c, 1<<16)}, nil
 }
 
 // watcher is a WebSocket client of the progress endpoint.
-type watcher struct {
-	c     *websocket.Conn
-	msgs  chan progressReply
-	done  chan struct{}
-	close websocket.CloseError
-	err   error
-}
+type watcher struct{ *socket[progressReply] }
 
-func (w *watcher) read(ctx context.Context) {
-	defer close(w.done)
-	defer close(w.msgs)
-	for {
-		_, b, err := w.c.Read(ctx)
-		if err != nil {
-			if !errors.As(err, &w.close) {
-				w.err = err
-			}
-			return
-		}
-		var p progressReply
-		if err := json.Unmarshal(b, &p); err != nil {
-			w.err = fmt.Errorf("message %q is not JSON: %v", b, err)
-			return
-		}
-		w.msgs <- p
-	}
-}
-
-// next returns the next message, failing the test after 10 s.
-func (w *watcher) next(t *testing.T) progressReply {
-	t.Helper()
-	select {
-	case p, ok := <-w.msgs:
-		if !ok {
-			t.Fatalf("watcher closed (%v, %v) while a message was expected", w.close, w.err)
-		}
-		return p
-	case <-time.After(10 * time.Second):
-		t.Fatal("no watcher message within 10 s")
-	}
-	return progressReply{}
-}
-
-// all waits for the server to close and returns every message it sent.
+// all waits for the server to close and returns every message it sent
+// that the test had not taken yet.
 func (w *watcher) all(t *testing.T) []progressReply {
 	t.Helper()
-	var got []progressReply
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case p, ok := <-w.msgs:
-			if !ok {
-				return got
-			}
-			got = append(got, p)
-		case <-timeout:
-			t.Fatal("watcher was not closed within 60 s")
-		}
-	}
+	return w.rest(t, 60*time.Second)
 }
 
 // pattern makes n deterministic bytes that differ at every offset modulo a

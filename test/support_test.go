@@ -12,45 +12,53 @@ import (
 	"github.com/coder/websocket"
 )
 
-// heldUpload is an upload in flight whose client sends the rest of its
-// body only when told to.
-type heldUpload struct {
+// held is a request in flight whose client sends the rest of its body
+// only when told to, or drops it; R is what the client got.
+type held[R any] struct {
 	pw     *io.PipeWriter
-	done   <-chan uploadResult
+	done   <-chan R
 	rest   []byte
+	cancel context.CancelFunc // ends the request's context
 	once   sync.Once
-	result uploadResult
+	res    R
+}
+
+// finish sends the rest of the body and returns what the client got.
+func (h *held[R]) finish() R {
+	h.once.Do(func() {
+		h.pw.Write(h.rest)
+		h.pw.Close()
+		h.res = <-h.done
+		h.cancel()
+	})
+	return h.res
+}
+
+// drop has the client go away mid-body, as a dropped connection does, and
+// returns what it got.
+func (h *held[R]) drop() R {
+	h.once.Do(func() {
+		h.cancel()
+		h.pw.CloseWithError(errors.New("the client went away"))
+		h.res = <-h.done
+	})
+	return h.res
 }
 
 // holdUpload starts an upload of size bytes to path, sends the first
 // bytes of it and returns once the record shows them. The rest waits for
-// finish; a test that never calls it has the upload fail as it ends.
-func (e *env) holdUpload(path string, size, first int) *heldUpload {
+// finish; a test that never calls it has the upload dropped as it ends.
+func (e *env) holdUpload(path string, size, first int) *held[uploadResult] {
 	e.t.Helper()
 	data := pattern(size)
 	pr, pw := io.Pipe()
-	h := &heldUpload{pw: pw, done: e.asyncUpload(path, pr, int64(size), "", nil), rest: data[first:]}
-	e.t.Cleanup(func() {
-		h.once.Do(func() {
-			pw.CloseWithError(errors.New("the test ended before the upload"))
-			h.result = <-h.done
-		})
-	})
+	h := &held[uploadResult]{pw: pw, done: e.asyncUpload(path, pr, int64(size), "", nil), rest: data[first:], cancel: func() {}}
+	e.t.Cleanup(func() { h.drop() })
 	if _, err := pw.Write(data[:first]); err != nil {
 		e.t.Fatalf("sending the first %d bytes of %s: %v", first, path, err)
 	}
 	e.waitStatus(path, func(p progressReply) bool { return p.Uploaded == int64(first) })
 	return h
-}
-
-// finish sends the rest of the body and returns what the client got.
-func (h *heldUpload) finish() uploadResult {
-	h.once.Do(func() {
-		h.pw.Write(h.rest)
-		h.pw.Close()
-		h.result = <-h.done
-	})
-	return h.result
 }
 
 // dialWS opens a WebSocket to the proxy at pathAndQuery with hdr.

@@ -61,18 +61,17 @@ func runJSUpload(t *testing.T, chunk, patches int) {
 
 	// The first PATCH waits at the gate until the watcher has its first
 	// message: the upload cannot be over before it is watched.
-	s := e.openTusSocket(upURL)
-	first := s.next(t)
+	w := e.watchTus(upURL)
+	first := w.next(t)
 	gate.release()
 	if first.Status != "created" && first.Status != "uploading" || first.Offset != 0 ||
 		first.Length != size || first.Metadata["filename"] != name {
 		t.Fatalf("watcher's first message %+v", first)
 	}
-	rest, code := s.rest(t, 50*time.Second)
-	if len(rest) == 0 {
+	msgs, code := w.all(t, 50*time.Second)
+	if len(msgs) == 1 {
 		t.Fatalf("watcher closed with %d after one message, %+v", code, first)
 	}
-	msgs := append([]tusReply{first}, rest...)
 	last := msgs[len(msgs)-1]
 	if last.Status != "completed" || last.Offset != size || last.Received != size || last.Length != size ||
 		last.Metadata["filename"] != name || last.Error != "" || last.Upload != up.Path {

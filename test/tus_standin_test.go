@@ -96,6 +96,15 @@ func (o *standinOrigin) checkRequests(t *testing.T) {
 	}
 }
 
+// expectHolds fails the test unless the stand-in holds src for the upload
+// at up.
+func (o *standinOrigin) expectHolds(t *testing.T, up string, src []byte) {
+	t.Helper()
+	if data, ok := o.Data(path.Base(up)); !ok || !bytes.Equal(data, src) {
+		t.Fatalf("the stand-in holds %d bytes (%v) for %s, not the source", len(data), ok, up)
+	}
+}
+
 // standinClock is a stand-in's clock, which a test sets by hand.
 type standinClock struct {
 	mu sync.Mutex
@@ -157,8 +166,8 @@ func TestTusStandinExpiredByOrigin(t *testing.T) {
 			t.Fatalf("%s: %s", when, body)
 		}
 	}
-	s := o.e.openTusSocket(up)
-	msgs, code := s.rest(t, 10*time.Second)
+	w := o.e.watchTus(up)
+	msgs, code := w.all(t, 10*time.Second)
 	if len(msgs) != 1 || msgs[0].Status != "expired" || msgs[0].Error == "" || code != websocket.StatusNormalClosure {
 		t.Fatalf("late watcher got %+v, then close %d; want one expired message and 1000", msgs, code)
 	}
@@ -195,14 +204,14 @@ func TestTusStandinWatcherSeesExpiry(t *testing.T) {
 	if hdr != "" {
 		t.Fatalf("creation answered Upload-Expires %q, want none", hdr)
 	}
-	s := o.e.openTusSocket(up)
-	if r := s.next(t); r.Status != "created" || r.ExpiresAt != "" || r.Error != "" {
+	w := o.e.watchTus(up)
+	if r := w.next(t); r.Status != "created" || r.ExpiresAt != "" || r.Error != "" {
 		t.Fatalf("watcher's first message %+v", r)
 	}
 
 	o.patch(t, up, 0, []byte("hello"), http.StatusNoContent, nil)
-	msgs, code := s.rest(t, 10*time.Second)
-	if len(msgs) == 0 {
+	msgs, code := w.all(t, 10*time.Second)
+	if len(msgs) == 1 {
 		t.Fatalf("watcher closed with %d and no message after the PATCH", code)
 	}
 	last := msgs[len(msgs)-1]
@@ -266,9 +275,7 @@ func TestTusStandinChecksumMismatch(t *testing.T) {
 	if r.Status != "completed" || r.Offset != size || r.Received != size || !strings.Contains(body, `"error":""`) {
 		t.Fatalf("after the right checksum: %s", body)
 	}
-	if data, ok := o.Data(path.Base(up)); !ok || !bytes.Equal(data, src) {
-		t.Fatalf("the stand-in holds %d bytes (%v), not the source", len(data), ok)
-	}
+	o.expectHolds(t, up, src)
 	o.checkRequests(t)
 }
 
@@ -292,8 +299,6 @@ func TestTusStandinConflict(t *testing.T) {
 	if r.Status != "completed" || r.Offset != size || r.Error != "" {
 		t.Fatalf("after the right offset: %s", body)
 	}
-	if data, _ := o.Data(path.Base(up)); !bytes.Equal(data, src) {
-		t.Fatalf("the stand-in holds %d bytes, not the source", len(data))
-	}
+	o.expectHolds(t, up, src)
 	o.checkRequests(t)
 }

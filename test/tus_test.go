@@ -19,10 +19,7 @@ import (
 // uploading with what the proxy read, then completed with tusd's offset;
 // tusd stores the source byte for byte and got only the client's requests.
 func TestTusOnePatchSmoke(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus", tusd.addr)
-	c := e.tus(t)
+	tusd, e, c := startTusdBehindCaddy(t, "protocol tus")
 
 	const size = 64 << 20
 	src := pattern(size)
@@ -73,10 +70,7 @@ func TestTusOnePatchSmoke(t *testing.T) {
 // mid-body so that both see it), and the watcher's messages go forward
 // only, the offset by whole PATCHes, to completed and a normal close.
 func TestTusPatchesWatched(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus", tusd.addr)
-	c := e.tus(t)
+	tusd, e, c := startTusdBehindCaddy(t, "protocol tus")
 
 	const (
 		size  = 64 << 20
@@ -86,7 +80,7 @@ func TestTusPatchesWatched(t *testing.T) {
 	src := pattern(size)
 	up := c.create(map[string]string{"Upload-Length": fmt.Sprint(size)})
 	w := e.watchTus(up)
-	if r := w.until(t, "at all", func(tusReply) bool { return true }); r.Status != "created" || r.Length != size || r.Offset != 0 || r.Received != 0 {
+	if r := w.next(t); r.Status != "created" || r.Length != size || r.Offset != 0 || r.Received != 0 {
 		t.Fatalf("the watcher's first message: %+v", r)
 	}
 
@@ -118,7 +112,7 @@ func TestTusPatchesWatched(t *testing.T) {
 	if code, r, body := e.tusStatus(up); code != 200 || r.Status != "completed" || r.Length != size || r.Offset != size || r.Received != size || r.Error != "" {
 		t.Fatalf("after the last PATCH: %d %s", code, body)
 	}
-	msgs, closed := w.all(t)
+	msgs, closed := w.all(t, 60*time.Second)
 	if closed != websocket.StatusNormalClosure {
 		t.Fatalf("watcher closed with %d, want 1000", closed)
 	}
@@ -172,10 +166,7 @@ func checkPatchesWatched(t *testing.T, msgs []tusReply, size, chunk int64) {
 // tusd had acknowledged, with why; the client's HEAD tells where tusd
 // stands, and a PATCH from there completes the upload.
 func TestTusDropAndResume(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus", tusd.addr)
-	c := e.tus(t)
+	tusd, e, c := startTusdBehindCaddy(t, "protocol tus")
 
 	const size, sent = 16 << 20, 6<<20 + 12345
 	src := pattern(size)
@@ -216,10 +207,7 @@ func TestTusDropAndResume(t *testing.T) {
 // An upload created with its length deferred shows length -1 until a
 // PATCH declares it, and completes when tusd holds that length.
 func TestTusDeferredLength(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus", tusd.addr)
-	c := e.tus(t)
+	tusd, e, c := startTusdBehindCaddy(t, "protocol tus")
 
 	const size, first = 3 << 20, 1 << 20
 	src := pattern(size)
@@ -243,10 +231,7 @@ func TestTusDeferredLength(t *testing.T) {
 // paths and, in a second final upload, one by its absolute URL: the final
 // upload is completed at its creation, with the partials' length summed.
 func TestTusConcatenation(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus", tusd.addr)
-	c := e.tus(t)
+	tusd, e, c := startTusdBehindCaddy(t, "protocol tus")
 
 	var urls, paths []string
 	var whole []byte
@@ -278,17 +263,14 @@ func TestTusConcatenation(t *testing.T) {
 // An upload terminated by the client's DELETE shows terminated, and its
 // watcher gets that, then a normal close.
 func TestTusTermination(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus", tusd.addr)
-	c := e.tus(t)
+	tusd, e, c := startTusdBehindCaddy(t, "protocol tus")
 
 	const size, first = 4 << 20, 1 << 20
 	src := pattern(size)
 	up := c.create(map[string]string{"Upload-Length": fmt.Sprint(size)})
 	c.patchAll(up, 0, src[:first], nil)
 	w := e.watchTus(up)
-	if r := w.until(t, "at all", func(tusReply) bool { return true }); r.Status != "paused" || r.Offset != first {
+	if r := w.next(t); r.Status != "paused" || r.Offset != first {
 		t.Fatalf("the watcher's first message: %+v", r)
 	}
 
@@ -298,7 +280,7 @@ func TestTusTermination(t *testing.T) {
 	if code, r, body := e.tusStatus(up); code != 200 || r.Status != "terminated" {
 		t.Fatalf("after the DELETE: %d %s", code, body)
 	}
-	msgs, closed := w.all(t)
+	msgs, closed := w.all(t, 60*time.Second)
 	if last := msgs[len(msgs)-1]; last.Status != "terminated" || closed != websocket.StatusNormalClosure {
 		t.Fatalf("the watcher got %+v, then close %d; want terminated, then 1000", msgs, closed)
 	}
@@ -309,10 +291,7 @@ func TestTusTermination(t *testing.T) {
 // to the proxy until the client's HEAD through it, which tells its length
 // and offset; the PATCH through the proxy completes it.
 func TestTusUploadCreatedPastTheProxy(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus", tusd.addr)
-	c := e.tus(t)
+	tusd, e, c := startTusdBehindCaddy(t, "protocol tus")
 	direct := tusClientAt(t, "http://"+tusd.addr, e.client)
 
 	const size, first = 4 << 20, 1 << 20
@@ -341,9 +320,7 @@ func TestTusUploadCreatedPastTheProxy(t *testing.T) {
 // {"error":…}; a watcher of an unknown upload gets its not_exist reply
 // before the WebSocket upgrade.
 func TestTusStatusRefusals(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus", tusd.addr)
+	tusd, e, _ := startTusdBehindCaddy(t, "protocol tus")
 
 	for _, q := range []string{"", "?upload=/files/a&upload=/files/b"} {
 		code, body := e.tusGet("/tus/progress"+q, nil)
@@ -388,10 +365,7 @@ func TestTusStatusRefusals(t *testing.T) {
 // With owner {http.request.header.Authorization}, an upload's status is
 // the uploader's: refused without a credential, not_exist to another one.
 func TestTusOwner(t *testing.T) {
-	tusd := startTusd(t)
-	e := newEnv(t, "")
-	e.load("protocol tus {\n\towner {http.request.header.Authorization}\n}", tusd.addr)
-	c := e.tus(t)
+	tusd, e, c := startTusdBehindCaddy(t, "protocol tus {\n\towner {http.request.header.Authorization}\n}")
 
 	const size = 1 << 20
 	src := pattern(size)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/tus/tusd/v2/pkg/filestore"
 	tushandler "github.com/tus/tusd/v2/pkg/handler"
 	"github.com/tus/tusd/v2/pkg/memorylocker"
@@ -65,6 +63,16 @@ func startTusd(t testing.TB) *tusdOrigin {
 	t.Cleanup(func() { srv.Close() })
 	o.addr = l.Addr().String()
 	return o
+}
+
+// startTusdBehindCaddy starts tusd and Caddy in front of it with block
+// (such as "protocol tus"); it returns both and a tus client of Caddy.
+func startTusdBehindCaddy(t testing.TB, block string) (*tusdOrigin, *env, *tusClient) {
+	t.Helper()
+	tusd := startTusd(t)
+	e := newEnv(t, "")
+	e.load(block, tusd.addr)
+	return tusd, e, e.tus(t)
 }
 
 // seen returns the requests tusd got so far.
@@ -281,17 +289,6 @@ func (c *tusClient) patchAll(p string, from int64, body []byte, hdr map[string]s
 	}
 }
 
-// heldPatch is a PATCH in flight whose client sends the rest of its body
-// only when told to, or drops it.
-type heldPatch struct {
-	pw     *io.PipeWriter
-	cancel context.CancelFunc
-	rest   []byte
-	done   chan patchResult
-	once   sync.Once
-	res    patchResult
-}
-
 // patchResult is what the client got for a PATCH.
 type patchResult struct {
 	code   int
@@ -303,14 +300,15 @@ type patchResult struct {
 // and returns once the status of the upload shows them received. The rest
 // waits for finish or drop; a test that calls neither has the PATCH
 // dropped as it ends.
-func (e *env) holdPatch(c *tusClient, p string, from int64, body []byte, first int) *heldPatch {
+func (e *env) holdPatch(c *tusClient, p string, from int64, body []byte, first int) *held[patchResult] {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	h := &heldPatch{pw: pw, cancel: cancel, rest: body[first:], done: make(chan patchResult, 1)}
+	done := make(chan patchResult, 1)
+	h := &held[patchResult]{pw: pw, done: done, rest: body[first:], cancel: cancel}
 	go func() {
 		code, off, err := c.patch(ctx, p, from, pr, int64(len(body)), nil)
-		h.done <- patchResult{code, off, err}
+		done <- patchResult{code, off, err}
 	}()
 	e.t.Cleanup(func() { h.drop() })
 	if _, err := pw.Write(body[:first]); err != nil {
@@ -319,121 +317,6 @@ func (e *env) holdPatch(c *tusClient, p string, from int64, body []byte, first i
 	want := from + int64(first)
 	e.waitTus(p, func(r tusReply) bool { return r.Received == want })
 	return h
-}
-
-// finish sends the rest of the body and returns what the client got.
-func (h *heldPatch) finish() patchResult {
-	h.once.Do(func() {
-		h.pw.Write(h.rest)
-		h.pw.Close()
-		h.res = <-h.done
-		h.cancel()
-	})
-	return h.res
-}
-
-// drop has the client go away mid-body, as a dropped connection does, and
-// returns what it got.
-func (h *heldPatch) drop() patchResult {
-	h.once.Do(func() {
-		h.cancel()
-		h.pw.CloseWithError(errors.New("the client went away"))
-		h.res = <-h.done
-	})
-	return h.res
-}
-
-// tusWatcher is a WebSocket watcher of a tus upload's status.
-type tusWatcher struct {
-	c     *websocket.Conn
-	msgs  chan tusReply
-	done  chan struct{}
-	close websocket.CloseError
-	err   error
-	// taken is every message the test has taken, in order.
-	taken []tusReply
-}
-
-// watchTus opens the WebSocket watcher of upload, failing the test if it
-// is refused; it is closed when the test ends.
-func (e *env) watchTus(upload string) *tusWatcher {
-	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c, _, err := e.dialWS(ctx, "/tus/progress/ws?upload="+url.QueryEscape(upload), nil)
-	if err != nil {
-		cancel()
-		e.t.Fatalf("watching %s: %v", upload, err)
-	}
-	w := &tusWatcher{c: c, msgs: make(chan tusReply, 1<<12), done: make(chan struct{})}
-	go w.read(ctx)
-	e.t.Cleanup(func() {
-		cancel()
-		c.CloseNow()
-		<-w.done
-	})
-	return w
-}
-
-func (w *tusWatcher) read(ctx context.Context) {
-	defer close(w.done)
-	defer close(w.msgs)
-	for {
-		_, b, err := w.c.Read(ctx)
-		if err != nil {
-			if !errors.As(err, &w.close) {
-				w.err = err
-			}
-			return
-		}
-		var r tusReply
-		if err := json.Unmarshal(b, &r); err != nil {
-			w.err = fmt.Errorf("message %q is not JSON: %v", b, err)
-			return
-		}
-		w.msgs <- r
-	}
-}
-
-// until takes messages until ok accepts one and returns it, failing the
-// test if none does within 10 s or the server closes first.
-func (w *tusWatcher) until(t testing.TB, what string, ok func(tusReply) bool) tusReply {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case r, open := <-w.msgs:
-			if !open {
-				t.Fatalf("watcher closed (%v, %v) before %s; took %+v", w.close, w.err, what, w.taken)
-			}
-			w.taken = append(w.taken, r)
-			if ok(r) {
-				return r
-			}
-		case <-timeout:
-			t.Fatalf("no watcher message %s within 10 s; took %+v", what, w.taken)
-		}
-	}
-}
-
-// all takes the messages until the server closes and returns every
-// message taken since the watcher opened, with the close code.
-func (w *tusWatcher) all(t testing.TB) ([]tusReply, websocket.StatusCode) {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case r, open := <-w.msgs:
-			if !open {
-				if w.err != nil {
-					t.Fatalf("watcher: %v", w.err)
-				}
-				return w.taken, w.close.Code
-			}
-			w.taken = append(w.taken, r)
-		case <-timeout:
-			t.Fatal("watcher was not closed within 60 s")
-		}
-	}
 }
 
 // tusGet sends GET pathAndQuery to the proxy with hdr and returns the

@@ -214,6 +214,13 @@ func newClient(t *testing.T) *client {
 // returns the body.
 func (c *client) do(method, url string, header map[string]string, body []byte, want int) []byte {
 	c.t.Helper()
+	_, b := c.send(method, url, header, body, want)
+	return b
+}
+
+// send is do that returns the answer too, its body read.
+func (c *client) send(method, url string, header map[string]string, body []byte, want int) (*http.Response, []byte) {
+	c.t.Helper()
 	r, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
@@ -233,7 +240,7 @@ func (c *client) do(method, url string, header map[string]string, body []byte, w
 	if resp.StatusCode != want {
 		c.t.Fatalf("%s %s: %s, want %d (body %s)", method, url, resp.Status, want, b)
 	}
-	return b
+	return resp, b
 }
 
 // decode is do for a JSON reply.
@@ -244,6 +251,27 @@ func (c *client) decode(method, url string, header map[string]string, body []byt
 		c.t.Fatalf("%s %s: %s: %v", method, url, b, err)
 	}
 	return b
+}
+
+// expectFinalOverWebSocket opens the WebSocket at pathAndQuery of site
+// with header, and fails the test unless the server sends want (an
+// upload's final state, as the status endpoint gave it), then closes
+// normally.
+func (c *client) expectFinalOverWebSocket(site, pathAndQuery string, header http.Header, want []byte) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(site, "http")+pathAndQuery, &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, msg, err := ws.Read(ctx); err != nil || !bytes.Equal(bytes.TrimSpace(msg), bytes.TrimSpace(want)) {
+		c.t.Errorf("websocket: %s (%v), want %s", msg, err, want)
+	}
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		c.t.Errorf("websocket did not close normally: %v", err)
+	}
 }
 
 func multipartBody(t *testing.T, files map[string][]byte, order ...string) (body []byte, contentType string) {
@@ -337,20 +365,7 @@ func demoShard(t *testing.T, d *runningDemo) {
 		t.Errorf("status %s, want %+v", raw, want)
 	}
 	// The same over the WebSocket: the final state, then a normal close.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(d.site, "http")+"/ws/progress?path=/go/shard.bin",
-		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {"demo"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	if _, msg, err := ws.Read(ctx); err != nil || !bytes.Equal(bytes.TrimSpace(msg), bytes.TrimSpace(raw)) {
-		t.Errorf("websocket: %s (%v), want %s", msg, err, raw)
-	}
-	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
-		t.Errorf("websocket did not close normally: %v", err)
-	}
+	c.expectFinalOverWebSocket(d.site, "/ws/progress?path=/go/shard.bin", http.Header{"X-User-Api-Key": {"demo"}}, raw)
 	// The origin stored it.
 	if got := c.do(http.MethodGet, d.site+"/fso?path=/go/shard.bin", key, nil, http.StatusOK); !bytes.Equal(got, data) {
 		t.Error("the stored file differs from the upload")

@@ -2,17 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
@@ -32,26 +28,12 @@ type tusStatus struct {
 // want; it returns the answer, its body read.
 func (c *client) tus(method, target string, header map[string]string, body []byte, want int) *http.Response {
 	c.t.Helper()
-	r, err := http.NewRequest(method, target, bytes.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	r.Header.Set("Tus-Resumable", "1.0.0")
+	h := map[string]string{"Tus-Resumable": "1.0.0"}
 	if body != nil {
-		r.Header.Set("Content-Type", "application/offset+octet-stream")
+		h["Content-Type"] = "application/offset+octet-stream"
 	}
-	for k, v := range header {
-		r.Header.Set(k, v)
-	}
-	resp, err := c.c.Do(r)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		c.t.Fatalf("%s %s: %s, want %d (body %s)", method, target, resp.Status, want, b)
-	}
+	maps.Copy(h, header)
+	resp, _ := c.send(method, target, h, body, want)
 	return resp
 }
 
@@ -100,19 +82,7 @@ func demoTus(t *testing.T, d *runningDemo) {
 		t.Fatalf("after the last PATCH: %s, want %+v", raw, want)
 	}
 	// The WebSocket: the final state, then a normal close.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(d.site, "http")+"/tus/progress/ws?upload="+url.QueryEscape(up), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	if _, msg, err := ws.Read(ctx); err != nil || !bytes.Equal(bytes.TrimSpace(msg), bytes.TrimSpace(raw)) {
-		t.Errorf("websocket: %s (%v), want %s", msg, err, raw)
-	}
-	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
-		t.Errorf("websocket did not close normally: %v", err)
-	}
+	c.expectFinalOverWebSocket(d.site, "/tus/progress/ws?upload="+url.QueryEscape(up), nil, raw)
 	if got := c.do(http.MethodGet, up, nil, nil, http.StatusOK); !bytes.Equal(got, data) {
 		t.Error("the origin's upload differs from the source")
 	}
