@@ -7,7 +7,7 @@
 // front of the real tusd. It prints the medians, their ratio and whether
 // each meets its target.
 //
-//	go run ./cmd/upload-bench            # full run, about 5 minutes
+//	go run ./cmd/upload-bench            # full run, about 6 minutes
 //	go run ./cmd/upload-bench -quick     # smoke run, under a minute
 //	go run ./cmd/upload-bench -json results.json -only W1,W5
 //	go run ./cmd/upload-bench -only W7 -rounds 11      # tus uploads to tusd
