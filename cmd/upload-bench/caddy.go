@@ -33,26 +33,45 @@ func buildCaddy(ctx context.Context, dir string) (string, error) {
 	return out, nil
 }
 
-// caddyInstance is the one Caddy process, with its two sites.
+// caddyInstance is the one Caddy process, with its sites.
 type caddyInstance struct {
 	*child
-	plain, tracked string // base URLs of the sites
-	log            string // path of its log (stderr)
-	admin          string // base URL of the admin endpoint, "" when off
+	plain, tracked       string // base URLs of the sites
+	tusPlain, tusTracked string // base URLs of W7's sites, "" without tusd
+	log                  string // path of its log (stderr)
+	admin                string // base URL of the admin endpoint, "" when off
+}
+
+// caddySpec is what the Caddy config is made of.
+type caddySpec struct {
+	plainPort, trackedPort int
+	origin                 string // the sink origin's address
+	respondBody            string // W5's static route's body
+	// With tusd (its address) set, two more sites in front of it for W7:
+	// PLAIN-tus on tusPlainPort, TRACKED-tus on tusTrackedPort.
+	tusd                         string
+	tusPlainPort, tusTrackedPort int
+	adminAddr                    string // "": admin off
+	logLevel                     string // "": Caddy's default logging
 }
 
 // caddyConfig is the JSON config: admin off (or on adminAddr when it is set,
 // for its /debug/pprof/), PLAIN = reverse_proxy only, TRACKED =
 // upload_progress (owner check off) + reverse_proxy, plus on TRACKED a
 // static route answering respondBody, the size of a status reply. With
-// logLevel set, the upload_progress logger writes at that level (to stderr,
-// like every other logger), so that a run can tell what its line per
-// finished upload costs.
-func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr, logLevel string) ([]byte, error) {
-	proxy := map[string]any{
-		"handler":   "reverse_proxy",
-		"upstreams": []any{map[string]any{"dial": origin}},
+// tusd set, PLAIN-tus = reverse_proxy to tusd and TRACKED-tus =
+// `upload_progress { protocol tus }` + reverse_proxy to tusd, sites of
+// their own so that W1-W6's sites stay as they are. With logLevel set, the
+// upload_progress logger writes at that level (to stderr, like every other
+// logger), so that a run can tell what its line per finished upload costs.
+func caddyConfig(s caddySpec) ([]byte, error) {
+	proxyTo := func(upstream string) map[string]any {
+		return map[string]any{
+			"handler":   "reverse_proxy",
+			"upstreams": []any{map[string]any{"dial": upstream}},
+		}
 	}
+	proxy := proxyTo(s.origin)
 	server := func(port int, routes ...any) map[string]any {
 		return map[string]any{
 			"listen":          []string{"127.0.0.1:" + strconv.Itoa(port)},
@@ -61,46 +80,55 @@ func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr, log
 		}
 	}
 	admin := map[string]any{"disabled": true, "config": map[string]any{"persist": false}}
-	if adminAddr != "" {
-		admin = map[string]any{"listen": adminAddr, "config": map[string]any{"persist": false}}
+	if s.adminAddr != "" {
+		admin = map[string]any{"listen": s.adminAddr, "config": map[string]any{"persist": false}}
+	}
+	servers := map[string]any{
+		"plain": server(s.plainPort, map[string]any{"handle": []any{proxy}}),
+		"tracked": server(s.trackedPort,
+			map[string]any{
+				"match": []any{map[string]any{"path": []string{respondPath}}},
+				"handle": []any{map[string]any{
+					"handler":     "static_response",
+					"status_code": 200,
+					// The same headers as a status reply.
+					"headers": map[string][]string{
+						"Content-Type":  {"application/json"},
+						"Cache-Control": {"no-store"},
+					},
+					"body": s.respondBody,
+				}},
+				"terminal": true,
+			},
+			map[string]any{"handle": []any{
+				// pcloud too, so that W3's multipart uploads are
+				// scanned for their files (shard does not need them).
+				map[string]any{"handler": "upload_progress", "disable_owner_check": true,
+					"protocols": []any{map[string]any{"name": "shard"}, map[string]any{"name": "pcloud"}}},
+				proxy,
+			}},
+		),
+	}
+	if s.tusd != "" {
+		servers["plain-tus"] = server(s.tusPlainPort, map[string]any{"handle": []any{proxyTo(s.tusd)}})
+		// What `upload_progress { protocol tus }` adapts to: the defaults.
+		servers["tracked-tus"] = server(s.tusTrackedPort, map[string]any{"handle": []any{
+			map[string]any{"handler": "upload_progress", "protocols": []any{map[string]any{"name": "tus"}}},
+			proxyTo(s.tusd),
+		}})
 	}
 	cfg := map[string]any{
 		"admin": admin,
 		"apps": map[string]any{"http": map[string]any{
 			"grace_period": "2s",
-			"servers": map[string]any{
-				"plain": server(plainPort, map[string]any{"handle": []any{proxy}}),
-				"tracked": server(trackedPort,
-					map[string]any{
-						"match": []any{map[string]any{"path": []string{respondPath}}},
-						"handle": []any{map[string]any{
-							"handler":     "static_response",
-							"status_code": 200,
-							// The same headers as a status reply.
-							"headers": map[string][]string{
-								"Content-Type":  {"application/json"},
-								"Cache-Control": {"no-store"},
-							},
-							"body": respondBody,
-						}},
-						"terminal": true,
-					},
-					map[string]any{"handle": []any{
-						// pcloud too, so that W3's multipart uploads are
-						// scanned for their files (shard does not need them).
-						map[string]any{"handler": "upload_progress", "disable_owner_check": true,
-							"protocols": []any{map[string]any{"name": "shard"}, map[string]any{"name": "pcloud"}}},
-						proxy,
-					}},
-				),
-			},
+			"servers":      servers,
 		}},
 	}
-	if logLevel != "" {
+	if s.logLevel != "" {
 		const logger = "http.handlers.upload_progress"
 		cfg["logging"] = map[string]any{"logs": map[string]any{
 			"default":         map[string]any{"exclude": []string{logger}},
-			"upload_progress": map[string]any{"include": []string{logger}, "level": strings.ToUpper(logLevel)},
+			"upload_progress": map[string]any{"include": []string{logger}, "level": strings.ToUpper(s.logLevel)},
 		}}
 	}
 	return json.MarshalIndent(cfg, "", "\t")
@@ -109,25 +137,28 @@ func caddyConfig(plainPort, trackedPort int, origin, respondBody, adminAddr, log
 // startCaddy writes the config into dir and runs `caddy run` on it, with
 // Caddy's state directories inside dir, and waits until both sites answer.
 // With admin set, Caddy's admin endpoint listens on a loopback port
-// (admin.go's /debug/pprof/ is what the bench wants of it).
-func startCaddy(ctx context.Context, bin, dir, origin, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
-	plainPort, err := testkit.FreePort()
-	if err != nil {
-		return nil, err
+// (admin.go's /debug/pprof/ is what the bench wants of it). With tusd (its
+// address) set, Caddy also serves W7's two sites in front of it.
+func startCaddy(ctx context.Context, bin, dir, origin, tusd, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
+	s := caddySpec{origin: origin, tusd: tusd, respondBody: respondBody, logLevel: logLevel}
+	ports := []*int{&s.plainPort, &s.trackedPort}
+	if tusd != "" {
+		ports = append(ports, &s.tusPlainPort, &s.tusTrackedPort)
 	}
-	trackedPort, err := testkit.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	var adminAddr string
+	var adminPort int
 	if admin {
-		adminPort, err := testkit.FreePort()
-		if err != nil {
+		ports = append(ports, &adminPort)
+	}
+	for _, p := range ports {
+		var err error
+		if *p, err = testkit.FreePort(); err != nil {
 			return nil, err
 		}
-		adminAddr = "127.0.0.1:" + strconv.Itoa(adminPort)
 	}
-	cfg, err := caddyConfig(plainPort, trackedPort, origin, respondBody, adminAddr, logLevel)
+	if admin {
+		s.adminAddr = "127.0.0.1:" + strconv.Itoa(adminPort)
+	}
+	cfg, err := caddyConfig(s)
 	if err != nil {
 		return nil, err
 	}
@@ -150,14 +181,13 @@ func startCaddy(ctx context.Context, bin, dir, origin, respondBody string, admin
 	if err != nil {
 		return nil, err
 	}
-	ci := &caddyInstance{
-		child:   c,
-		plain:   "http://127.0.0.1:" + strconv.Itoa(plainPort),
-		tracked: "http://127.0.0.1:" + strconv.Itoa(trackedPort),
-		log:     logPath,
+	local := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
+	ci := &caddyInstance{child: c, plain: local(s.plainPort), tracked: local(s.trackedPort), log: logPath}
+	if tusd != "" {
+		ci.tusPlain, ci.tusTracked = local(s.tusPlainPort), local(s.tusTrackedPort)
 	}
-	if adminAddr != "" {
-		ci.admin = "http://" + adminAddr
+	if s.adminAddr != "" {
+		ci.admin = "http://" + s.adminAddr
 	}
 	if err := ci.waitReady(ctx, 20*time.Second); err != nil {
 		c.stop(5 * time.Second)

@@ -1,13 +1,16 @@
 // Command upload-bench is a reproducible A/B benchmark of upload_progress:
 // one Caddy process (built from this repository) with a PLAIN site
 // (reverse_proxy only) and a TRACKED site (upload_progress + reverse_proxy)
-// in front of the same sink origin, all on loopback, and workloads W1-W5
-// run interleaved against both; it prints the medians, their ratio and
-// whether each meets its target.
+// in front of the same sink origin, all on loopback, and workloads W1-W6
+// run interleaved against both; W7 does the same with tus uploads, through
+// PLAIN-tus and TRACKED-tus (`upload_progress { protocol tus }`) sites in
+// front of the real tusd. It prints the medians, their ratio and whether
+// each meets its target.
 //
-//	go run ./cmd/upload-bench            # full run, about 5 minutes
+//	go run ./cmd/upload-bench            # full run, about 6 minutes
 //	go run ./cmd/upload-bench -quick     # smoke run, under a minute
 //	go run ./cmd/upload-bench -json results.json -only W1,W5
+//	go run ./cmd/upload-bench -only W7 -rounds 11      # tus uploads to tusd
 //	go run ./cmd/upload-bench -quick -only W2 -cpuprofile /tmp/prof   # + a CPU profile of Caddy per side
 package main
 
@@ -19,6 +22,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -29,6 +33,12 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == originChildArg {
 		if err := runOriginChild(); err != nil {
 			log.Fatalf("origin: %v", err)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == tusdChildArg {
+		if err := runTusdChild(os.Args[2:]); err != nil {
+			log.Fatalf("tusd: %v", err)
 		}
 		return
 	}
@@ -61,7 +71,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 0, "measured rounds per side (default 31, or 5 with -quick)")
 	fs.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6)")
+	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6,W7)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
 	fs.StringVar(&o.profDir, "cpuprofile", "", "after each workload's rounds, profile Caddy's CPU on each side alone and write DIR/<workload>-<side>.pprof")
 	fs.DurationVar(&o.profTime, "profile-time", 10*time.Second, "how long each -cpuprofile profile lasts (whole seconds)")
@@ -133,7 +143,18 @@ func run(args []string) (err error) {
 	}
 	defer origin.stop(5 * time.Second)
 
-	caddy, err := startCaddy(ctx, bin, dir, originAddr, liveRespondBody(), o.profDir != "", o.logLevel)
+	// tusd runs only for W7, which needs it and its sites in Caddy.
+	var tusdAddr, tusdDir string
+	if slices.ContainsFunc(selected, func(w workload) bool { return w.ID == "W7" }) {
+		tusdDir = filepath.Join(dir, "tusd")
+		var tusd *child
+		if tusd, tusdAddr, err = startTusd(ctx, tusdDir); err != nil {
+			return err
+		}
+		defer tusd.stop(5 * time.Second)
+	}
+
+	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, liveRespondBody(), o.profDir != "", o.logLevel)
 	if err != nil {
 		return err
 	}
@@ -146,6 +167,10 @@ func run(args []string) (err error) {
 	log.Printf("origin on %s, caddy PLAIN %s TRACKED %s", originAddr, caddy.plain, caddy.tracked)
 
 	b := &bench{plan: p, plain: caddy.plain, tracked: caddy.tracked, client: newClient()}
+	if tusdAddr != "" {
+		log.Printf("tusd on %s storing in %s, caddy PLAIN-tus %s TRACKED-tus %s", tusdAddr, tusdDir, caddy.tusPlain, caddy.tusTracked)
+		b.tus = &tusSites{plain: caddy.tusPlain, tracked: caddy.tusTracked, dir: tusdDir}
+	}
 	if o.profDir != "" {
 		if err := os.MkdirAll(o.profDir, 0o755); err != nil {
 			return err

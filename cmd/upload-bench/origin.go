@@ -1,7 +1,8 @@
 package main
 
-// The sink origin runs as a child process of this same binary (re-executed
-// with the hidden first argument originChildArg) rather than inside the
+// The sink origin (and W7's tusd, see tusd.go) runs as a child process of
+// this same binary (re-executed with the hidden first argument
+// originChildArg, or tusdChildArg) rather than inside the
 // bench process: the load generator allocates (latency samples, WebSocket
 // frames) and its garbage collections and scheduler would otherwise pause
 // the origin too, a coupling a real deployment does not have. As its own
@@ -30,15 +31,18 @@ import (
 // originChildArg, as the first argument, makes the binary the sink origin.
 const originChildArg = "-origin-child"
 
-// runOriginChild is the origin child's main: it listens on a loopback port
-// picked by the kernel, prints "ADDR host:port" on stdout, and serves until
-// stdin closes or it is interrupted.
-func runOriginChild() error {
+// runOriginChild is the origin child's main.
+func runOriginChild() error { return serveChild(http.HandlerFunc(testkit.Sink)) }
+
+// serveChild is the main of a server child (the sink origin, tusd): it
+// listens on a loopback port picked by the kernel, prints "ADDR host:port"
+// on stdout, and serves h until stdin closes or it is interrupted.
+func serveChild(h http.Handler) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(testkit.Sink), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("ADDR %s\n", ln.Addr())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,11 +67,17 @@ func runOriginChild() error {
 // startOrigin re-executes this binary as the sink origin and returns the
 // child and the address it listens on.
 func startOrigin(ctx context.Context) (*child, string, error) {
+	return startServerChild(ctx, "origin", originChildArg)
+}
+
+// startServerChild re-executes this binary with args, as the server child
+// named name, and returns the child and the address it listens on.
+func startServerChild(ctx context.Context, name string, args ...string) (*child, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
-	cmd := exec.Command(self, originChildArg)
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	// stdin stays open (never written) for the child's lifetime: its EOF
 	// tells the child the bench is gone. exec closes it after Wait.
@@ -81,7 +91,7 @@ func startOrigin(ctx context.Context) (*child, string, error) {
 		return nil, "", err
 	}
 	cmd.Stdout = pw
-	c, err := startChild(ctx, "origin", cmd)
+	c, err := startChild(ctx, name, cmd)
 	pw.Close()
 	if err != nil {
 		pr.Close()
@@ -99,12 +109,12 @@ func startOrigin(ctx context.Context) (*child, string, error) {
 	case addr := <-addrc:
 		if addr == "" {
 			c.stop(time.Second)
-			return nil, "", fmt.Errorf("origin did not report its address: %v", c.exitError())
+			return nil, "", fmt.Errorf("%s did not report its address: %v", name, c.exitError())
 		}
 		return c, addr, nil
 	case <-time.After(10 * time.Second):
 		c.stop(time.Second)
-		return nil, "", fmt.Errorf("origin did not start within 10s")
+		return nil, "", fmt.Errorf("%s did not start within 10s", name)
 	case <-ctx.Done():
 		c.stop(time.Second)
 		return nil, "", ctx.Err()

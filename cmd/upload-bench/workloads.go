@@ -38,6 +38,9 @@ type plan struct {
 
 	W6Watchers int   `json:"w6_watchers"`
 	W6Size     int64 `json:"w6_size"`
+
+	W7Size  int64 `json:"w7_size"`
+	W7Patch int64 `json:"w7_patch"`
 }
 
 // fullPlan is the default run. The workloads are short on loopback (about
@@ -50,6 +53,7 @@ var fullPlan = plan{
 	W4Watchers: 100, W4Pollers: 10, W4PollEvery: 50 * time.Millisecond,
 	W5Count: 40000, W5Conc: 16,
 	W6Watchers: 1000, W6Size: 1024 * mib,
+	W7Size: 256 * mib, W7Patch: 8 * mib,
 }
 
 // quickPlan is a smoke run: every workload, smaller, fewer rounds.
@@ -61,6 +65,7 @@ var quickPlan = plan{
 	W4Watchers: 100, W4Pollers: 10, W4PollEvery: 50 * time.Millisecond,
 	W5Count: 10000, W5Conc: 16,
 	W6Watchers: 1000, W6Size: 256 * mib,
+	W7Size: 128 * mib, W7Patch: 8 * mib,
 }
 
 // runTimeout bounds one measured run of any workload.
@@ -77,6 +82,8 @@ type bench struct {
 	multipartType string
 
 	live *liveUpload // W5's in-flight upload, while W5 runs
+
+	tus *tusSites // W7's sites and tusd's store, when W7 is selected
 
 	// cpu, when the OS tells CPU times, measures each run's CPU cost in
 	// Caddy (caddyCPUMetric, every workload) and in the bench process
@@ -171,6 +178,13 @@ func workloads(p plan) []workload {
 			Notes:   "both sides on TRACKED: the same upload, unwatched (A) and watched (B) by watchers that connect first and never read, so that the bench process pays nothing for them while the upload runs; the ratio is what the proxy pays for its watchers.",
 			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95"}},
 			run:     runW6,
+		},
+		{
+			ID: "W7", Title: fmt.Sprintf("one %d MiB tus upload to tusd in %d MiB PATCHes", p.W7Size/mib, p.W7Patch/mib), Sides: [2]string{"plain", "tracked"},
+			Notes:   "the real tusd (handler, file store in a temporary directory, in-memory locker) in its own process, behind two sites of the same Caddy: PLAIN-tus (reverse_proxy) and TRACKED-tus (`upload_progress { protocol tus }` + reverse_proxy); a creation POST, then PATCHes from the offsets tusd answers; throughput from the creation to the last PATCH's answer.",
+			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95"}},
+			setup:   setupW7,
+			run:     runW7,
 		},
 	}
 }
