@@ -133,6 +133,8 @@ type Handler struct {
 	logger    *zap.Logger
 	// warnings says what an operator must act on, a line now and then.
 	warnings *warnings
+	// refreshes shares the origin's status requests of watched sessions.
+	refreshes *refreshes
 	// The WebSocket timings, defaults applied.
 	pace                         progress.Pace
 	pingInterval, watcherTimeout time.Duration
@@ -153,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if p.answers(r, p.statusPath) {
 			return h.serveStatus(w, r, p)
 		}
-		if p.answers(r, p.webSocketPaths...) {
+		if p.answers(r, p.webSocketPaths...) || p.router != nil && p.router.Watches(r) {
 			return h.serveWatch(w, r, p)
 		}
 	}

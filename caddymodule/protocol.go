@@ -39,8 +39,10 @@ type protocol struct {
 	headers protocolapi.HeaderSetter
 	prober  protocolapi.Prober
 	// sessions is set for a protocol whose uploads span many requests.
-	sessions protocolapi.Sessions
-	coder    protocolapi.StatusCoder
+	sessions  protocolapi.Sessions
+	coder     protocolapi.StatusCoder
+	router    protocolapi.WatchRouter
+	refresher protocolapi.Refresher
 }
 
 // bind makes a protocol of a loaded module.
@@ -56,6 +58,8 @@ func bind(name string, mod protocolapi.Protocol) *protocol {
 	p.prober, _ = mod.(protocolapi.Prober)
 	p.sessions, _ = mod.(protocolapi.Sessions)
 	p.coder, _ = mod.(protocolapi.StatusCoder)
+	p.router, _ = mod.(protocolapi.WatchRouter)
+	p.refresher, _ = mod.(protocolapi.Refresher)
 	return p
 }
 

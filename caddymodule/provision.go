@@ -38,6 +38,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.logger = ctx.Logger()
 	h.warnings = &warnings{logger: h.logger}
+	h.refreshes = new(refreshes)
 	if h.Zone == "" {
 		h.Zone = defaultZone
 	}

@@ -59,29 +59,43 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 	xw := &x.w
 	xw.ResponseWriter = w
 	xw.u = x
-	if ex.ReadBody {
+	var out http.ResponseWriter = xw
+	if ex.Rewrite {
+		x.held = newHeldWriter(w, func(int) {})
+		out = x.held
+	} else if ex.ReadBody {
 		xw.capture = make([]byte, 0, 4096)
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			x.finish(progress.Event{Status: xw.status, Panicked: true})
+			x.finish(progress.Event{Status: x.status(), Panicked: true})
 			panic(v)
 		}
 	}()
-	err := next.ServeHTTP(xw, r)
-	switch {
-	case xw.status != 0:
-		// Without ReadBody, the answer was learned when its status was written.
-		x.finish(progress.Event{Status: xw.status})
-	default:
-		ev := progress.Event{HandlerFailed: err != nil}
+	err := next.ServeHTTP(out, r)
+	ev := progress.Event{Status: x.status()}
+	if ev.Status == 0 {
+		ev.HandlerFailed = err != nil
 		var he caddyhttp.HandlerError
 		if errors.As(err, &he) {
 			ev.HandlerStatus = he.StatusCode
 		}
-		x.finish(ev)
+	}
+	// Without ReadBody or Rewrite, the answer was learned when its status
+	// was written, and this does nothing.
+	x.finish(ev)
+	if x.held != nil {
+		x.held.release(x.ans)
 	}
 	return err
+}
+
+// status is the final status of the answer so far, 0 if none.
+func (x *exchange) status() int {
+	if x.held != nil {
+		return x.held.status
+	}
+	return x.w.status
 }
 
 // untrackedReason says why the tracker could not take a request, warning
@@ -104,6 +118,7 @@ type exchange struct {
 	ans     *protocolapi.Answered
 	started time.Time
 	w       uploadWriter
+	held    *heldWriter // the answer held back, for an exchange with Rewrite
 	body    progress.Body
 	done    bool
 	line    uploadFields
@@ -139,6 +154,12 @@ func (x *exchange) finish(ev progress.Event) {
 	}
 	a.Header = x.w.Header()
 	a.Body = x.w.capture
+	if x.held != nil {
+		a.Header, a.Body = x.held.header, nil
+		if x.held.held() {
+			a.Body = x.held.body
+		}
+	}
 	a.Outcome = progress.Judge(ev)
 	a.Accepted = ev.Status >= 200 && ev.Status < 300
 	if x.ex.Answer != nil {

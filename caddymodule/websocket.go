@@ -70,6 +70,12 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	if !snap.Found {
 		snap = named(probe(r, p, owner, q.Key, snap), q.Key)
 	}
+	var gate *refreshGate
+	rk := refreshKey{owner, q.Key}
+	if p.refresher != nil {
+		gate = h.refreshes.join(rk)
+		defer h.refreshes.leave(rk, gate)
+	}
 	var dropped error
 	for {
 		if err := h.send(ctx, c, p.Render(snap)); err != nil {
@@ -84,7 +90,27 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 			return nil
 		}
 		sent := time.Now()
-		snap, err = progress.NextPaced(ctx, sub, snap, q.Step, sent, h.pace)
+		for {
+			wctx, cancel := ctx, context.CancelFunc(func() {})
+			if gate != nil {
+				// The origin moves some sessions on its own: ask it now
+				// and then while nothing else happens.
+				wctx, cancel = context.WithTimeoutCause(ctx, refreshEvery, errRefreshDue)
+			}
+			var next progress.Snapshot
+			next, err = progress.NextPaced(wctx, sub, snap, q.Step, sent, h.pace)
+			due := context.Cause(wctx) == errRefreshDue && ctx.Err() == nil
+			cancel()
+			if err == nil || !due {
+				snap = next
+				break
+			}
+			if refused := h.refresh(ctx, r, p, gate, rk, sub.Current()); refused != "" {
+				sub.Close()
+				c.Close(websocket.StatusPolicyViolation, refused)
+				return nil
+			}
+		}
 		snap = named(snap, q.Key)
 		if errors.Is(err, progress.ErrClosed) {
 			c.Close(websocket.StatusGoingAway, "server shutting down")

@@ -191,8 +191,14 @@ type recordDetail struct {
 // to the tracker's file-detail budget when the record finishes, and
 // dropped if the budget has no room. Set it before the record finishes, so
 // that watchers see it with the final state.
+// A record that has ended keeps the detail it ended with; a session's
+// watchers hear of a new detail as of any change.
 func (r *Record) SetDetail(v any, size int64) {
+	if r.finishing.Load() {
+		return
+	}
 	r.detail.Store(&recordDetail{v, size})
+	r.update(func(*session) {})
 }
 
 // Snapshot returns a consistent copy of the record's state.

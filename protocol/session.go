@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
@@ -39,6 +40,11 @@ type Exchange struct {
 	// bytes) in Answered.Body; Answer then runs once the answer has been
 	// passed on, rather than when its status is written.
 	ReadBody bool
+	// Rewrite holds the answer back until Answer has run, which may then
+	// replace its body (Answered.Replace): a status answer the protocol
+	// lays its live view over. An answer longer than MaxAnswer is not
+	// held: it passes on as it came, and Answer sees no body.
+	Rewrite bool
 	// Answer learns what the origin's answer says of the session; it may
 	// be nil. It runs once per request, also when no answer came
 	// (Answered.Status 0).
@@ -64,6 +70,9 @@ type Answered struct {
 	// count as acknowledged when it ends (see progress.Record.EndStream).
 	// It starts as true for a 2xx answer; Answer may change it.
 	Accepted bool
+	// Replace, set by the Answer of an exchange with Rewrite, is sent to
+	// the client in place of the answer's body (Content-Length follows).
+	Replace []byte
 
 	opener SessionOpener
 }
@@ -89,6 +98,15 @@ func (a *Answered) Open(key string, spec progress.SessionSpec) *progress.Record 
 	return a.Session
 }
 
+// EndStream ends the request's stream now, as a.Accepted says, so that
+// what Answer does next sees it counted (a numbered part accepted) rather
+// than in flight. The handler's own end of the stream then does nothing.
+func (a *Answered) EndStream() {
+	if a.Stream != nil {
+		a.Stream.Record().EndStream(a.Stream, a.Accepted)
+	}
+}
+
 // Find returns the request's owner's session of key, or nil.
 func (a *Answered) Find(key string) *progress.Record { return a.opener.Find(key) }
 
@@ -100,9 +118,7 @@ func (a *Answered) End(o progress.Outcome) {
 	if a.Session == nil {
 		return
 	}
-	if a.Stream != nil {
-		a.Stream.Record().EndStream(a.Stream, a.Accepted)
-	}
+	a.EndStream()
 	a.opener.End(a.Session, o)
 }
 
@@ -111,4 +127,27 @@ func (a *Answered) End(o progress.Outcome) {
 // not 200 is refused with that reply before the WebSocket upgrade.
 type StatusCoder interface {
 	StatusCode(progress.Snapshot) int
+}
+
+// WatchRouter is a protocol whose WebSocket endpoint is no fixed path: it
+// lies under each session's own URL. Its ParseStatus reads the key from
+// the path.
+type WatchRouter interface {
+	// Watches reports whether r is a request for the WebSocket endpoint.
+	Watches(r *http.Request) bool
+}
+
+// Refresher is a protocol whose origin moves a session on its own
+// (completing to completed, expiry), which the proxy learns for the
+// session's watchers by asking the origin: at most once a second per
+// watched session, one request for all its watchers, only while none of
+// its requests passes through the proxy.
+type Refresher interface {
+	// Refresh asks the origin about the session a.Session for the
+	// watcher's request r, and applies the answer as Answer does for an
+	// exchange (a.End, SetDetail). refused, when not "", says that the
+	// origin refused the watcher's credential (401, 403, 404): the
+	// session's watchers are then closed with 1008 and that reason. An
+	// error (5xx, network) is retried at the same pace.
+	Refresh(ctx context.Context, r *http.Request, a *Answered) (refused string, err error)
 }
