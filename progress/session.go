@@ -39,6 +39,8 @@ type session struct {
 	// session that never received a byte from one that paused.
 	streamed int
 	lastErr  string
+	// lastByte is when a stream that brought bytes last ended.
+	lastByte time.Time
 	updated  time.Time
 	expires  time.Time
 	idle     time.Duration
@@ -136,6 +138,9 @@ func (r *Record) EndStream(st *Stream, accepted bool) {
 	}
 	st.done = true
 	s.inFlight.Add(-1)
+	if st.n.Load() > 0 {
+		s.lastByte = time.Now()
+	}
 	if i := slices.Index(s.streams, st); i >= 0 {
 		s.streams = slices.Delete(s.streams, i, i+1)
 	}
@@ -261,6 +266,9 @@ type SessionState struct {
 	Error string
 	// Updated is when the session last changed other than by bytes.
 	Updated time.Time
+	// LastByte is about when its last byte arrived: now while a stream
+	// brings bytes, else when the last stream that brought some ended.
+	LastByte time.Time
 	// Expires is when the origin forgets the unfinished session; zero if unknown.
 	Expires time.Time
 }
@@ -288,10 +296,14 @@ func (s *session) snapshotLocked(snap *Snapshot) {
 		Updated:      s.updated,
 		Expires:      s.expires,
 	}
+	st.LastByte = s.lastByte
 	if len(s.streams) > 0 {
 		st.InFlight = make([]StreamState, len(s.streams))
 		for i, x := range s.streams {
 			st.InFlight[i] = StreamState{Part: x.part, From: x.from, Received: x.n.Load(), Size: x.size}
+			if st.InFlight[i].Received > 0 {
+				st.LastByte = time.Now()
+			}
 		}
 	}
 	snap.Session = st
