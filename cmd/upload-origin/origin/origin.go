@@ -21,6 +21,7 @@
 //	POST /upload[?path=/dir]  (multipart)       one file a part -> 201 MultipartResponse
 //	GET|HEAD /healthz                                           -> 200 {"ok":true}
 //	POST /files/, HEAD|PATCH|GET|DELETE /files/<id>             tus 1.0 (tusd's replies)
+//	/v1/sandboxes/{id}/uploads[/...]                            the sandbox's resumable upload sessions (see sandbox.go)
 //
 // /fso is a storage node's file API, /uploadfile answers as pCloud's
 // uploadfile does (errors included: HTTP 200 with a result code), and
@@ -29,7 +30,10 @@
 // them can be fetched with GET /fso. /files/ is tus 1.0 as tusd serves it
 // (tusd's own handler: creation, deferred length, termination,
 // concatenation), storing into the tree's TusDir; the test hooks do not
-// apply to it.
+// apply to it. /v1/sandboxes/ is a sandbox's resumable, multi-part upload
+// sessions (create, send parts, complete, abort, status), stored into the
+// tree at their target path; its errors have a shape of their own
+// (SandboxErrorResponse).
 package origin
 
 import (
@@ -79,12 +83,37 @@ type Config struct {
 	// APIKeys, if non-empty, are the credentials accepted: in the
 	// x-user-api-key header on /fso, /upload and /files/ (401 without
 	// one of them; tus's CORS preflights need none), and as pCloud's auth or access_token parameter or bearer
-	// token on /uploadfile (result 1000 or 2000). Empty, any credential
-	// or none is accepted. /healthz stays open so liveness probes need no
-	// secret.
+	// token on /uploadfile (result 1000 or 2000), and as the bearer token
+	// on the sandbox routes (401). Empty, any credential or none is
+	// accepted, but the sandbox routes still want a bearer token: their
+	// sessions belong to it. /healthz stays open so liveness probes need
+	// no secret.
 	APIKeys []string
 	// Logf, if set, receives one line per request.
 	Logf func(format string, args ...any)
+
+	// The sandbox's resumable upload sessions (sandbox.go). Zero values
+	// take the defaults.
+
+	// SandboxPrefix is where the sandbox API is mounted: its routes are
+	// {SandboxPrefix}/sandboxes/... (default DefaultSandboxPrefix, "/v1").
+	SandboxPrefix string
+	// SandboxLimits are the limits every session answers with and is held
+	// to (defaults: DefaultSandboxLimits).
+	SandboxLimits SandboxLimits
+	// SandboxTTL is how long a session lives: expires_at is created_at
+	// plus it (default 1h).
+	SandboxTTL time.Duration
+	// SandboxCompletion is how a complete request is answered when it does
+	// not say (?mode=): "async" (default; 202 completing, completed
+	// SandboxCompleteDelay later) or "sync" (200 completed).
+	SandboxCompletion string
+	// SandboxCompleteDelay is how long an asynchronous completion takes
+	// (default 300ms).
+	SandboxCompleteDelay time.Duration
+	// Now, if set, is the sandbox sessions' clock (timestamps and expiry),
+	// so tests can move time on; the completion delay is real time still.
+	Now func() time.Time
 }
 
 // Server is the origin's http.Handler. Close it to release Dir.
@@ -99,6 +128,8 @@ type Server struct {
 	lastFileID atomic.Uint64
 	// tus is tusd's handler, serving TusPath.
 	tus http.Handler
+	// sandbox holds the sandbox's upload sessions.
+	sandbox *sandboxStore
 }
 
 // StoredFile describes one stored upload. Name is the sanitized file name
@@ -148,22 +179,32 @@ func New(cfg Config) (*Server, error) {
 		root.Close()
 		return nil, err
 	}
+	if s.sandbox, err = newSandboxStore(cfg, s.logf); err != nil {
+		root.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// Close releases the handle on Dir. Call it after the HTTP server stopped.
-func (s *Server) Close() error { return s.root.Close() }
+// Close waits for the sandbox completions under way, cancels those not
+// begun, and releases the handle on Dir. Call it after the HTTP server
+// stopped.
+func (s *Server) Close() error {
+	s.sandbox.close()
+	return s.root.Close()
+}
 
 // reply is what a handler decided to answer. Handlers return it instead of
 // writing to the client themselves so ServeHTTP can apply the delay hook in
 // one place, right before anything is sent.
 type reply struct {
 	status int
-	body   any           // JSON body, unless file is set
-	file   *os.File      // stored file to send for GET/HEAD
-	size   int64         // size of file
-	allow  string        // Allow header of a 405
-	delay  time.Duration // from DelayHeader
+	body   any               // JSON body, unless file is set
+	file   *os.File          // stored file to send for GET/HEAD
+	size   int64             // size of file
+	allow  string            // Allow header of a 405
+	header map[string]string // more headers (Location, WWW-Authenticate)
+	delay  time.Duration     // from DelayHeader
 	// refused marks a refusal answered with a success status (pCloud's
 	// errors are HTTP 200), so that an unread body still closes the
 	// connection.
@@ -205,7 +246,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/upload":
 		rep = s.upload(r)
 	default:
-		rep = errReply(http.StatusNotFound, "not found")
+		if s.isSandbox(r.URL.Path) {
+			rep = s.serveSandbox(r)
+		} else {
+			rep = errReply(http.StatusNotFound, "not found")
+		}
 	}
 	if rep.file != nil {
 		defer rep.file.Close()
@@ -229,6 +274,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func send(w http.ResponseWriter, r *http.Request, rep reply) {
 	if rep.allow != "" {
 		w.Header().Set("Allow", rep.allow)
+	}
+	for k, v := range rep.header {
+		w.Header().Set(k, v)
+	}
+	if rep.status == http.StatusNoContent {
+		w.WriteHeader(rep.status)
+		return
 	}
 	if rep.file == nil {
 		writeJSON(w, rep.status, rep.body)
