@@ -152,7 +152,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // it, and passes everything else on untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	for _, p := range h.endpoints {
-		if p.answers(r, p.statusPath) {
+		if p.statusPath != "" && p.answers(r, p.statusPath) {
 			return h.serveStatus(w, r, p)
 		}
 		if p.answers(r, p.webSocketPaths...) || p.router != nil && p.router.Watches(r) {

@@ -168,12 +168,23 @@ func (h *Handler) resolve(name string, mod protocolapi.Protocol) (*protocol, err
 	return p, nil
 }
 
+// endpointPaths lists p's fixed endpoint paths: its REST status path, if it
+// has one (a protocol whose status route is the origin's overlaid answer
+// has none), and its WebSocket paths.
+func (p *protocol) endpointPaths() []string {
+	var paths []string
+	if p.statusPath != "" {
+		paths = append(paths, p.statusPath)
+	}
+	return append(paths, p.webSocketPaths...)
+}
+
 // markSharedPaths marks the protocols that share an endpoint path with
 // another one.
 func markSharedPaths(ps []*protocol) {
 	owners := map[string][]*protocol{}
 	for _, p := range ps {
-		for _, path := range append([]string{p.statusPath}, p.webSocketPaths...) {
+		for _, path := range p.endpointPaths() {
 			owners[path] = append(owners[path], p)
 		}
 	}
@@ -207,12 +218,11 @@ func (h *Handler) Validate() error {
 	}
 	seen := map[string]*protocol{}
 	for _, p := range h.protocols {
-		paths := append([]string{p.statusPath}, p.webSocketPaths...)
-		for i, path := range paths {
+		for i, path := range p.endpointPaths() {
 			if !strings.HasPrefix(path, "/") {
 				return fmt.Errorf("protocol %s: endpoint path %q must start with /", p.name, path)
 			}
-			if slices.Contains(paths[:i], path) {
+			if slices.Contains(p.endpointPaths()[:i], path) {
 				return fmt.Errorf("protocol %s: endpoint path %q is used twice", p.name, path)
 			}
 			// Two protocols may share a path only if one of them tells its
