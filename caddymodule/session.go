@@ -2,8 +2,14 @@ package caddymodule
 
 import (
 	"errors"
+	"io"
+	"mime"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -43,6 +49,15 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 			x.ans.Session = h.tracker().FindSession(owner, ex.Key)
 		}
 	}
+	if ex.Local != nil {
+		if code, body, ok := ex.Local(x.ans.Session); ok {
+			return h.reply(w, r, p, transportREST, code, body)
+		}
+	}
+	if ex.ReadRequest && r.Body != nil && r.Body != http.NoBody {
+		x.request = &capturedBody{rc: r.Body}
+		r.Body = x.request
+	}
 	if ex.Stream && x.ans.Session != nil {
 		size := r.ContentLength
 		if size < 0 {
@@ -50,6 +65,9 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 		}
 		st := x.ans.Session.StartStream(ex.Part, ex.From, size)
 		x.ans.Stream = st
+		if ex.Files {
+			followStreamFiles(r, st)
+		}
 		x.body.InitStream(r.Body, st)
 		r.Body = &x.body
 		x.vars.bind(r.Context(), &x.line)
@@ -119,6 +137,7 @@ type exchange struct {
 	started time.Time
 	w       uploadWriter
 	held    *heldWriter // the answer held back, for an exchange with Rewrite
+	request *capturedBody
 	body    progress.Body
 	done    bool
 	line    uploadFields
@@ -160,6 +179,9 @@ func (x *exchange) finish(ev progress.Event) {
 			a.Body = x.held.body
 		}
 	}
+	if x.request != nil {
+		a.Request = x.request.prefix()
+	}
 	a.Outcome = progress.Judge(ev)
 	a.Accepted = ev.Status >= 200 && ev.Status < 300
 	if x.ex.Answer != nil {
@@ -198,3 +220,45 @@ func (x *exchange) Find(key string) *progress.Record {
 func (x *exchange) End(rec *progress.Record, o progress.Outcome) {
 	x.h.tracker().EndSession(rec, o)
 }
+
+// followStreamFiles makes a stream report the files of its
+// multipart/form-data body.
+func followStreamFiles(r *http.Request, st *progress.Stream) {
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && mediaType == "multipart/form-data" {
+		if s := multipart.NewScanner(params["boundary"]); s != nil {
+			st.FollowMultipart(s)
+		}
+	}
+}
+
+// capturedBody keeps a copy of the start of a request body as the origin
+// reads it, for a protocol that learns from the request (a token
+// request's form). It reads nothing ahead of the origin.
+//
+// The transport may still read the body on its own goroutine when the
+// answer comes: the copy is guarded.
+type capturedBody struct {
+	rc  io.ReadCloser
+	mu  sync.Mutex
+	got []byte
+}
+
+func (c *capturedBody) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.mu.Lock()
+	if room := maxCapture - len(c.got); room > 0 && n > 0 {
+		c.got = append(c.got, p[:min(n, room)]...)
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// prefix returns a copy of what has been read so far.
+func (c *capturedBody) prefix() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+func (c *capturedBody) Close() error { return c.rc.Close() }

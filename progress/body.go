@@ -37,7 +37,7 @@ func (b *Body) Init(rc io.ReadCloser, rec *Record) {
 // InitStream sets up b as Init does, for the body of a session's request:
 // its bytes count into st and into st's session.
 func (b *Body) InitStream(rc io.ReadCloser, st *Stream) {
-	*b = Body{rc: rc, rec: st.rec, st: st}
+	*b = Body{rc: rc, rec: st.rec, st: st, scan: st.scan.Load()}
 }
 
 // Read reads from the wrapped body and counts what it got.

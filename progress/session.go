@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress/multipart"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,11 @@ type session struct {
 	parts   int   // declared number of parts, 0 when not numbered
 	acked   int64 // bytes the origin acknowledged
 	partAck map[int]int64
-	streams []*Stream
+	// accepted is how many streams the origin accepted, and files how
+	// many files the multipart bodies of those streams held.
+	accepted int
+	files    int
+	streams  []*Stream
 	// streamed is how many streams the session has had, for telling a
 	// session that never received a byte from one that paused.
 	streamed int
@@ -73,12 +78,19 @@ type Stream struct {
 	n    atomic.Int64
 	// readErr is the first non-EOF error reading the body returned.
 	readErr atomic.Pointer[error]
+	// scan follows the files of a multipart body, when the stream's
+	// protocol reports files (FollowMultipart).
+	scan atomic.Pointer[multipart.Scanner]
 	// done is set once the stream no longer counts (Session.EndStream).
 	done bool
 }
 
 // Received is the number of body bytes the stream has brought.
 func (st *Stream) Received() int64 { return st.n.Load() }
+
+// FollowMultipart makes the stream report the files of its multipart body
+// as s sees them. Call it before the body is wrapped (Body.InitStream).
+func (st *Stream) FollowMultipart(s *multipart.Scanner) { st.scan.Store(s) }
 
 // noteReadError remembers the first error reading the body failed with.
 // It is a function of its own so that taking the error's address moves
@@ -143,6 +155,15 @@ func (r *Record) EndStream(st *Stream, accepted bool) {
 	}
 	if i := slices.Index(s.streams, st); i >= 0 {
 		s.streams = slices.Delete(s.streams, i, i+1)
+	}
+	// The scanner's buffers go with the stream; its count stays if the
+	// origin took the files.
+	scan := st.scan.Swap(nil)
+	if accepted && !r.finishing.Load() {
+		s.accepted++
+		if scan != nil {
+			s.files += len(scan.Progress().Files)
+		}
 	}
 	if accepted && st.from < 0 && !r.finishing.Load() {
 		n := st.n.Load()
@@ -260,8 +281,10 @@ type SessionState struct {
 	Parts, PartsDone, NextPart int
 	// InFlight is the streams of the session now, oldest first.
 	InFlight []StreamState
-	// Streams is how many requests have brought bytes to the session.
-	Streams int
+	// Streams is how many requests have brought bytes to the session,
+	// Accepted how many of them the origin accepted, and Files how many
+	// files the multipart bodies of those held.
+	Streams, Accepted, Files int
 	// Error is the last error, which did not end the session.
 	Error string
 	// Updated is when the session last changed other than by bytes.
@@ -279,6 +302,9 @@ type StreamState struct {
 	From     int64
 	Received int64
 	Size     int64
+	// Files is what the stream's multipart body showed so far, for a
+	// protocol that follows files; nil otherwise.
+	Files *multipart.Progress
 }
 
 // snapshotLocked fills in what snap shows of the session.
@@ -292,6 +318,8 @@ func (s *session) snapshotLocked(snap *Snapshot) {
 		PartsDone:    len(s.partAck),
 		NextPart:     s.nextPartLocked(),
 		Streams:      s.streamed,
+		Accepted:     s.accepted,
+		Files:        s.files,
 		Error:        s.lastErr,
 		Updated:      s.updated,
 		Expires:      s.expires,
@@ -301,6 +329,10 @@ func (s *session) snapshotLocked(snap *Snapshot) {
 		st.InFlight = make([]StreamState, len(s.streams))
 		for i, x := range s.streams {
 			st.InFlight[i] = StreamState{Part: x.part, From: x.from, Received: x.n.Load(), Size: x.size}
+			if m := x.scan.Load(); m != nil {
+				p := m.Progress()
+				st.InFlight[i].Files = &p
+			}
 			if st.InFlight[i].Received > 0 {
 				st.LastByte = time.Now()
 			}

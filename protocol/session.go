@@ -40,6 +40,19 @@ type Exchange struct {
 	// bytes) in Answered.Body; Answer then runs once the answer has been
 	// passed on, rather than when its status is written.
 	ReadBody bool
+	// Files follows the files of the stream's multipart/form-data body
+	// (progress.StreamState.Files).
+	Files bool
+	// ReadRequest asks for the start of the request's body (at most
+	// MaxAnswer bytes, as the origin reads it: nothing is read ahead of
+	// it) in Answered.Request.
+	ReadRequest bool
+	// Local, if set, is asked before the request goes on, with the
+	// session the proxy holds for its key (nil if none): when it returns
+	// true, the proxy answers the request itself with status and body
+	// (JSON), and the origin never sees it. A status route the proxy
+	// answers while the origin knows nothing yet.
+	Local func(rec *progress.Record) (status int, body any, ok bool)
 	// Rewrite holds the answer back until Answer has run, which may then
 	// replace its body (Answered.Replace): a status answer the protocol
 	// lays its live view over. An answer longer than MaxAnswer is not
@@ -70,6 +83,9 @@ type Answered struct {
 	// count as acknowledged when it ends (see progress.Record.EndStream).
 	// It starts as true for a 2xx answer; Answer may change it.
 	Accepted bool
+	// Request is the start of the request's body, for an exchange with
+	// ReadRequest.
+	Request []byte
 	// Replace, set by the Answer of an exchange with Rewrite, is sent to
 	// the client in place of the answer's body (Content-Length follows).
 	Replace []byte
