@@ -7,7 +7,7 @@
 //
 // The module is http.handlers.upload_progress, the Caddyfile directive
 // upload_progress; the progress APIs are its guest modules in
-// http.handlers.upload_progress.protocols (shard, pcloud, nginx, tus, sandbox). See
+// http.handlers.upload_progress.protocols (shard, pcloud, nginx, tus, sandbox, dstor). See
 // package caddymodule, package protocol for adding one, and the README.
 package uploadprogress
 
@@ -15,6 +15,7 @@ import (
 	_ "embed"
 
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/caddymodule"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/dstor"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/nginx"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/pcloud"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/sandbox"

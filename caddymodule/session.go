@@ -28,6 +28,11 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 	}
 	owner, f := p.ownerOf(r, h.tracker())
 	if f != nil {
+		if ex.Local != nil {
+			// A route the proxy answers refuses a request without the
+			// credential, as the origin would.
+			return h.refuse(w, r, p, transportREST, f)
+		}
 		if ex.Stream {
 			return h.passUntracked(w, r, next, p, progress.UntrackedNoCredential, f)
 		}

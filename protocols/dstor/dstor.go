@@ -1,0 +1,375 @@
+// Package dstor tracks dStor's chunked folder uploads (seed 003): a folder
+// of many files goes up as N multipart requests ("chunks") under one
+// token, and the origin says nothing until the last chunk has arrived. The
+// proxy sees every chunk go by and answers get-status itself, in the
+// origin's vocabulary, from the first byte:
+//
+//	{"status":"UPLOADING","chunksNumber":100,"chunksUploaded":37,"chunksInFlight":2,"bytesUploaded":812646400,"filesUploaded":3712,"currentFile":"2024/img_3713.jpg","folderPath":"/photos"}
+//
+// Once every chunk is in, get-status passes to the origin, whose answers
+// come back with the proxy's final counts added.
+package dstor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
+)
+
+func init() {
+	caddy.RegisterModule(Dstor{})
+}
+
+// Dstor is dStor's chunked folder upload. Sessions are keyed by their
+// upload token and bound to the Authorization header. Status: get-status
+// (answered by the proxy while chunks are expected, by the origin then)
+// and its WebSocket at `{prefix}/get-status/ws`.
+type Dstor struct {
+	protocol.Config
+
+	// The path prefix of the upload API. Default: `/v1/upload`.
+	Prefix string `json:"prefix,omitempty"`
+
+	// The origin's base URL (scheme and host), which the proxy asks how a
+	// watched upload stands once every chunk is in (ADDING_TO_IPFS,
+	// SAVING_DATA, DONE or ERROR): at most once a second per watched
+	// upload, one request for all its watchers, with the watcher's
+	// credential. Default: none; watchers then see the end only when a
+	// get-status request passes through the proxy.
+	Origin string `json:"origin,omitempty"`
+
+	// How long an upload may see no request before the proxy reports it
+	// expired. Default: 24h.
+	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
+
+	origin *url.URL
+	client *http.Client
+}
+
+// CaddyModule returns the Caddy module information.
+func (Dstor) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  protocol.Namespace + ".dstor",
+		New: func() caddy.Module { return new(Dstor) },
+	}
+}
+
+// Provision sets the defaults.
+func (d *Dstor) Provision(caddy.Context) error {
+	if d.Prefix == "" {
+		d.Prefix = "/v1/upload"
+	}
+	d.Prefix = strings.TrimSuffix(d.Prefix, "/")
+	// get-status is an exchange (the proxy's answer, or the origin's
+	// with counts added); its WebSocket is a fixed path.
+	d.SetDefaults("", d.Prefix+"/get-status/ws")
+	if d.SessionTimeout == 0 {
+		d.SessionTimeout = caddy.Duration(progress.DefaultSessionIdle)
+	}
+	if d.Origin != "" {
+		u, err := url.Parse(d.Origin)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("origin %q must be an absolute http or https URL", d.Origin)
+		}
+		d.origin = u
+		d.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	return nil
+}
+
+// Validate checks the options.
+func (d *Dstor) Validate() error {
+	if !strings.HasPrefix(d.Prefix, "/") {
+		return fmt.Errorf("prefix %q must start with /", d.Prefix)
+	}
+	if d.SessionTimeout < 0 {
+		return fmt.Errorf("session_timeout must not be negative")
+	}
+	if d.StatusPath != "" {
+		return fmt.Errorf("status_path does not apply: the status route is get-status under the prefix")
+	}
+	return nil
+}
+
+// Cleanup lets go of the origin's idle connections.
+func (d *Dstor) Cleanup() error {
+	if d.client != nil {
+		d.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// The requests of the flow.
+const (
+	routeNone = iota
+	routeToken
+	routeChunk
+	routeStatus
+)
+
+func (d *Dstor) routeOf(r *http.Request) int {
+	switch p := r.URL.Path; {
+	case r.Method == http.MethodPost && (p == d.Prefix+"/get-token" || p == d.Prefix+"/get-token/"):
+		return routeToken
+	case r.Method == http.MethodPost && (p == d.Prefix || p == d.Prefix+"/"):
+		return routeChunk
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && (p == d.Prefix+"/get-status" || p == d.Prefix+"/get-status/"):
+		return routeStatus
+	}
+	return routeNone
+}
+
+// Tracks implements protocol.Protocol.
+func (d *Dstor) Tracks(r *http.Request) bool { return d.routeOf(r) != routeNone }
+
+// Key implements protocol.Protocol: the upload token.
+func (*Dstor) Key(r *http.Request) string { return r.Header.Get(HeaderToken) }
+
+// Credential implements protocol.Owned: the Authorization header.
+func (*Dstor) Credential(r *http.Request) string { return r.Header.Get("Authorization") }
+
+// CredentialName implements protocol.Owned.
+func (*Dstor) CredentialName() string { return "Authorization header" }
+
+// Exchange implements protocol.Sessions.
+func (d *Dstor) Exchange(r *http.Request) (*protocol.Exchange, bool) {
+	switch d.routeOf(r) {
+	case routeToken:
+		return d.token(r), true
+	case routeChunk:
+		return chunk(r), true
+	case routeStatus:
+		return status(r), true
+	}
+	return nil, false
+}
+
+// token reads a get-token request and its answer: the session exists from
+// the moment the answer passes, with what the request declared.
+func (d *Dstor) token(r *http.Request) *protocol.Exchange {
+	contentType := r.Header.Get("Content-Type")
+	idle := time.Duration(d.SessionTimeout)
+	return &protocol.Exchange{ReadRequest: true, ReadBody: true, Answer: func(a *protocol.Answered) {
+		if a.Status < 200 || a.Status >= 300 {
+			return
+		}
+		tok, ok := ParseTokenAnswer(a.Body)
+		if !ok {
+			return
+		}
+		req, ok := ParseTokenRequest(contentType, a.Request)
+		if !ok {
+			return
+		}
+		rec := a.Open(tok, progress.SessionSpec{Total: -1, Idle: idle})
+		if rec == nil {
+			return
+		}
+		u := &upload{chunks: req.ChunksNumber, folder: req.FolderPath}
+		rec.SetDetail(u, u.size())
+	}}
+}
+
+// chunk reads a chunk: its multipart body streams into the session of its
+// token, if the proxy holds one under the request's credential (another
+// credential's chunk neither counts nor changes it).
+func chunk(r *http.Request) *protocol.Exchange {
+	tok := r.Header.Get(HeaderToken)
+	if tok == "" {
+		return &protocol.Exchange{}
+	}
+	return &protocol.Exchange{Key: tok, Stream: true, From: -1, Files: true, ReadBody: true, Answer: func(a *protocol.Answered) {
+		rec := a.Session
+		if rec == nil {
+			return
+		}
+		if a.Status >= 200 && a.Status < 300 {
+			a.EndStream()
+			rec.SetError("")
+			return
+		}
+		a.Accepted = false
+		a.EndStream()
+		rec.SetError(chunkRefusal(a))
+	}}
+}
+
+// chunkRefusal says why the origin refused a chunk, in its words where its
+// answer has them.
+func chunkRefusal(a *protocol.Answered) string {
+	if a.Status == 0 {
+		return "chunk not delivered: " + a.Outcome.Error
+	}
+	if m := message(a.Body); m != "" {
+		return m
+	}
+	return fmt.Sprintf("chunk answered %d %s", a.Status, http.StatusText(a.Status))
+}
+
+// status reads get-status: answered by the proxy while chunks are still
+// expected, passed to the origin then, its answer with the counts added.
+func status(r *http.Request) *protocol.Exchange {
+	tok := r.Header.Get(HeaderToken)
+	if tok == "" {
+		return &protocol.Exchange{Local: func(*progress.Record) (int, any, bool) {
+			return http.StatusBadRequest, Status{Status: "ERROR", ErrorExplanation: "missing " + HeaderToken + " header", ErrorAtStage: stageUploading}, true
+		}}
+	}
+	return &protocol.Exchange{
+		Key: tok,
+		Local: func(rec *progress.Record) (int, any, bool) {
+			if rec == nil {
+				return http.StatusNotFound, notFound(), true
+			}
+			if snap := rec.Snapshot(); !allIn(snap) {
+				return http.StatusOK, StatusOf(snap), true
+			}
+			return 0, nil, false
+		},
+		Rewrite: true,
+		Answer: func(a *protocol.Answered) {
+			if a.Session == nil || a.Status != http.StatusOK {
+				return
+			}
+			keepOrigin(a, a.Body)
+			if b := WithCounts(a.Body, a.Session.Snapshot()); b != nil {
+				a.Replace = b
+			}
+		},
+	}
+}
+
+// keepOrigin keeps the origin's status object with the session, and ends
+// the session when it says DONE or ERROR.
+func keepOrigin(a *protocol.Answered, obj []byte) {
+	rec := a.Session
+	u, ok := rec.Snapshot().Detail.(*upload)
+	if !ok || len(obj) > maxOrigin {
+		return
+	}
+	next := &upload{chunks: u.chunks, folder: u.folder, origin: append([]byte(nil), obj...)}
+	rec.SetDetail(next, next.size())
+	if st, why, ends := originState(obj); ends {
+		a.End(progress.SessionEnded(st, why, a.Status))
+	}
+}
+
+// maxOrigin bounds the origin's status object the proxy keeps.
+const maxOrigin = 16 << 10
+
+// ParseStatus implements protocol.Protocol: the WebSocket's token header.
+func (*Dstor) ParseStatus(r *http.Request) (progress.StatusQuery, *progress.Failure) {
+	tok := r.Header.Get(HeaderToken)
+	if tok == "" {
+		return progress.StatusQuery{}, progress.BadRequestf("missing %s header", HeaderToken)
+	}
+	if err := progress.CheckKey(tok); err != nil {
+		return progress.StatusQuery{}, progress.BadRequestf("%s header %v", HeaderToken, err)
+	}
+	return progress.StatusQuery{Key: tok, Step: 1}, nil
+}
+
+// Render implements protocol.Protocol: the proxy's object while chunks
+// are expected, the origin's with counts once it knows the upload.
+func (*Dstor) Render(snap progress.Snapshot) any {
+	if u, ok := snap.Detail.(*upload); ok && u.origin != nil && snap.Session != nil {
+		if b := WithCounts(u.origin, snap); b != nil {
+			return rawJSON(b)
+		}
+	}
+	return StatusOf(snap)
+}
+
+// StatusCode implements protocol.StatusCoder: 404 for an unknown token.
+func (*Dstor) StatusCode(snap progress.Snapshot) int {
+	if !snap.Found || snap.Session == nil {
+		return http.StatusNotFound
+	}
+	return http.StatusOK
+}
+
+// Fail implements protocol.Protocol: the origin's error shape.
+func (*Dstor) Fail(f *progress.Failure) (int, any) {
+	return f.HTTPStatus(), Status{Status: "ERROR", ErrorExplanation: f.Message, ErrorAtStage: stageUploading}
+}
+
+// Refresh implements protocol.Refresher: once every chunk is in, the
+// origin's get-status, asked with the watcher's credential and token.
+func (d *Dstor) Refresh(ctx context.Context, r *http.Request, a *protocol.Answered) (string, error) {
+	if d.origin == nil || !allIn(a.Session.Snapshot()) {
+		return "", nil
+	}
+	u := *d.origin
+	u.Path = d.Prefix + "/get-status/"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	req.Header.Set(HeaderToken, a.Session.Key())
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOrigin+1))
+	if err != nil {
+		return "", err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return fmt.Sprintf("the origin answered %d %s for this upload", resp.StatusCode, http.StatusText(resp.StatusCode)), nil
+	default:
+		return "", fmt.Errorf("the origin answered %d", resp.StatusCode)
+	}
+	a.Status = resp.StatusCode
+	keepOrigin(a, body)
+	return "", nil
+}
+
+// UnmarshalCaddyfile sets up the protocol from Caddyfile tokens:
+//
+//	protocol dstor {
+//		owner           <template> | off
+//		prefix          <path>
+//		origin          <base URL>
+//		session_timeout <duration>
+//		websocket_path  <path...>
+//	}
+func (d *Dstor) UnmarshalCaddyfile(disp *caddyfile.Dispenser) error {
+	return d.UnmarshalBlock(disp, "dstor", func(disp *caddyfile.Dispenser) (bool, error) {
+		switch disp.Val() {
+		case "prefix":
+			return true, protocol.OneArg(disp, &d.Prefix)
+		case "origin":
+			return true, protocol.OneArg(disp, &d.Origin)
+		case "session_timeout":
+			return true, protocol.DurationArg(disp, &d.SessionTimeout)
+		}
+		return false, nil
+	})
+}
+
+// Interface guards
+var (
+	_ protocol.Protocol     = (*Dstor)(nil)
+	_ protocol.Owned        = (*Dstor)(nil)
+	_ protocol.Sessions     = (*Dstor)(nil)
+	_ protocol.StatusCoder  = (*Dstor)(nil)
+	_ protocol.Refresher    = (*Dstor)(nil)
+	_ caddy.Provisioner     = (*Dstor)(nil)
+	_ caddy.Validator       = (*Dstor)(nil)
+	_ caddy.CleanerUpper    = (*Dstor)(nil)
+	_ caddyfile.Unmarshaler = (*Dstor)(nil)
+)

@@ -1,0 +1,255 @@
+package dstor
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// HeaderToken is the header that names an upload's token.
+const HeaderToken = "X-Dstor-Upload-Token"
+
+// TokenRequest is what the proxy reads of a get-token request's body.
+type TokenRequest struct {
+	ChunksNumber int
+	FolderPath   string
+}
+
+// maxChunks bounds the chunks_number the proxy believes.
+const maxChunks = 1_000_000
+
+// ParseTokenRequest reads chunks_number and folder_path from a get-token
+// body of contentType (JSON, an urlencoded form or a multipart form), of
+// which body is the start. false when it holds no valid chunks_number.
+func ParseTokenRequest(contentType string, body []byte) (TokenRequest, bool) {
+	mediaType, params, _ := mime.ParseMediaType(contentType)
+	var chunks, folder string
+	switch mediaType {
+	case "application/x-www-form-urlencoded":
+		q, err := url.ParseQuery(string(body))
+		if err != nil {
+			return TokenRequest{}, false
+		}
+		chunks, folder = q.Get("chunks_number"), q.Get("folder_path")
+	case "multipart/form-data":
+		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			v, _ := io.ReadAll(io.LimitReader(part, 4096))
+			switch part.FormName() {
+			case "chunks_number":
+				chunks = string(v)
+			case "folder_path":
+				folder = string(v)
+			}
+		}
+	default:
+		// JSON, whatever the client said its type is.
+		var v struct {
+			ChunksNumber json.RawMessage `json:"chunks_number"`
+			FolderPath   string          `json:"folder_path"`
+		}
+		if json.Unmarshal(body, &v) != nil {
+			return TokenRequest{}, false
+		}
+		chunks, folder = strings.Trim(string(v.ChunksNumber), `"`), v.FolderPath
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(chunks))
+	if err != nil || n < 1 || n > maxChunks {
+		return TokenRequest{}, false
+	}
+	if len(folder) > 4096 {
+		folder = folder[:4096]
+	}
+	return TokenRequest{ChunksNumber: n, FolderPath: folder}, true
+}
+
+// ParseTokenAnswer reads the token of a get-token answer
+// ({"message":"ok","token":"…"}); false when it holds none.
+func ParseTokenAnswer(body []byte) (string, bool) {
+	var v struct {
+		Token string `json:"token"`
+	}
+	if json.Unmarshal(body, &v) != nil || progress.CheckKey(v.Token) != nil {
+		return "", false
+	}
+	return v.Token, true
+}
+
+// Status is the proxy's own status object, in the origin's vocabulary.
+type Status struct {
+	Status           string `json:"status"`
+	ErrorExplanation string `json:"errorExplanation,omitempty"`
+	ErrorAtStage     string `json:"errorAtStage,omitempty"`
+	ChunksNumber     *int   `json:"chunksNumber,omitempty"`
+	ChunksUploaded   *int   `json:"chunksUploaded,omitempty"`
+	ChunksInFlight   *int   `json:"chunksInFlight,omitempty"`
+	BytesUploaded    *int64 `json:"bytesUploaded,omitempty"`
+	FilesUploaded    *int   `json:"filesUploaded,omitempty"`
+	CurrentFile      string `json:"currentFile,omitempty"`
+	FolderPath       string `json:"folderPath,omitempty"`
+}
+
+// stageUploading is the stage the proxy's errors are at: the chunks'.
+const stageUploading = "UPLOADING"
+
+// notFound is the answer for an unknown token, or another credential's.
+func notFound() Status {
+	return Status{Status: "ERROR", ErrorExplanation: "upload not found", ErrorAtStage: stageUploading}
+}
+
+// upload is what the proxy keeps with a session: what the token request
+// declared, and the origin's last status object once every chunk is in.
+type upload struct {
+	chunks int
+	folder string
+	origin []byte
+}
+
+func (u *upload) size() int64 { return int64(64 + len(u.folder) + len(u.origin)) }
+
+// counts is the proxy's view of a session's chunks.
+type counts struct {
+	chunks, uploaded, inFlight, files int
+	bytes                             int64
+	current                           string
+}
+
+func countsOf(snap progress.Snapshot, u *upload) counts {
+	c := counts{chunks: u.chunks, uploaded: snap.Session.Accepted, inFlight: len(snap.Session.InFlight), files: snap.Session.Files, bytes: snap.Received}
+	for _, st := range snap.Session.InFlight {
+		if st.Files == nil {
+			continue
+		}
+		c.files += len(st.Files.Files)
+		if st.Files.Current != nil {
+			c.current = st.Files.Current.FileName
+		}
+	}
+	return c
+}
+
+// StatusOf is the proxy's status object for a session whose chunks are
+// still expected: UPLOADING, or ERROR while a rejected chunk has not been
+// followed by an accepted one.
+func StatusOf(snap progress.Snapshot) Status {
+	u, ok := snap.Detail.(*upload)
+	if !snap.Found || snap.Session == nil || !ok {
+		return notFound()
+	}
+	c := countsOf(snap, u)
+	st := Status{
+		Status:         "UPLOADING",
+		ChunksNumber:   &c.chunks,
+		ChunksUploaded: &c.uploaded,
+		ChunksInFlight: &c.inFlight,
+		BytesUploaded:  &c.bytes,
+		FilesUploaded:  &c.files,
+		CurrentFile:    c.current,
+		FolderPath:     u.folder,
+	}
+	if snap.Session.Error != "" {
+		st.Status, st.ErrorExplanation, st.ErrorAtStage = "ERROR", snap.Session.Error, stageUploading
+	}
+	return st
+}
+
+// allIn reports whether every chunk the token request declared has been
+// answered 2xx: from then on the origin knows the upload.
+func allIn(snap progress.Snapshot) bool {
+	u, ok := snap.Detail.(*upload)
+	return ok && snap.Session != nil && snap.Session.Accepted >= u.chunks
+}
+
+// WithCounts adds the proxy's final count fields to the origin's status
+// object obj, never changing a member the origin sent. It returns nil when
+// obj is no JSON object.
+func WithCounts(obj []byte, snap progress.Snapshot) []byte {
+	u, ok := snap.Detail.(*upload)
+	obj = bytes.TrimSpace(obj)
+	var members map[string]json.RawMessage
+	if !ok || snap.Session == nil || len(obj) == 0 || obj[0] != '{' || json.Unmarshal(obj, &members) != nil {
+		return nil
+	}
+	c := countsOf(snap, u)
+	add := []struct {
+		name  string
+		value any
+	}{
+		{"chunksNumber", c.chunks}, {"chunksUploaded", c.uploaded}, {"bytesUploaded", c.bytes},
+		{"filesUploaded", c.files}, {"folderPath", u.folder},
+	}
+	var out bytes.Buffer
+	out.Write(obj[:len(obj)-1])
+	sep := len(members) > 0
+	for _, m := range add {
+		if _, there := members[m.name]; there {
+			continue
+		}
+		if sep {
+			out.WriteByte(',')
+		}
+		sep = true
+		v, _ := json.Marshal(m.value)
+		out.WriteString(strconv.Quote(m.name))
+		out.WriteByte(':')
+		out.Write(v)
+	}
+	out.WriteByte('}')
+	return out.Bytes()
+}
+
+// originState is the session state an origin status ends the session in.
+func originState(obj []byte) (progress.State, string, bool) {
+	var v struct {
+		Status           string `json:"status"`
+		ErrorExplanation string `json:"errorExplanation"`
+		ErrorAtStage     string `json:"errorAtStage"`
+	}
+	if json.Unmarshal(obj, &v) != nil {
+		return 0, "", false
+	}
+	switch v.Status {
+	case "DONE":
+		return progress.Completed, "", true
+	case "ERROR":
+		return progress.Failed, strings.TrimSpace(v.ErrorExplanation + " (at " + v.ErrorAtStage + ")"), true
+	}
+	return 0, "", false
+}
+
+// rawJSON is a reply that is JSON already.
+type rawJSON = json.RawMessage
+
+// message reads the message of an origin's error answer
+// ({"message":…}, {"errorExplanation":…} or {"error":…}).
+func message(b []byte) string {
+	var v struct {
+		Message          string `json:"message"`
+		ErrorExplanation string `json:"errorExplanation"`
+		Error            any    `json:"error"`
+	}
+	if len(b) == 0 || len(b) > maxOrigin || json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	switch {
+	case v.ErrorExplanation != "":
+		return v.ErrorExplanation
+	case v.Message != "":
+		return v.Message
+	}
+	if s, ok := v.Error.(string); ok {
+		return s
+	}
+	return ""
+}
