@@ -2,8 +2,9 @@
 // upload-progress proxy sits in front of in the quickstart demo and the
 // end-to-end tests: a storage node's /fso, pCloud's /uploadfile, the
 // plain /upload store behind nginx's upload progress module, tus 1.0 at
-// /files/ (tusd), and a sandbox's resumable upload sessions at
-// /v1/sandboxes/. See package origin for the HTTP API.
+// /files/ (tusd), a sandbox's resumable upload sessions at
+// /v1/sandboxes/, and dStor's chunked folder uploads at /v1/upload/. See
+// package origin for the HTTP API.
 //
 // Usage:
 //
@@ -32,7 +33,7 @@ const shutdownGrace = 30 * time.Second
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9000", "address to listen on")
 	dir := flag.String("dir", "", "storage directory (default: a new temporary directory)")
-	keys := flag.String("api-keys", "", "comma-separated keys accepted in the x-user-api-key header (on /fso, /upload and /files/), and as pCloud's auth or access_token on /uploadfile, and as the bearer token on /v1/sandboxes/ (default: no key needed; the sandbox routes still want a bearer token)")
+	keys := flag.String("api-keys", "", "comma-separated keys accepted in the x-user-api-key header (on /fso, /upload and /files/), and as pCloud's auth or access_token on /uploadfile, and as the bearer token on /v1/sandboxes/, and as the Authorization header (raw or bearer) on /v1/upload/ (default: no key needed; the sandbox routes still want a bearer token, the dStor routes an Authorization header)")
 	flag.Parse()
 
 	if err := run(*listen, *dir, splitKeys(*keys)); err != nil {
@@ -80,7 +81,7 @@ func run(listen, dir string, keys []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Printf("upload-origin: storing uploads in %s", dir)
-	log.Printf("upload-origin: listening on http://%s (tus at %s, sandbox uploads at %s/sandboxes/)", ln.Addr(), origin.TusPath, origin.DefaultSandboxPrefix)
+	log.Printf("upload-origin: listening on http://%s (tus at %s, sandbox uploads at %s/sandboxes/, dStor uploads at %s/)", ln.Addr(), origin.TusPath, origin.DefaultSandboxPrefix, origin.DefaultDstorPrefix)
 	if len(keys) > 0 {
 		log.Printf("upload-origin: %d API key(s) required (x-user-api-key; auth or access_token on /uploadfile)", len(keys))
 	}

@@ -22,6 +22,7 @@
 //	GET|HEAD /healthz                                           -> 200 {"ok":true}
 //	POST /files/, HEAD|PATCH|GET|DELETE /files/<id>             tus 1.0 (tusd's replies)
 //	/v1/sandboxes/{id}/uploads[/...]                            the sandbox's resumable upload sessions (see sandbox.go)
+//	POST /v1/upload/get-token, POST /v1/upload/, GET /v1/upload/get-status/   dStor's chunked folder uploads (see dstor.go)
 //
 // /fso is a storage node's file API, /uploadfile answers as pCloud's
 // uploadfile does (errors included: HTTP 200 with a result code), and
@@ -33,7 +34,10 @@
 // apply to it. /v1/sandboxes/ is a sandbox's resumable, multi-part upload
 // sessions (create, send parts, complete, abort, status), stored into the
 // tree at their target path; its errors have a shape of their own
-// (SandboxErrorResponse).
+// (SandboxErrorResponse). /v1/upload/ is dStor's chunked folder uploads
+// (a token, then the folder's files in N multipart chunks, then stages
+// until DONE), stored into the tree at their folder_path; its answers are
+// dStor's ({"message":"…"}, and status objects).
 package origin
 
 import (
@@ -84,10 +88,11 @@ type Config struct {
 	// x-user-api-key header on /fso, /upload and /files/ (401 without
 	// one of them; tus's CORS preflights need none), and as pCloud's auth or access_token parameter or bearer
 	// token on /uploadfile (result 1000 or 2000), and as the bearer token
-	// on the sandbox routes (401). Empty, any credential or none is
-	// accepted, but the sandbox routes still want a bearer token: their
-	// sessions belong to it. /healthz stays open so liveness probes need
-	// no secret.
+	// on the sandbox routes (401), and as the Authorization header, raw or
+	// as a bearer token, on the dStor routes (401). Empty, any credential
+	// or none is accepted, but the sandbox routes still want a bearer
+	// token and the dStor routes an Authorization header: their uploads
+	// belong to it. /healthz stays open so liveness probes need no secret.
 	APIKeys []string
 	// Logf, if set, receives one line per request.
 	Logf func(format string, args ...any)
@@ -111,9 +116,29 @@ type Config struct {
 	// SandboxCompleteDelay is how long an asynchronous completion takes
 	// (default 300ms).
 	SandboxCompleteDelay time.Duration
-	// Now, if set, is the sandbox sessions' clock (timestamps and expiry),
-	// so tests can move time on; the completion delay is real time still.
+	// Now, if set, is the clock of the sandbox sessions (timestamps and
+	// expiry) and of the dStor uploads (their DstorTTL), so tests can move
+	// time on; the completion delay and the stage delay are real time
+	// still.
 	Now func() time.Time
+
+	// dStor's chunked folder uploads (dstor.go). Zero values take the
+	// defaults.
+
+	// DstorPrefix is where the dStor API is mounted: its routes are
+	// {DstorPrefix}/get-token, {DstorPrefix}/ and {DstorPrefix}/get-status/
+	// (default DefaultDstorPrefix, "/v1/upload").
+	DstorPrefix string
+	// DstorStageDelay is how long each stage after the last chunk
+	// (ADDING_TO_IPFS, SAVING_DATA) lasts (default 200ms).
+	DstorStageDelay time.Duration
+	// DstorFailStage, if set (ADDING_TO_IPFS or SAVING_DATA), makes every
+	// upload end in ERROR at the end of that stage, for tests;
+	// DstorFailStageHeader does so for one upload.
+	DstorFailStage string
+	// DstorTTL is how long an upload is kept after it last changed, ended
+	// or waiting for chunks (default 1h).
+	DstorTTL time.Duration
 }
 
 // Server is the origin's http.Handler. Close it to release Dir.
@@ -130,6 +155,8 @@ type Server struct {
 	tus http.Handler
 	// sandbox holds the sandbox's upload sessions.
 	sandbox *sandboxStore
+	// dstor holds the dStor uploads.
+	dstor *dstorStore
 }
 
 // StoredFile describes one stored upload. Name is the sanitized file name
@@ -183,14 +210,19 @@ func New(cfg Config) (*Server, error) {
 		root.Close()
 		return nil, err
 	}
+	if s.dstor, err = newDstorStore(cfg); err != nil {
+		root.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// Close waits for the sandbox completions under way, cancels those not
-// begun, and releases the handle on Dir. Call it after the HTTP server
-// stopped.
+// Close waits for the sandbox completions and dStor stages under way,
+// cancels those not begun, and releases the handle on Dir. Call it after
+// the HTTP server stopped.
 func (s *Server) Close() error {
 	s.sandbox.close()
+	s.dstor.close()
 	return s.root.Close()
 }
 
@@ -246,9 +278,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/upload":
 		rep = s.upload(r)
 	default:
-		if s.isSandbox(r.URL.Path) {
+		switch {
+		case s.isSandbox(r.URL.Path):
 			rep = s.serveSandbox(r)
-		} else {
+		case s.isDstor(r.URL.Path):
+			rep = s.serveDstor(r)
+		default:
 			rep = errReply(http.StatusNotFound, "not found")
 		}
 	}

@@ -416,7 +416,8 @@ func readCreateRequest(body io.Reader, limits SandboxLimits) (req SandboxCreateR
 	if perr != nil {
 		return req, "", "", bad("target_path: %v", perr)
 	}
-	if first, _, _ := strings.Cut(rel, "/"); first == SandboxDir || first == TusDir {
+	if reservedDir(rel) {
+		first, _, _ := strings.Cut(rel, "/")
 		return req, "", "", bad("target_path: %s is reserved", "/"+first)
 	}
 	switch *req.Kind {
