@@ -106,10 +106,11 @@ func TestMultipartDetailIsFrozenAtTheEnd(t *testing.T) {
 		t.Fatalf("finished multipart upload shows %+v, want its two files, done", s.Files)
 	}
 	// Charged: the progress, one entry per file, and the bytes of each
-	// file's field name, file name (without its directory) and content type.
+	// file's field name, file name (without its directory), path (where it
+	// has one) and content type.
 	want := int64(unsafe.Sizeof(multipart.Progress{})) + 2*int64(unsafe.Sizeof(multipart.File{})) +
 		int64(len("file1")+len("one.txt")+len("text/plain")) +
-		int64(len("file2")+len("two.bin")+len("application/octet-stream"))
+		int64(len("file2")+len("two.bin")+len("dir/two.bin")+len("application/octet-stream"))
 	if st := tr.Stats(); st.FileDetailBytes != want {
 		t.Fatalf("detail charged %d bytes, want %d", st.FileDetailBytes, want)
 	}

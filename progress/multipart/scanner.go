@@ -34,6 +34,10 @@ type File struct {
 	// FileName is the filename parameter (filename* decoded), without any
 	// directory part, exactly as mime/multipart's Part.FileName gives it.
 	FileName string
+	// Path is the filename parameter as sent where it names directories
+	// too (a folder upload names each file by its path in the folder);
+	// "" where it is FileName. See FullPath.
+	Path string
 	// ContentType is the part's Content-Type header as sent, or "".
 	ContentType string
 	// Size is the number of bytes of the file's own content: no headers, no
@@ -41,6 +45,14 @@ type File struct {
 	// current file it counts only bytes known to be content (see
 	// Scanner).
 	Size int64
+}
+
+// FullPath is the file's name as the client sent it, directories included.
+func (f File) FullPath() string {
+	if f.Path != "" {
+		return f.Path
+	}
+	return f.FileName
 }
 
 // Progress is what a Scanner knows at one moment.
@@ -463,14 +475,18 @@ func (m *Scanner) headerDone() {
 	}
 	// Copies: each of these is a piece of a header line of up to 8 KiB,
 	// which it would keep alive for as long as the file is listed.
+	path := strings.Clone(params["filename"])
 	f := File{
-		FileName:    strings.Clone(filepath.Base(params["filename"])),
+		FileName:    filepath.Base(path),
 		ContentType: strings.Clone(h.Get("Content-Type")),
+	}
+	if f.FileName != path {
+		f.Path = path
 	}
 	if disposition == "form-data" {
 		f.FieldName = strings.Clone(params["name"])
 	}
-	m.meta += len(f.FieldName) + len(f.FileName) + len(f.ContentType)
+	m.meta += len(f.FieldName) + len(f.FileName) + len(f.Path) + len(f.ContentType)
 	if m.meta > multipartMaxMeta {
 		m.fail(multipartLimit)
 		return
@@ -540,10 +556,10 @@ func (p *Progress) Memory() int64 {
 	const file = int64(unsafe.Sizeof(File{}))
 	n := int64(unsafe.Sizeof(*p)) + int64(len(p.Files))*file
 	for _, f := range p.Files {
-		n += int64(len(f.FieldName) + len(f.FileName) + len(f.ContentType))
+		n += int64(len(f.FieldName) + len(f.FileName) + len(f.Path) + len(f.ContentType))
 	}
 	if c := p.Current; c != nil {
-		n += file + int64(len(c.FieldName)+len(c.FileName)+len(c.ContentType))
+		n += file + int64(len(c.FieldName)+len(c.FileName)+len(c.Path)+len(c.ContentType))
 	}
 	return n
 }

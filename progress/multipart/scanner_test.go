@@ -74,8 +74,12 @@ func mpBuild(t testing.TB, name, boundary string, parts []mpPart) mpBody {
 		}
 		s.end = buf.Len()
 		if p.file != "" {
-			// mime/multipart's Part.FileName drops any directory.
+			// mime/multipart's Part.FileName drops any directory; Path
+			// keeps it.
 			f := File{FieldName: p.field, FileName: filepath.Base(p.file), ContentType: p.ctype, Size: int64(len(p.content))}
+			if f.FileName != p.file {
+				f.Path = p.file
+			}
 			b.files = append(b.files, f)
 			s.file = &f
 		}
@@ -142,9 +146,15 @@ func mpMimeRead(body []byte, boundary string) ([]File, bool) {
 			return nil, false
 		}
 		if name := p.FileName(); name != "" {
+			_, params, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+			path := params["filename"]
+			if path == name {
+				path = ""
+			}
 			files = append(files, File{
 				FieldName:   p.FormName(),
 				FileName:    name,
+				Path:        path,
 				ContentType: p.Header.Get("Content-Type"),
 				Size:        int64(len(data)),
 			})
@@ -496,7 +506,7 @@ func TestMultipartScannerHandWritten(t *testing.T) {
 		{name: "filename*", body: "--b\r\nContent-Disposition: form-data; name=\"f\"; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9.txt\r\n\r\n123\r\n--b--\r\n",
 			files: []File{mpFile("f", "naïve résumé.txt", "", 3)}, done: true, mime: mimeAgrees},
 		{name: "filename with a path", body: "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"/etc/dir/p.txt\"\r\n\r\n1\r\n--b--\r\n",
-			files: []File{mpFile("f", "p.txt", "", 1)}, done: true, mime: mimeAgrees},
+			files: []File{{FieldName: "f", FileName: "p.txt", Path: "/etc/dir/p.txt", Size: 1}}, done: true, mime: mimeAgrees},
 		{name: "empty filename is not a file", body: "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n--b--\r\n", done: true, mime: mimeAgrees},
 		{name: "attachment", body: "--b\r\nContent-Disposition: attachment; name=\"f\"; filename=\"a.txt\"\r\n\r\n1\r\n--b--\r\n",
 			files: []File{mpFile("", "a.txt", "", 1)}, done: true, mime: mimeAgrees},

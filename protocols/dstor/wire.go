@@ -133,7 +133,7 @@ func countsOf(snap progress.Snapshot, u *upload) counts {
 		}
 		c.files += len(st.Files.Files)
 		if st.Files.Current != nil {
-			c.current = st.Files.Current.FileName
+			c.current = st.Files.Current.FullPath()
 		}
 	}
 	return c
