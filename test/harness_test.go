@@ -121,8 +121,19 @@ func freePort(t testing.TB) string {
 // startOrigin runs the reference origin on a loopback port.
 func startOrigin(t testing.TB) (url, dir string) {
 	t.Helper()
+	url, dir, _ = startOriginWith(t, origin.Config{}, nil)
+	return url, dir
+}
+
+// startOriginWith is startOrigin with the test's settings: cfg, whose Dir
+// and APIKeys are the harness's, and wrap, if set, around the origin's
+// handler (to note what it is asked and answers). It returns the origin
+// too, for tests that move it on themselves (expiry).
+func startOriginWith(t testing.TB, cfg origin.Config, wrap func(http.Handler) http.Handler) (url, dir string, o *origin.Server) {
+	t.Helper()
 	dir = t.TempDir()
-	o, err := origin.New(origin.Config{Dir: dir, APIKeys: []string{apiKey, "other-key"}})
+	cfg.Dir, cfg.APIKeys = dir, []string{apiKey, "other-key"}
+	o, err := origin.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,13 +141,17 @@ func startOrigin(t testing.TB) (url, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: o}
+	var h http.Handler = o
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := &http.Server{Handler: h}
 	go srv.Serve(l)
 	t.Cleanup(func() {
 		srv.Close()
 		o.Close()
 	})
-	return "127.0.0.1:" + fmt.Sprint(l.Addr().(*net.TCPAddr).Port), dir
+	return "127.0.0.1:" + fmt.Sprint(l.Addr().(*net.TCPAddr).Port), dir, o
 }
 
 // newEnv starts an origin and loads Caddy with an upload_progress block
@@ -149,8 +164,17 @@ func newEnv(t testing.TB, block string) *env {
 // newEnvWith is newEnv with extra site directives, over TLS if tls is set.
 func newEnvWith(t testing.TB, block, siteExtra string, tls bool) *env {
 	t.Helper()
+	originURL, originDir := startOrigin(t)
+	return newEnvAt(t, block, siteExtra, tls, originURL, originDir)
+}
+
+// newEnvAt is newEnvWith in front of an origin the test started
+// (startOriginWith), listening at originURL (host:port) and storing into
+// originDir.
+func newEnvAt(t testing.TB, block, siteExtra string, tls bool, originURL, originDir string) *env {
+	t.Helper()
 	e := &env{t: t, port: freePort(t), admin: "127.0.0.1:" + freePort(t), block: block, siteExtra: siteExtra, tls: tls}
-	e.originURL, e.originDir = startOrigin(t)
+	e.originURL, e.originDir = originURL, originDir
 	e.proxy = "http://127.0.0.1:" + e.port
 	e.client = &http.Client{Timeout: 60 * time.Second}
 	if tls {

@@ -122,12 +122,16 @@ func learnObject(a *protocol.Answered) {
 }
 
 // keep makes obj, whose bytes are a.Body, the session's last object, and
-// ends the session if obj says it has ended.
+// ends the session if obj says it has ended. The same object again
+// changes nothing: watchers hear of a change, and the origin's answer to
+// the status request of an idle watched session, once a second, is none.
 func keep(a *protocol.Answered, rec *progress.Record, obj Object) {
 	raw := bytes.TrimSpace(a.Body)
-	rec.SetDetail(originObject(bytes.Clone(raw)), int64(len(raw)))
-	if t, err := time.Parse(time.RFC3339Nano, obj.ExpiresAt); err == nil {
-		rec.ExpiresAt(t)
+	if last, ok := rec.Snapshot().Detail.(originObject); !ok || !bytes.Equal(last, raw) {
+		rec.SetDetail(originObject(bytes.Clone(raw)), int64(len(raw)))
+		if t, err := time.Parse(time.RFC3339Nano, obj.ExpiresAt); err == nil {
+			rec.ExpiresAt(t)
+		}
 	}
 	if st, ends := state(obj.Status); ends {
 		a.End(progress.SessionEnded(st, "the origin says "+obj.Status, a.Status))
