@@ -158,15 +158,17 @@ func (t *MemoryTracker) FindSession(owner Owner, key string) *Record {
 }
 
 // holdsSession reports whether rec is a session its key still holds for
-// its requests: not past its retention, and not expired. A request of a
-// session that expired (its client paused longer than the session's idle
-// time) opens a new one, which takes over what the old one knew.
+// its requests: not past its retention, and not expired by the tracker. A
+// request of a session the tracker expired (its client paused longer than
+// the session's idle time, or past the expiry its origin once said) opens
+// a new one, which takes over what the old one knew; a session its origin
+// said has expired stays as it ended, like any other.
 func (t *MemoryTracker) holdsSession(rec *Record, now time.Time) bool {
 	if rec.sess == nil || t.expired(rec, now) {
 		return false
 	}
 	o, _, done := rec.Finished()
-	return !done || o.State != Expired
+	return !done || o.State != Expired || o.Reason != ReasonExpired
 }
 
 // slotFor returns the slot of k, making it if there is room. Under the same
