@@ -4,5 +4,6 @@ package caddymodule
 import (
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/nginx"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/pcloud"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/sandbox"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/tus"
 )
