@@ -71,28 +71,18 @@ type PartInFlight struct {
 // part streams (or the end the proxy saw, where the origin's object is
 // older than it), updated_at the later of the origin's and the last byte,
 // and two fields added: received_bytes and parts_in_flight. Every other
-// field stays as the origin sent it, in its place. It returns nil when obj
-// is no JSON object.
+// field stays as the origin sent it, in its place; so do status and
+// updated_at where the live view has nothing to add. An object without
+// them (the origin's was not kept) gets the proxy's own where it knows
+// them. It returns nil when obj is no JSON object.
 func Overlay(obj []byte, snap progress.Snapshot) []byte {
 	fields, ok := topLevel(obj)
 	if !ok || snap.Session == nil {
 		return nil
 	}
-	origStatus, hasStatus := fields.str(obj, "status")
-	status := origStatus
 	inFlight := partsInFlight(snap.Session.InFlight)
-	switch {
-	case snap.State == progress.Aborted && origStatus != "aborted":
-		status = "aborted"
-	case snap.State == progress.Expired && origStatus != "expired":
-		status = "expired"
-	case len(inFlight) > 0 && (origStatus == "created" || origStatus == "staged"):
-		status = "uploading"
-	}
-	updated, _ := fields.str(obj, "updated_at")
-	if t, err := time.Parse(time.RFC3339Nano, updated); err == nil && snap.Session.LastByte.After(t) || updated == "" && !snap.Session.LastByte.IsZero() {
-		updated = snap.Session.LastByte.UTC().Format(time.RFC3339Nano)
-	}
+	status := liveStatus(fields, obj, snap, len(inFlight) > 0)
+	updated := lastUpdate(fields, obj, snap.Session.LastByte)
 
 	// The members in the origin's order, each as it sent it but for
 	// status and updated_at; then ours.
@@ -104,19 +94,24 @@ func Overlay(obj []byte, snap progress.Snapshot) []byte {
 			continue // ours: the origin's (it has none) would be a second key
 		}
 		out.Write(obj[f.start:f.valueStart])
-		switch f.name {
-		case "status":
+		switch {
+		case f.name == "status" && status != "":
 			out.Write(jsonString(status))
-		case "updated_at":
+		case f.name == "updated_at" && updated != "":
 			out.Write(jsonString(updated))
 		default:
 			out.Write(obj[f.valueStart:f.valueEnd])
 		}
 		out.WriteByte(',')
 	}
-	if !hasStatus {
+	if !fields.has("status") && status != "" {
 		out.WriteString(`"status":`)
 		out.Write(jsonString(status))
+		out.WriteByte(',')
+	}
+	if !fields.has("updated_at") && updated != "" {
+		out.WriteString(`"updated_at":`)
+		out.Write(jsonString(updated))
 		out.WriteByte(',')
 	}
 	out.WriteString(`"received_bytes":`)
@@ -126,6 +121,44 @@ func Overlay(obj []byte, snap progress.Snapshot) []byte {
 	out.Write(b)
 	out.WriteByte('}')
 	return out.Bytes()
+}
+
+// liveStatus is the status the live view shows where it differs from the
+// origin's, "" where the origin's stands (or, without one, where the proxy
+// knows none either). A status that is no string counts as none of the
+// origin's words, but is the origin's all the same.
+func liveStatus(fields fields, obj []byte, snap progress.Snapshot, streaming bool) string {
+	orig, _ := fields.str(obj, "status")
+	has := fields.has("status")
+	switch {
+	case snap.State == progress.Aborted && orig != "aborted":
+		return "aborted"
+	case snap.State == progress.Expired && orig != "expired":
+		return "expired"
+	case !has && snap.State.Terminal():
+		// The origin's object was let go when the session ended (past
+		// max_file_details): the end the proxy saw.
+		return snap.State.String()
+	case streaming && (orig == "created" || orig == "staged" || !has):
+		return "uploading"
+	}
+	return ""
+}
+
+// lastUpdate is the updated_at the live view shows where it differs from
+// the origin's: the time of the last byte where it is later than the
+// origin's, or where the origin gives none; "" where the origin's stands
+// (later, or in a form the proxy cannot compare).
+func lastUpdate(fields fields, obj []byte, lastByte time.Time) string {
+	if lastByte.IsZero() {
+		return ""
+	}
+	orig, isString := fields.str(obj, "updated_at")
+	t, err := time.Parse(time.RFC3339Nano, orig)
+	if err == nil && lastByte.After(t) || !fields.has("updated_at") || isString && orig == "" {
+		return lastByte.UTC().Format(time.RFC3339Nano)
+	}
+	return ""
 }
 
 // partsInFlight lists the parts streaming now, by part number; a part sent
@@ -157,6 +190,11 @@ type field struct {
 }
 
 type fields []field
+
+// has reports whether the object has a top-level member name.
+func (fs fields) has(name string) bool {
+	return slices.ContainsFunc(fs, func(f field) bool { return f.name == name })
+}
 
 // str returns the value of the top-level string member name.
 func (fs fields) str(obj []byte, name string) (string, bool) {
