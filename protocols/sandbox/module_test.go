@@ -76,6 +76,10 @@ func TestSandboxProvisionKeepsConfiguredOptions(t *testing.T) {
 	if s.origin == nil || s.origin.String() != "https://sandbox.example:8443" || s.client == nil {
 		t.Errorf("origin %v, client %v; want the configured URL and a client", s.origin, s.client)
 	}
+	// Its own connections, which Cleanup closes, not the process's.
+	if s.client != nil && (s.client.Transport == nil || s.client.Transport == http.DefaultTransport) {
+		t.Error("the origin's client shares http.DefaultTransport")
+	}
 }
 
 func TestSandboxProvisionRefusesOrigin(t *testing.T) {

@@ -84,7 +84,12 @@ func (s *Sandbox) Provision(caddy.Context) error {
 			return fmt.Errorf("origin %q must be an absolute http or https URL", s.Origin)
 		}
 		s.origin = u
-		s.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		// A transport of its own: Cleanup closing its idle connections
+		// must not close those of the rest of the process.
+		s.client = &http.Client{
+			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	return nil
 }
