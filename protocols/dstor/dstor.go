@@ -310,7 +310,8 @@ func (d *Dstor) Refresh(ctx context.Context, r *http.Request, a *protocol.Answer
 		return "", nil
 	}
 	u := *d.origin
-	u.Path = d.Prefix + "/get-status/"
+	// Under the origin URL's own path, if it has one.
+	u.Path = strings.TrimSuffix(u.Path, "/") + d.Prefix + "/get-status/"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return "", err

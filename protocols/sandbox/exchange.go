@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
@@ -181,7 +182,8 @@ func (s *Sandbox) Refresh(ctx context.Context, r *http.Request, a *protocol.Answ
 		return "", nil
 	}
 	u := *s.origin
-	u.Path = s.Prefix + a.Session.Key()
+	// Under the origin URL's own path, if it has one.
+	u.Path = strings.TrimSuffix(u.Path, "/") + s.Prefix + a.Session.Key()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return "", err
