@@ -11,7 +11,9 @@
 package dstor
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -250,21 +252,36 @@ func status(r *http.Request) *protocol.Exchange {
 }
 
 // keepOrigin keeps the origin's status object with the session, and ends
-// the session when it says DONE or ERROR.
+// the session when it says DONE or ERROR. An object too long to keep (a
+// DONE listing thousands of files) is kept as its status members, which
+// watchers then get with the counts; obj may be the start of it only.
+// The same object again changes nothing: watchers hear of a change, and
+// the origin's answer to the proxy's own asking, once a second while a
+// stage lasts, is none.
 func keepOrigin(a *protocol.Answered, obj []byte) {
 	rec := a.Session
 	u, ok := rec.Snapshot().Detail.(*upload)
-	if !ok || len(obj) > maxOrigin {
+	if !ok || len(obj) == 0 {
 		return
 	}
-	next := &upload{chunks: u.chunks, folder: u.folder, origin: append([]byte(nil), obj...)}
-	rec.SetDetail(next, next.size())
+	kept := obj
+	if len(obj) > maxOrigin {
+		st := originStatus(obj)
+		if st.Status == "" {
+			return
+		}
+		kept, _ = json.Marshal(st)
+	}
+	if !bytes.Equal(kept, u.origin) {
+		next := &upload{chunks: u.chunks, folder: u.folder, origin: bytes.Clone(kept)}
+		rec.SetDetail(next, next.size())
+	}
 	if st, why, ends := originState(obj); ends {
 		a.End(progress.SessionEnded(st, why, a.Status))
 	}
 }
 
-// maxOrigin bounds the origin's status object the proxy keeps.
+// maxOrigin bounds the origin's status object the proxy keeps whole.
 const maxOrigin = 16 << 10
 
 // ParseStatus implements protocol.Protocol: the WebSocket's token header.
@@ -323,7 +340,8 @@ func (d *Dstor) Refresh(ctx context.Context, r *http.Request, a *protocol.Answer
 		return "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOrigin+1))
+	// The start of a long answer is enough: its status comes first.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, protocol.MaxAnswer))
 	if err != nil {
 		return "", err
 	}

@@ -210,15 +210,10 @@ func WithCounts(obj []byte, snap progress.Snapshot) []byte {
 }
 
 // originState is the session state an origin status ends the session in.
+// obj may be only the start of the origin's object (an answer too long to
+// read whole): the status members before the cut decide.
 func originState(obj []byte) (progress.State, string, bool) {
-	var v struct {
-		Status           string `json:"status"`
-		ErrorExplanation string `json:"errorExplanation"`
-		ErrorAtStage     string `json:"errorAtStage"`
-	}
-	if json.Unmarshal(obj, &v) != nil {
-		return 0, "", false
-	}
+	v := originStatus(obj)
 	switch v.Status {
 	case "DONE":
 		return progress.Completed, "", true
@@ -226,6 +221,42 @@ func originState(obj []byte) (progress.State, string, bool) {
 		return progress.Failed, strings.TrimSpace(v.ErrorExplanation + " (at " + v.ErrorAtStage + ")"), true
 	}
 	return 0, "", false
+}
+
+// originStatus reads the status members of the origin's status object, of
+// which obj may be the start only: a DONE object lists every file, and
+// its status comes first. Members past the cut are unknown; a repeated
+// member counts as json.Unmarshal takes it, the last.
+func originStatus(obj []byte) Status {
+	var st Status
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return Status{}
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			break
+		}
+		var dst *string
+		switch t {
+		case "status":
+			dst = &st.Status
+		case "errorExplanation":
+			dst = &st.ErrorExplanation
+		case "errorAtStage":
+			dst = &st.ErrorAtStage
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			break
+		}
+		if dst != nil {
+			*dst = ""
+			_ = json.Unmarshal(raw, dst)
+		}
+	}
+	return st
 }
 
 // rawJSON is a reply that is JSON already.
