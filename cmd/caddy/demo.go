@@ -48,11 +48,15 @@ progress API the module serves:
   nginx   POST /upload?X-Progress-ID=<id>                 GET /progress?X-Progress-ID=<id>
   tus     POST /files/, then PATCH <upload URL>           GET /tus/progress?upload=<upload URL>
           (tus 1.0 as tusd serves it; WebSocket /tus/progress/ws?upload=<upload URL>)
+  sandbox POST /v1/sandboxes/<id>/uploads, then PUT …/uploads/<upload_id>/parts/<n>
+          GET /v1/sandboxes/<id>/uploads/<upload_id>: the origin's answer, overlaid
+          (Authorization: Bearer <token>; WebSocket …/uploads/<upload_id>/ws)
 
-The origin accepts any API key or token. At start the demo prints commands to
-try each of them. Ctrl-C (or SIGTERM) stops it once the uploads in flight are
-through, and removes the temporary directory (never a --dir); a second Ctrl-C
-quits at once and leaves it.`,
+The origin accepts any API key or token (the sandbox wants one, as a bearer
+token). At start the demo prints commands to try each of them. Ctrl-C (or
+SIGTERM) stops it once the uploads in flight are through, and removes the
+temporary directory (never a --dir); a second Ctrl-C quits at once and leaves
+it.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("dir", "", "where the origin stores uploads (default: a new temporary directory, removed on exit)")
 			cmd.Flags().String("listen", demoListen, "address Caddy serves the demo site on")
@@ -114,7 +118,10 @@ func demoConfig(listen, originAddr, admin string) ([]byte, error) {
 	to := map[string]string{demoListen: listen, demoOrigin: originAddr, demoAdmin: admin}
 	found := map[string]bool{}
 	rewriteAddrs(cfg, "", to, found)
-	for from := range to {
+	// Each address, and the origin's base URL too: protocol sandbox asks
+	// the origin itself how a watched session stands, so its origin
+	// option must follow --origin as reverse_proxy's upstream does.
+	for _, from := range []string{demoListen, demoOrigin, demoAdmin, demoOriginURL} {
 		if !found[from] {
 			return nil, fmt.Errorf("the example Caddyfile does not use %s, which the demo expects", from)
 		}
@@ -122,8 +129,14 @@ func demoConfig(listen, originAddr, admin string) ([]byte, error) {
 	return json.Marshal(cfg)
 }
 
+// demoOriginURL is the origin's base URL in Caddyfile.example (protocol
+// sandbox's origin option).
+const demoOriginURL = "http://" + demoOrigin
+
 // rewriteAddrs replaces, in a JSON config, the listen and dial addresses
-// that to maps, and notes which it found.
+// that to maps, and the http base URLs of those addresses in an origin
+// option (a protocol's own requests to the origin), and notes which it
+// found.
 func rewriteAddrs(v any, key string, to map[string]string, found map[string]bool) any {
 	switch v := v.(type) {
 	case map[string]any:
@@ -138,6 +151,12 @@ func rewriteAddrs(v any, key string, to map[string]string, found map[string]bool
 		if r, ok := to[v]; ok && (key == "listen" || key == "dial") {
 			found[v] = true
 			return r
+		}
+		if host, ok := strings.CutPrefix(v, "http://"); ok && key == "origin" {
+			if r, ok := to[host]; ok {
+				found[v] = true
+				return "http://" + r
+			}
 		}
 	}
 	return v
@@ -205,7 +224,7 @@ func demoBanner(listen, originAddr, admin, dir string, temp bool) string {
 	fmt.Fprintf(&b, `
 upload-progress demo: Caddy on %s tracks uploads to the reference origin on %s,
 which stores them in %s.
-The origin accepts any API key or token. Ctrl-C stops the demo. In another shell, try:
+The origin accepts any API key or token (the sandbox's as a bearer token). Ctrl-C stops the demo. In another shell, try:
 
 head -c 200000000 /dev/urandom > big.bin
 
@@ -225,6 +244,12 @@ sleep 1; curl '%[4]s/progress?X-Progress-ID=demo-1'
 curl -s -o /dev/null -w '%%header{location}' -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $(wc -c < big.bin)" -H 'Upload-Metadata: filename YmlnLmJpbg==' '%[4]s/files/' > tus.url
 curl -s -o /dev/null --limit-rate 20M -X PATCH -T big.bin -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' -H 'Content-Type: application/offset+octet-stream' "$(cat tus.url)" &
 sleep 1; curl "%[4]s/tus/progress?upload=$(cat tus.url)"
+
+# sandbox: create an upload session of big.bin in 64 MiB parts (its URL path goes to sandbox.path), send part 1, ask how the session stands (the origin's answer, the live view laid over it)
+curl -s -o /dev/null -w '%%header{location}' -X POST -H 'Authorization: Bearer demo' -H 'Content-Type: application/json' -d "{\"target_path\":\"/sandbox/big.bin\",\"content_length\":$(wc -c < big.bin),\"part_size\":67108864,\"kind\":\"file\",\"conflict\":\"replace\"}" '%[4]s/v1/sandboxes/sb_demo/uploads' > sandbox.path
+head -c 67108864 big.bin > part1.bin
+curl -s -o /dev/null --limit-rate 20M -X PUT -T part1.bin -H 'Authorization: Bearer demo' "%[4]s$(cat sandbox.path)/parts/1" &
+sleep 1; curl -H 'Authorization: Bearer demo' "%[4]s$(cat sandbox.path)"
 
 # the module's metrics
 curl -s %[5]s/metrics | grep ^caddy_upload_progress_uploads

@@ -314,7 +314,7 @@ type pcloudStatus struct {
 	Files      []json.RawMessage `json:"files"`
 }
 
-// The demo serves the three progress APIs, each in front of the origin's
+// The demo serves every progress API, each in front of the origin's
 // matching route; the commands it prints work as printed, twice; and it
 // removes its temporary store when it stops.
 func TestDemoServesEveryProtocol(t *testing.T) {
@@ -334,10 +334,11 @@ func TestDemoServesEveryProtocol(t *testing.T) {
 	t.Run("pcloud", func(t *testing.T) { demoPcloud(t, d) })
 	t.Run("nginx", func(t *testing.T) { demoNginx(t, d) })
 	t.Run("tus", func(t *testing.T) { demoTus(t, d) })
+	t.Run("sandbox", func(t *testing.T) { demoSandbox(t, d) })
 	t.Run("printed commands", func(t *testing.T) { demoPrintedCommands(t, d) })
 
 	metrics := string(newClient(t).do(http.MethodGet, d.admin+"/metrics", nil, nil, http.StatusOK))
-	for _, p := range []string{"shard", "pcloud", "nginx", "tus"} {
+	for _, p := range []string{"shard", "pcloud", "nginx", "tus", "sandbox"} {
 		series := `caddy_upload_progress_uploads_finished_total{outcome="completed",protocol="` + p + `",zone="default"} `
 		if !strings.Contains(metrics, series) {
 			t.Errorf("metrics lack %s", series)
@@ -465,8 +466,8 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 			cmds = append(cmds, line)
 		}
 	}
-	if len(cmds) != 11 {
-		t.Fatalf("%d commands in the banner, want 11 (a file, two per protocol but three for tus, the metrics):\n%s", len(cmds), d.output())
+	if len(cmds) != 15 {
+		t.Fatalf("%d commands in the banner, want 15 (a file, two per protocol but three for tus and four for sandbox, the metrics):\n%s", len(cmds), d.output())
 	}
 	const makeFile = "head -c 200000000 /dev/urandom > big.bin"
 	if cmds[0] != makeFile {
@@ -509,7 +510,7 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 		if err != nil || len(big) != size {
 			t.Fatalf("big.bin: %d bytes (%v)", len(big), err)
 		}
-		if len(statuses) != 4 {
+		if len(statuses) != 5 {
 			t.Fatalf("%d status commands, want one per protocol", len(statuses))
 		}
 		var shard shardStatus
@@ -534,6 +535,18 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 		want := tusStatus{strings.TrimPrefix(string(up), d.site), size, size, size, "completed", map[string]string{"filename": "big.bin"}, ""}
 		if json.Unmarshal([]byte(statuses[3]), &tus) != nil || !sameTus(tus, want) {
 			t.Errorf("round %d: tus status %s, want %+v", round, statuses[3], want)
+		}
+		// sandbox: the session the creation command made, its path in
+		// sandbox.path; its one part (the file is smaller than a part) is in.
+		sb, err := os.ReadFile(filepath.Join(work, "sandbox.path"))
+		id, ok := strings.CutPrefix(string(sb), "/v1/sandboxes/sb_demo/uploads/")
+		if err != nil || !ok || id == "" {
+			t.Fatalf("round %d: sandbox.path holds %q (%v), want a session's path", round, sb, err)
+		}
+		var sst sandboxStatus
+		if json.Unmarshal([]byte(statuses[4]), &sst) != nil || sst.UploadID != id || sst.Status != "staged" || sst.ContentLength != size ||
+			sst.AcceptedBytes != size || sst.received() != size || sst.inFlight() != "[]" {
+			t.Errorf("round %d: sandbox status %s, want session %s staged with received_bytes %d", round, statuses[4], id, size)
 		}
 	}
 }

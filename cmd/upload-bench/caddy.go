@@ -36,10 +36,11 @@ func buildCaddy(ctx context.Context, dir string) (string, error) {
 // caddyInstance is the one Caddy process, with its sites.
 type caddyInstance struct {
 	*child
-	plain, tracked       string // base URLs of the sites
-	tusPlain, tusTracked string // base URLs of W7's sites, "" without tusd
-	log                  string // path of its log (stderr)
-	admin                string // base URL of the admin endpoint, "" when off
+	plain, tracked               string // base URLs of the sites
+	tusPlain, tusTracked         string // base URLs of W7's sites, "" without tusd
+	sandboxPlain, sandboxTracked string // base URLs of W8's sites, "" without the sandbox origin
+	log                          string // path of its log (stderr)
+	admin                        string // base URL of the admin endpoint, "" when off
 }
 
 // caddySpec is what the Caddy config is made of.
@@ -51,8 +52,13 @@ type caddySpec struct {
 	// PLAIN-tus on tusPlainPort, TRACKED-tus on tusTrackedPort.
 	tusd                         string
 	tusPlainPort, tusTrackedPort int
-	adminAddr                    string // "": admin off
-	logLevel                     string // "": Caddy's default logging
+	// With sandbox (the reference origin's address) set, two more for
+	// W8: PLAIN-sandbox on sandboxPlainPort, TRACKED-sandbox on
+	// sandboxTrackedPort.
+	sandbox                              string
+	sandboxPlainPort, sandboxTrackedPort int
+	adminAddr                            string // "": admin off
+	logLevel                             string // "": Caddy's default logging
 }
 
 // caddyConfig is the JSON config: admin off (or on adminAddr when it is set,
@@ -61,7 +67,9 @@ type caddySpec struct {
 // static route answering respondBody, the size of a status reply. With
 // tusd set, PLAIN-tus = reverse_proxy to tusd and TRACKED-tus =
 // `upload_progress { protocol tus }` + reverse_proxy to tusd, sites of
-// their own so that W1-W6's sites stay as they are. With logLevel set, the
+// their own so that W1-W6's sites stay as they are. With sandbox set, the
+// same pair in front of the reference origin for W8: PLAIN-sandbox and
+// TRACKED-sandbox (`upload_progress { protocol sandbox }`). With logLevel set, the
 // upload_progress logger writes at that level (to stderr, like every other
 // logger), so that a run can tell what its line per finished upload costs.
 func caddyConfig(s caddySpec) ([]byte, error) {
@@ -117,6 +125,14 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 			proxyTo(s.tusd),
 		}})
 	}
+	if s.sandbox != "" {
+		servers["plain-sandbox"] = server(s.sandboxPlainPort, map[string]any{"handle": []any{proxyTo(s.sandbox)}})
+		// What `upload_progress { protocol sandbox }` adapts to: the defaults.
+		servers["tracked-sandbox"] = server(s.sandboxTrackedPort, map[string]any{"handle": []any{
+			map[string]any{"handler": "upload_progress", "protocols": []any{map[string]any{"name": "sandbox"}}},
+			proxyTo(s.sandbox),
+		}})
+	}
 	cfg := map[string]any{
 		"admin": admin,
 		"apps": map[string]any{"http": map[string]any{
@@ -138,12 +154,16 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 // Caddy's state directories inside dir, and waits until both sites answer.
 // With admin set, Caddy's admin endpoint listens on a loopback port
 // (admin.go's /debug/pprof/ is what the bench wants of it). With tusd (its
-// address) set, Caddy also serves W7's two sites in front of it.
-func startCaddy(ctx context.Context, bin, dir, origin, tusd, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
-	s := caddySpec{origin: origin, tusd: tusd, respondBody: respondBody, logLevel: logLevel}
+// address) set, Caddy also serves W7's two sites in front of it; with
+// sandbox (the reference origin's address) W8's two.
+func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
+	s := caddySpec{origin: origin, tusd: tusd, sandbox: sandbox, respondBody: respondBody, logLevel: logLevel}
 	ports := []*int{&s.plainPort, &s.trackedPort}
 	if tusd != "" {
 		ports = append(ports, &s.tusPlainPort, &s.tusTrackedPort)
+	}
+	if sandbox != "" {
+		ports = append(ports, &s.sandboxPlainPort, &s.sandboxTrackedPort)
 	}
 	var adminPort int
 	if admin {
@@ -185,6 +205,9 @@ func startCaddy(ctx context.Context, bin, dir, origin, tusd, respondBody string,
 	ci := &caddyInstance{child: c, plain: local(s.plainPort), tracked: local(s.trackedPort), log: logPath}
 	if tusd != "" {
 		ci.tusPlain, ci.tusTracked = local(s.tusPlainPort), local(s.tusTrackedPort)
+	}
+	if sandbox != "" {
+		ci.sandboxPlain, ci.sandboxTracked = local(s.sandboxPlainPort), local(s.sandboxTrackedPort)
 	}
 	if s.adminAddr != "" {
 		ci.admin = "http://" + s.adminAddr

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/caddymodule"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/sandbox"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/tus"
 )
 
@@ -84,45 +85,73 @@ func TestUploadLogLevelFlag(t *testing.T) {
 // reverse_proxy to tusd, and PLAIN-tus the same reverse_proxy alone; W1-W6's
 // sites stay as they are, and without tusd they are the only ones.
 func TestW7Sites(t *testing.T) {
-	type server struct {
-		Listen []string `json:"listen"`
-		Routes []struct {
-			Handle []map[string]any `json:"handle"`
-		} `json:"routes"`
-	}
-	servers := func(s caddySpec) map[string]server {
-		t.Helper()
-		raw, err := caddyConfig(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cfg struct {
-			Apps struct {
-				HTTP struct {
-					Servers map[string]server `json:"servers"`
-				} `json:"http"`
-			} `json:"apps"`
-		}
-		if err := json.Unmarshal(raw, &cfg); err != nil {
-			t.Fatal(err)
-		}
-		return cfg.Apps.HTTP.Servers
-	}
-
-	base := caddySpec{plainPort: 1, trackedPort: 2, origin: "127.0.0.1:3", respondBody: "{}"}
-	if got := slices.Sorted(maps.Keys(servers(base))); !slices.Equal(got, []string{"plain", "tracked"}) {
-		t.Fatalf("without tusd, servers %v, want plain and tracked only", got)
-	}
-
-	withTus := base
+	withTus := baseSpec
 	withTus.tusd, withTus.tusPlainPort, withTus.tusTrackedPort = "127.0.0.1:4", 5, 6
-	got := servers(withTus)
-	if !reflect.DeepEqual(got["plain"], servers(base)["plain"]) || !reflect.DeepEqual(got["tracked"], servers(base)["tracked"]) {
-		t.Errorf("tusd changed W1-W6's sites")
+	checkPairSites(t, withTus, "tus", "127.0.0.1:4", "127.0.0.1:5", "127.0.0.1:6")
+}
+
+// TestW8Sites checks W8's A/B pair the same way: TRACKED-sandbox runs the
+// handler as `upload_progress { protocol sandbox }` configures it, then a
+// reverse_proxy to the reference origin, and PLAIN-sandbox that
+// reverse_proxy alone.
+func TestW8Sites(t *testing.T) {
+	withSandbox := baseSpec
+	withSandbox.sandbox, withSandbox.sandboxPlainPort, withSandbox.sandboxTrackedPort = "127.0.0.1:7", 8, 9
+	checkPairSites(t, withSandbox, "sandbox", "127.0.0.1:7", "127.0.0.1:8", "127.0.0.1:9")
+}
+
+// baseSpec is the config of W1-W6 alone.
+var baseSpec = caddySpec{plainPort: 1, trackedPort: 2, origin: "127.0.0.1:3", respondBody: "{}"}
+
+// benchServer is what the pair tests read of a server.
+type benchServer struct {
+	Listen []string `json:"listen"`
+	Routes []struct {
+		Handle []map[string]any `json:"handle"`
+	} `json:"routes"`
+}
+
+// benchServers returns the servers of s's config, by name.
+func benchServers(t *testing.T, s caddySpec) map[string]benchServer {
+	t.Helper()
+	raw, err := caddyConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]benchServer `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Apps.HTTP.Servers
+}
+
+// checkPairSites checks that spec, baseSpec with the pair of protocol
+// proto set, adds exactly the servers plain-<proto> on plainAddr
+// (reverse_proxy to upstream) and tracked-<proto> on trackedAddr (the
+// handler as `upload_progress { protocol <proto> }` configures it, then
+// the same reverse_proxy), W1-W6's servers unchanged.
+func checkPairSites(t *testing.T, spec caddySpec, proto, upstream, plainAddr, trackedAddr string) {
+	t.Helper()
+	base := benchServers(t, baseSpec)
+	if got := slices.Sorted(maps.Keys(base)); !slices.Equal(got, []string{"plain", "tracked"}) {
+		t.Fatalf("without the pairs, servers %v, want plain and tracked only", got)
+	}
+	got := benchServers(t, spec)
+	if want := []string{"plain", "plain-" + proto, "tracked", "tracked-" + proto}; !slices.Equal(slices.Sorted(maps.Keys(got)), want) {
+		t.Errorf("servers %v, want %v", slices.Sorted(maps.Keys(got)), want)
+	}
+	if !reflect.DeepEqual(got["plain"], base["plain"]) || !reflect.DeepEqual(got["tracked"], base["tracked"]) {
+		t.Errorf("the %s pair changed W1-W6's sites", proto)
 	}
 
 	var h caddymodule.Handler
-	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("upload_progress {\n\tprotocol tus\n}")); err != nil {
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("upload_progress {\n\tprotocol " + proto + "\n}")); err != nil {
 		t.Fatal(err)
 	}
 	b, err := json.Marshal(h)
@@ -134,14 +163,14 @@ func TestW7Sites(t *testing.T) {
 		t.Fatal(err)
 	}
 	caddyfileHandler["handler"] = "upload_progress"
-	proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "127.0.0.1:4"}}}
+	proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": upstream}}}
 
 	for name, want := range map[string]struct {
 		port   string
 		handle []map[string]any
 	}{
-		"plain-tus":   {"127.0.0.1:5", []map[string]any{proxy}},
-		"tracked-tus": {"127.0.0.1:6", []map[string]any{caddyfileHandler, proxy}},
+		"plain-" + proto:   {plainAddr, []map[string]any{proxy}},
+		"tracked-" + proto: {trackedAddr, []map[string]any{caddyfileHandler, proxy}},
 	} {
 		s, ok := got[name]
 		if !ok {

@@ -4,13 +4,16 @@
 // in front of the same sink origin, all on loopback, and workloads W1-W6
 // run interleaved against both; W7 does the same with tus uploads, through
 // PLAIN-tus and TRACKED-tus (`upload_progress { protocol tus }`) sites in
-// front of the real tusd. It prints the medians, their ratio and whether
-// each meets its target.
+// front of the real tusd, and W8 with the sandbox's upload sessions, through
+// PLAIN-sandbox and TRACKED-sandbox (`upload_progress { protocol sandbox }`)
+// in front of the reference origin. It prints the medians, their ratio and
+// whether each meets its target.
 //
 //	go run ./cmd/upload-bench            # full run, about 6 minutes
 //	go run ./cmd/upload-bench -quick     # smoke run, under a minute
 //	go run ./cmd/upload-bench -json results.json -only W1,W5
 //	go run ./cmd/upload-bench -only W7 -rounds 11      # tus uploads to tusd
+//	go run ./cmd/upload-bench -only W8                 # sandbox sessions to the reference origin
 //	go run ./cmd/upload-bench -quick -only W2 -cpuprofile /tmp/prof   # + a CPU profile of Caddy per side
 package main
 
@@ -39,6 +42,12 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == tusdChildArg {
 		if err := runTusdChild(os.Args[2:]); err != nil {
 			log.Fatalf("tusd: %v", err)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == sandboxOriginChildArg {
+		if err := runSandboxOriginChild(os.Args[2:]); err != nil {
+			log.Fatalf("sandbox origin: %v", err)
 		}
 		return
 	}
@@ -71,7 +80,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 0, "measured rounds per side (default 31, or 5 with -quick)")
 	fs.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6,W7)")
+	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6,W7,W8)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
 	fs.StringVar(&o.profDir, "cpuprofile", "", "after each workload's rounds, profile Caddy's CPU on each side alone and write DIR/<workload>-<side>.pprof")
 	fs.DurationVar(&o.profTime, "profile-time", 10*time.Second, "how long each -cpuprofile profile lasts (whole seconds)")
@@ -153,8 +162,18 @@ func run(args []string) (err error) {
 		}
 		defer tusd.stop(5 * time.Second)
 	}
+	// So does the reference origin for W8.
+	var sandboxAddr, sandboxDir string
+	if slices.ContainsFunc(selected, func(w workload) bool { return w.ID == "W8" }) {
+		sandboxDir = filepath.Join(dir, "sandbox-origin")
+		var so *child
+		if so, sandboxAddr, err = startSandboxOrigin(ctx, sandboxDir); err != nil {
+			return err
+		}
+		defer so.stop(5 * time.Second)
+	}
 
-	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, liveRespondBody(), o.profDir != "", o.logLevel)
+	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, sandboxAddr, liveRespondBody(), o.profDir != "", o.logLevel)
 	if err != nil {
 		return err
 	}
@@ -170,6 +189,10 @@ func run(args []string) (err error) {
 	if tusdAddr != "" {
 		log.Printf("tusd on %s storing in %s, caddy PLAIN-tus %s TRACKED-tus %s", tusdAddr, tusdDir, caddy.tusPlain, caddy.tusTracked)
 		b.tus = &tusSites{plain: caddy.tusPlain, tracked: caddy.tusTracked, dir: tusdDir}
+	}
+	if sandboxAddr != "" {
+		log.Printf("reference origin on %s storing in %s, caddy PLAIN-sandbox %s TRACKED-sandbox %s", sandboxAddr, sandboxDir, caddy.sandboxPlain, caddy.sandboxTracked)
+		b.sandbox = &sandboxSites{plain: caddy.sandboxPlain, tracked: caddy.sandboxTracked, dir: sandboxDir}
 	}
 	if o.profDir != "" {
 		if err := os.MkdirAll(o.profDir, 0o755); err != nil {

@@ -1,8 +1,9 @@
 package main
 
-// The sink origin (and W7's tusd, see tusd.go) runs as a child process of
+// The sink origin (and W7's tusd, see tusd.go, and W8's reference origin,
+// see sandboxorigin.go) runs as a child process of
 // this same binary (re-executed with the hidden first argument
-// originChildArg, or tusdChildArg) rather than inside the
+// originChildArg, tusdChildArg or sandboxOriginChildArg) rather than inside the
 // bench process: the load generator allocates (latency samples, WebSocket
 // frames) and its garbage collections and scheduler would otherwise pause
 // the origin too, a coupling a real deployment does not have. As its own
@@ -34,7 +35,8 @@ const originChildArg = "-origin-child"
 // runOriginChild is the origin child's main.
 func runOriginChild() error { return serveChild(http.HandlerFunc(testkit.Sink)) }
 
-// serveChild is the main of a server child (the sink origin, tusd): it
+// serveChild is the main of a server child (the sink origin, tusd, the
+// reference origin): it
 // listens on a loopback port picked by the kernel, prints "ADDR host:port"
 // on stdout, and serves h until stdin closes or it is interrupted.
 func serveChild(h http.Handler) error {

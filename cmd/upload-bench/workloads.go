@@ -41,6 +41,11 @@ type plan struct {
 
 	W7Size  int64 `json:"w7_size"`
 	W7Patch int64 `json:"w7_patch"`
+
+	W8Sessions int   `json:"w8_sessions"`
+	W8Conc     int   `json:"w8_concurrency"`
+	W8Parts    int   `json:"w8_parts"`
+	W8PartSize int64 `json:"w8_part_size"`
 }
 
 // fullPlan is the default run. The workloads are short on loopback (about
@@ -54,6 +59,7 @@ var fullPlan = plan{
 	W5Count: 40000, W5Conc: 16,
 	W6Watchers: 1000, W6Size: 1024 * mib,
 	W7Size: 256 * mib, W7Patch: 8 * mib,
+	W8Sessions: 64, W8Conc: 8, W8Parts: 4, W8PartSize: mib,
 }
 
 // quickPlan is a smoke run: every workload, smaller, fewer rounds.
@@ -66,6 +72,7 @@ var quickPlan = plan{
 	W5Count: 10000, W5Conc: 16,
 	W6Watchers: 1000, W6Size: 256 * mib,
 	W7Size: 128 * mib, W7Patch: 8 * mib,
+	W8Sessions: 32, W8Conc: 8, W8Parts: 4, W8PartSize: mib,
 }
 
 // runTimeout bounds one measured run of any workload.
@@ -84,6 +91,8 @@ type bench struct {
 	live *liveUpload // W5's in-flight upload, while W5 runs
 
 	tus *tusSites // W7's sites and tusd's store, when W7 is selected
+
+	sandbox *sandboxSites // W8's sites and the origin's store, when W8 is selected
 
 	// cpu, when the OS tells CPU times, measures each run's CPU cost in
 	// Caddy (caddyCPUMetric, every workload) and in the bench process
@@ -185,6 +194,13 @@ func workloads(p plan) []workload {
 			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95"}},
 			setup:   setupW7,
 			run:     runW7,
+		},
+		{
+			ID: "W8", Title: fmt.Sprintf("%d sandbox sessions of %d x %d MiB parts, %d at once", p.W8Sessions, p.W8Parts, p.W8PartSize/mib, p.W8Conc), Sides: [2]string{"plain", "tracked"},
+			Notes:   "the reference origin (cmd/upload-origin, its sandbox at /v1/sandboxes/, storing into a temporary directory) in its own process, behind two sites of the same Caddy: PLAIN-sandbox (reverse_proxy) and TRACKED-sandbox (`upload_progress { protocol sandbox }` + reverse_proxy); each session a creation, its parts one after the other, and a completion with ?mode=sync (200 completed); throughput from the first creation to the last completion's answer.",
+			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95"}},
+			setup:   setupW8,
+			run:     runW8,
 		},
 	}
 }
