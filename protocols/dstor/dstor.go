@@ -12,6 +12,7 @@ package dstor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,6 +82,11 @@ func (d *Dstor) Provision(caddy.Context) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("origin %q must be an absolute http or https URL", d.Origin)
 		}
+		// get-status is asked at the prefix's path on the origin: a path
+		// of its own would be dropped without a word.
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("origin %q must be a scheme and host only (get-status is asked at %s/get-status/ on it)", d.Origin, d.Prefix)
+		}
 		d.origin = u
 		d.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
@@ -89,7 +95,8 @@ func (d *Dstor) Provision(caddy.Context) error {
 
 // Validate checks the options.
 func (d *Dstor) Validate() error {
-	if !strings.HasPrefix(d.Prefix, "/") {
+	// Provision leaves "" for a prefix of "/": the API at the root.
+	if d.Prefix != "" && !strings.HasPrefix(d.Prefix, "/") {
 		return fmt.Errorf("prefix %q must start with /", d.Prefix)
 	}
 	if d.SessionTimeout < 0 {
@@ -250,21 +257,31 @@ func status(r *http.Request) *protocol.Exchange {
 }
 
 // keepOrigin keeps the origin's status object with the session, and ends
-// the session when it says DONE or ERROR.
+// the session when it says DONE or ERROR. An object too long to keep (a
+// DONE listing thousands of files) is kept as its status members, which
+// watchers then get with the counts; obj may be the start of it only.
 func keepOrigin(a *protocol.Answered, obj []byte) {
 	rec := a.Session
 	u, ok := rec.Snapshot().Detail.(*upload)
-	if !ok || len(obj) > maxOrigin {
+	if !ok || len(obj) == 0 {
 		return
 	}
-	next := &upload{chunks: u.chunks, folder: u.folder, origin: append([]byte(nil), obj...)}
+	kept := append([]byte(nil), obj...)
+	if len(obj) > maxOrigin {
+		st := originStatus(obj)
+		if st.Status == "" {
+			return
+		}
+		kept, _ = json.Marshal(st)
+	}
+	next := &upload{chunks: u.chunks, folder: u.folder, origin: kept}
 	rec.SetDetail(next, next.size())
 	if st, why, ends := originState(obj); ends {
 		a.End(progress.SessionEnded(st, why, a.Status))
 	}
 }
 
-// maxOrigin bounds the origin's status object the proxy keeps.
+// maxOrigin bounds the origin's status object the proxy keeps whole.
 const maxOrigin = 16 << 10
 
 // ParseStatus implements protocol.Protocol: the WebSocket's token header.
@@ -322,7 +339,8 @@ func (d *Dstor) Refresh(ctx context.Context, r *http.Request, a *protocol.Answer
 		return "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOrigin+1))
+	// The start of a long answer is enough: its status comes first.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, protocol.MaxAnswer))
 	if err != nil {
 		return "", err
 	}
