@@ -83,6 +83,11 @@ func (d *Dstor) Provision(caddy.Context) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("origin %q must be an absolute http or https URL", d.Origin)
 		}
+		// get-status is asked at the prefix's path on the origin: a path
+		// of its own would be dropped without a word.
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("origin %q must be a scheme and host only (get-status is asked at %s/get-status/ on it)", d.Origin, d.Prefix)
+		}
 		d.origin = u
 		d.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
@@ -91,7 +96,8 @@ func (d *Dstor) Provision(caddy.Context) error {
 
 // Validate checks the options.
 func (d *Dstor) Validate() error {
-	if !strings.HasPrefix(d.Prefix, "/") {
+	// Provision leaves "" for a prefix of "/": the API at the root.
+	if d.Prefix != "" && !strings.HasPrefix(d.Prefix, "/") {
 		return fmt.Errorf("prefix %q must start with /", d.Prefix)
 	}
 	if d.SessionTimeout < 0 {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
 // HeaderToken is the header that names an upload's token.
@@ -22,18 +23,29 @@ type TokenRequest struct {
 	FolderPath   string
 }
 
-// maxChunks bounds the chunks_number the proxy believes.
-const maxChunks = 1_000_000
+// maxChunks bounds the chunks_number the proxy believes, maxFolder the
+// bytes of folder_path it keeps.
+const (
+	maxChunks = 1_000_000
+	maxFolder = 4096
+)
 
 // ParseTokenRequest reads chunks_number and folder_path from a get-token
 // body of contentType (JSON, an urlencoded form or a multipart form), of
-// which body is the start. false when it holds no valid chunks_number.
+// which body is the start: protocol.MaxAnswer bytes or more may have been
+// cut there, and a value that runs into the cut is not believed. false
+// when it holds no valid chunks_number.
 func ParseTokenRequest(contentType string, body []byte) (TokenRequest, bool) {
 	mediaType, params, _ := mime.ParseMediaType(contentType)
 	var chunks, folder string
 	switch mediaType {
 	case "application/x-www-form-urlencoded":
-		q, err := url.ParseQuery(string(body))
+		form := string(body)
+		if len(body) >= protocol.MaxAnswer {
+			// The last pair may be cut short: "chunks_number=12" read as 1.
+			form = form[:max(strings.LastIndexByte(form, '&'), 0)]
+		}
+		q, err := url.ParseQuery(form)
 		if err != nil {
 			return TokenRequest{}, false
 		}
@@ -45,7 +57,11 @@ func ParseTokenRequest(contentType string, body []byte) (TokenRequest, bool) {
 			if err != nil {
 				break
 			}
-			v, _ := io.ReadAll(io.LimitReader(part, 4096))
+			// A part cut short ends in an error, not at its boundary.
+			v, err := io.ReadAll(io.LimitReader(part, maxFolder+1))
+			if err != nil {
+				break
+			}
 			switch part.FormName() {
 			case "chunks_number":
 				chunks = string(v)
@@ -62,14 +78,17 @@ func ParseTokenRequest(contentType string, body []byte) (TokenRequest, bool) {
 		if json.Unmarshal(body, &v) != nil {
 			return TokenRequest{}, false
 		}
-		chunks, folder = strings.Trim(string(v.ChunksNumber), `"`), v.FolderPath
+		// A number, or a string of digits (escapes and all, as the
+		// origin decodes it); null leaves "null", no number.
+		chunks, folder = string(v.ChunksNumber), v.FolderPath
+		_ = json.Unmarshal(v.ChunksNumber, &chunks)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(chunks))
 	if err != nil || n < 1 || n > maxChunks {
 		return TokenRequest{}, false
 	}
-	if len(folder) > 4096 {
-		folder = folder[:4096]
+	if len(folder) > maxFolder {
+		folder = folder[:maxFolder]
 	}
 	return TokenRequest{ChunksNumber: n, FolderPath: folder}, true
 }
@@ -158,8 +177,16 @@ func StatusOf(snap progress.Snapshot) Status {
 		CurrentFile:    c.current,
 		FolderPath:     u.folder,
 	}
-	if snap.Session.Error != "" {
+	switch {
+	case snap.Session.Error != "":
 		st.Status, st.ErrorExplanation, st.ErrorAtStage = "ERROR", snap.Session.Error, stageUploading
+	case snap.State.Terminal() && snap.State != progress.Completed:
+		// Ended without a word from the origin: its time ran out.
+		why := snap.Error
+		if why == "" {
+			why = "upload " + snap.State.String()
+		}
+		st.Status, st.ErrorExplanation, st.ErrorAtStage = "ERROR", why, stageUploading
 	}
 	return st
 }
@@ -176,7 +203,8 @@ func allIn(snap progress.Snapshot) bool {
 // obj is no JSON object.
 func WithCounts(obj []byte, snap progress.Snapshot) []byte {
 	u, ok := snap.Detail.(*upload)
-	obj = bytes.TrimSpace(obj)
+	// JSON's whitespace only: an object after any other is no JSON.
+	obj = bytes.Trim(obj, " \t\r\n")
 	var members map[string]json.RawMessage
 	if !ok || snap.Session == nil || len(obj) == 0 || obj[0] != '{' || json.Unmarshal(obj, &members) != nil {
 		return nil
@@ -218,7 +246,14 @@ func originState(obj []byte) (progress.State, string, bool) {
 	case "DONE":
 		return progress.Completed, "", true
 	case "ERROR":
-		return progress.Failed, strings.TrimSpace(v.ErrorExplanation + " (at " + v.ErrorAtStage + ")"), true
+		why := v.ErrorExplanation
+		if why == "" {
+			why = "the origin answered ERROR"
+		}
+		if v.ErrorAtStage != "" {
+			why += " (at " + v.ErrorAtStage + ")"
+		}
+		return progress.Failed, why, true
 	}
 	return 0, "", false
 }
