@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,11 +182,10 @@ func (x *exchange) finish(ev progress.Event) {
 	a.Header = x.w.Header()
 	a.Body = x.w.capture
 	if x.held != nil {
-		a.Header, a.Body = x.held.header, nil
-		if x.held.held() {
-			a.Body = x.held.body
-		}
+		// All of it, or the start of an answer too long to hold.
+		a.Header, a.Body = x.held.header, x.held.body
 	}
+	a.Body = decoded(a.Header, a.Body)
 	if x.request != nil {
 		a.Request = x.request.prefix()
 	}
@@ -267,3 +269,18 @@ func (c *capturedBody) prefix() []byte {
 }
 
 func (c *capturedBody) Close() error { return c.rc.Close() }
+
+// decoded is the body of an answer as its protocol reads it: a gzip
+// answer (the origin compresses for a client that accepts it) inflated,
+// as far as its start goes and at most maxCapture bytes; any other as it is.
+func decoded(h http.Header, body []byte) []byte {
+	if len(body) == 0 || !strings.EqualFold(h.Get("Content-Encoding"), "gzip") {
+		return body
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil
+	}
+	out, _ := io.ReadAll(io.LimitReader(zr, maxCapture))
+	return out
+}

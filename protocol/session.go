@@ -56,7 +56,7 @@ type Exchange struct {
 	// Rewrite holds the answer back until Answer has run, which may then
 	// replace its body (Answered.Replace): a status answer the protocol
 	// lays its live view over. An answer longer than MaxAnswer is not
-	// held: it passes on as it came, and Answer sees no body.
+	// held: it passes on as it came, and Answer sees its start.
 	Rewrite bool
 	// Answer learns what the origin's answer says of the session; it may
 	// be nil. It runs once per request, also when no answer came
@@ -69,7 +69,8 @@ type Exchange struct {
 type Answered struct {
 	// Status is the answer's status, 0 when there was none (the origin
 	// was unreachable, the client went away); Header its headers; Body the
-	// start of its body when the exchange asked for it.
+	// start of its body when the exchange asked for it (inflated, where
+	// the origin sent it gzipped), which may be cut short.
 	Status int
 	Header http.Header
 	Body   []byte
