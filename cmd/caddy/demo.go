@@ -51,6 +51,9 @@ progress API the module serves:
   sandbox POST /v1/sandboxes/<id>/uploads, then PUT …/uploads/<upload_id>/parts/<n>
           GET /v1/sandboxes/<id>/uploads/<upload_id>: the origin's answer, overlaid
           (Authorization: Bearer <token>; WebSocket …/uploads/<upload_id>/ws)
+  dstor   POST /v1/upload/get-token, then POST /v1/upload/ per chunk
+          GET /v1/upload/get-status/ (headers Authorization and x-dstor-upload-token;
+          WebSocket /v1/upload/get-status/ws)
 
 The origin accepts any API key or token (the sandbox wants one, as a bearer
 token). At start the demo prints commands to try each of them. Ctrl-C (or
@@ -250,6 +253,11 @@ curl -s -o /dev/null -w '%%header{location}' -X POST -H 'Authorization: Bearer d
 head -c 67108864 big.bin > part1.bin
 curl -s -o /dev/null --limit-rate 20M -X PUT -T part1.bin -H 'Authorization: Bearer demo' "%[4]s$(cat sandbox.path)/parts/1" &
 sleep 1; curl -H 'Authorization: Bearer demo' "%[4]s$(cat sandbox.path)"
+
+# dstor: a token for a folder of one chunk (it goes to dstor.token), the chunk, then how it stands
+curl -s -H 'Authorization: demo' -H 'Content-Type: application/json' -d '{"chunks_number":1,"folder_path":"/demo"}' '%[4]s/v1/upload/get-token' | sed 's/.*"token":"\([^"]*\)".*/\1/' > dstor.token
+curl -s -o /dev/null --limit-rate 20M -H 'Authorization: demo' -H "x-dstor-upload-token: $(cat dstor.token)" -F 'file=@big.bin;filename=2024/big.bin' '%[4]s/v1/upload/' &
+sleep 1; curl -H 'Authorization: demo' -H "x-dstor-upload-token: $(cat dstor.token)" '%[4]s/v1/upload/get-status/'
 
 # the module's metrics
 curl -s %[5]s/metrics | grep ^caddy_upload_progress_uploads

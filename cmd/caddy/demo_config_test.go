@@ -7,8 +7,8 @@ import (
 )
 
 // The demo's flags move every address of Caddyfile.example: the site, the
-// admin endpoint, reverse_proxy's upstream, and protocol sandbox's origin,
-// which the proxy itself asks about watched sessions.
+// admin endpoint, reverse_proxy's upstream, and the origin of protocols
+// sandbox and dstor, which the proxy itself asks about watched uploads.
 func TestDemoConfigFollowsTheFlags(t *testing.T) {
 	cfg, err := demoConfig("127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003")
 	if err != nil {
@@ -23,13 +23,13 @@ func TestDemoConfigFollowsTheFlags(t *testing.T) {
 	if err := json.Unmarshal(cfg, &v); err != nil {
 		t.Fatal(err)
 	}
-	var sandbox []any
+	origins := map[string][]any{}
 	var walk func(any)
 	walk = func(v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			if v["name"] == "sandbox" {
-				sandbox = append(sandbox, v["origin"])
+			if name, ok := v["name"].(string); ok && (name == "sandbox" || name == "dstor") {
+				origins[name] = append(origins[name], v["origin"])
 			}
 			for _, e := range v {
 				walk(e)
@@ -41,7 +41,9 @@ func TestDemoConfigFollowsTheFlags(t *testing.T) {
 		}
 	}
 	walk(v)
-	if len(sandbox) != 1 || sandbox[0] != "http://127.0.0.1:18002" {
-		t.Errorf("protocol sandbox's origin: %v, want [http://127.0.0.1:18002]", sandbox)
+	for _, name := range []string{"sandbox", "dstor"} {
+		if got := origins[name]; len(got) != 1 || got[0] != "http://127.0.0.1:18002" {
+			t.Errorf("protocol %s's origin: %v, want [http://127.0.0.1:18002]", name, got)
+		}
 	}
 }

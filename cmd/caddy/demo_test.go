@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -335,10 +336,11 @@ func TestDemoServesEveryProtocol(t *testing.T) {
 	t.Run("nginx", func(t *testing.T) { demoNginx(t, d) })
 	t.Run("tus", func(t *testing.T) { demoTus(t, d) })
 	t.Run("sandbox", func(t *testing.T) { demoSandbox(t, d) })
+	t.Run("dstor", func(t *testing.T) { demoDstor(t, d) })
 	t.Run("printed commands", func(t *testing.T) { demoPrintedCommands(t, d) })
 
 	metrics := string(newClient(t).do(http.MethodGet, d.admin+"/metrics", nil, nil, http.StatusOK))
-	for _, p := range []string{"shard", "pcloud", "nginx", "tus", "sandbox"} {
+	for _, p := range []string{"shard", "pcloud", "nginx", "tus", "sandbox", "dstor"} {
 		series := `caddy_upload_progress_uploads_finished_total{outcome="completed",protocol="` + p + `",zone="default"} `
 		if !strings.Contains(metrics, series) {
 			t.Errorf("metrics lack %s", series)
@@ -466,8 +468,8 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 			cmds = append(cmds, line)
 		}
 	}
-	if len(cmds) != 15 {
-		t.Fatalf("%d commands in the banner, want 15 (a file, two per protocol but three for tus and four for sandbox, the metrics):\n%s", len(cmds), d.output())
+	if len(cmds) != 18 {
+		t.Fatalf("%d commands in the banner, want 18 (a file, two per protocol but three for tus and dstor and four for sandbox, the metrics):\n%s", len(cmds), d.output())
 	}
 	const makeFile = "head -c 200000000 /dev/urandom > big.bin"
 	if cmds[0] != makeFile {
@@ -510,7 +512,7 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 		if err != nil || len(big) != size {
 			t.Fatalf("big.bin: %d bytes (%v)", len(big), err)
 		}
-		if len(statuses) != 5 {
+		if len(statuses) != 6 {
 			t.Fatalf("%d status commands, want one per protocol", len(statuses))
 		}
 		var shard shardStatus
@@ -547,6 +549,15 @@ func demoPrintedCommands(t *testing.T, d *runningDemo) {
 		if json.Unmarshal([]byte(statuses[4]), &sst) != nil || sst.UploadID != id || sst.Status != "staged" || sst.ContentLength != size ||
 			sst.AcceptedBytes != size || sst.received() != size || sst.inFlight() != "[]" {
 			t.Errorf("round %d: sandbox status %s, want session %s staged with received_bytes %d", round, statuses[4], id, size)
+		}
+		// dstor: its one chunk is in, so the origin answers, on its way
+		// to DONE, with the proxy's counts added (the body is big.bin and
+		// its multipart framing).
+		var ds dstorStatus
+		if json.Unmarshal([]byte(statuses[5]), &ds) != nil || !slices.Contains([]string{"ADDING_TO_IPFS", "SAVING_DATA", "DONE"}, ds.Status) ||
+			ds.ChunksNumber != 1 || ds.ChunksUploaded != 1 || ds.FilesUploaded != 1 || ds.FolderPath != "/demo" ||
+			ds.BytesUploaded <= size || ds.BytesUploaded > size+1024 {
+			t.Errorf("round %d: dstor status %s, want the origin's stage after its one chunk of big.bin", round, statuses[5])
 		}
 	}
 }
