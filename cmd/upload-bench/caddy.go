@@ -39,6 +39,7 @@ type caddyInstance struct {
 	plain, tracked               string // base URLs of the sites
 	tusPlain, tusTracked         string // base URLs of W7's sites, "" without tusd
 	sandboxPlain, sandboxTracked string // base URLs of W8's sites, "" without the sandbox origin
+	dstorPlain, dstorTracked     string // base URLs of W9's sites, "" without the dStor origin
 	log                          string // path of its log (stderr)
 	admin                        string // base URL of the admin endpoint, "" when off
 }
@@ -57,8 +58,12 @@ type caddySpec struct {
 	// sandboxTrackedPort.
 	sandbox                              string
 	sandboxPlainPort, sandboxTrackedPort int
-	adminAddr                            string // "": admin off
-	logLevel                             string // "": Caddy's default logging
+	// With dstor (the reference origin's address) set, two more for W9:
+	// PLAIN-dstor on dstorPlainPort, TRACKED-dstor on dstorTrackedPort.
+	dstor                            string
+	dstorPlainPort, dstorTrackedPort int
+	adminAddr                        string // "": admin off
+	logLevel                         string // "": Caddy's default logging
 }
 
 // caddyConfig is the JSON config: admin off (or on adminAddr when it is set,
@@ -69,7 +74,9 @@ type caddySpec struct {
 // `upload_progress { protocol tus }` + reverse_proxy to tusd, sites of
 // their own so that W1-W6's sites stay as they are. With sandbox set, the
 // same pair in front of the reference origin for W8: PLAIN-sandbox and
-// TRACKED-sandbox (`upload_progress { protocol sandbox }`). With logLevel set, the
+// TRACKED-sandbox (`upload_progress { protocol sandbox }`); with dstor set,
+// the same for W9: PLAIN-dstor and TRACKED-dstor
+// (`upload_progress { protocol dstor }`). With logLevel set, the
 // upload_progress logger writes at that level (to stderr, like every other
 // logger), so that a run can tell what its line per finished upload costs.
 func caddyConfig(s caddySpec) ([]byte, error) {
@@ -133,6 +140,14 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 			proxyTo(s.sandbox),
 		}})
 	}
+	if s.dstor != "" {
+		servers["plain-dstor"] = server(s.dstorPlainPort, map[string]any{"handle": []any{proxyTo(s.dstor)}})
+		// What `upload_progress { protocol dstor }` adapts to: the defaults.
+		servers["tracked-dstor"] = server(s.dstorTrackedPort, map[string]any{"handle": []any{
+			map[string]any{"handler": "upload_progress", "protocols": []any{map[string]any{"name": "dstor"}}},
+			proxyTo(s.dstor),
+		}})
+	}
 	cfg := map[string]any{
 		"admin": admin,
 		"apps": map[string]any{"http": map[string]any{
@@ -155,15 +170,19 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 // With admin set, Caddy's admin endpoint listens on a loopback port
 // (admin.go's /debug/pprof/ is what the bench wants of it). With tusd (its
 // address) set, Caddy also serves W7's two sites in front of it; with
-// sandbox (the reference origin's address) W8's two.
-func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
-	s := caddySpec{origin: origin, tusd: tusd, sandbox: sandbox, respondBody: respondBody, logLevel: logLevel}
+// sandbox (the reference origin's address) W8's two, and with dstor (the
+// reference origin's too) W9's.
+func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, dstor, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
+	s := caddySpec{origin: origin, tusd: tusd, sandbox: sandbox, dstor: dstor, respondBody: respondBody, logLevel: logLevel}
 	ports := []*int{&s.plainPort, &s.trackedPort}
 	if tusd != "" {
 		ports = append(ports, &s.tusPlainPort, &s.tusTrackedPort)
 	}
 	if sandbox != "" {
 		ports = append(ports, &s.sandboxPlainPort, &s.sandboxTrackedPort)
+	}
+	if dstor != "" {
+		ports = append(ports, &s.dstorPlainPort, &s.dstorTrackedPort)
 	}
 	var adminPort int
 	if admin {
@@ -208,6 +227,9 @@ func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, respondBod
 	}
 	if sandbox != "" {
 		ci.sandboxPlain, ci.sandboxTracked = local(s.sandboxPlainPort), local(s.sandboxTrackedPort)
+	}
+	if dstor != "" {
+		ci.dstorPlain, ci.dstorTracked = local(s.dstorPlainPort), local(s.dstorTrackedPort)
 	}
 	if s.adminAddr != "" {
 		ci.admin = "http://" + s.adminAddr

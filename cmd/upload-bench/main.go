@@ -4,9 +4,12 @@
 // in front of the same sink origin, all on loopback, and workloads W1-W6
 // run interleaved against both; W7 does the same with tus uploads, through
 // PLAIN-tus and TRACKED-tus (`upload_progress { protocol tus }`) sites in
-// front of the real tusd, and W8 with the sandbox's upload sessions, through
+// front of the real tusd, W8 with the sandbox's upload sessions, through
 // PLAIN-sandbox and TRACKED-sandbox (`upload_progress { protocol sandbox }`)
-// in front of the reference origin. It prints the medians, their ratio and
+// in front of the reference origin, and W9 with dStor's chunked folder
+// uploads, through PLAIN-dstor and TRACKED-dstor
+// (`upload_progress { protocol dstor }`) in front of the reference origin
+// too. It prints the medians, their ratio and
 // whether each meets its target.
 //
 //	go run ./cmd/upload-bench            # full run, about 6 minutes
@@ -14,6 +17,7 @@
 //	go run ./cmd/upload-bench -json results.json -only W1,W5
 //	go run ./cmd/upload-bench -only W7 -rounds 11      # tus uploads to tusd
 //	go run ./cmd/upload-bench -only W8                 # sandbox sessions to the reference origin
+//	go run ./cmd/upload-bench -only W9                 # dStor folder uploads to the reference origin
 //	go run ./cmd/upload-bench -quick -only W2 -cpuprofile /tmp/prof   # + a CPU profile of Caddy per side
 package main
 
@@ -51,6 +55,12 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == dstorChildArg {
+		if err := runDstorChild(os.Args[2:]); err != nil {
+			log.Fatalf("dstor origin: %v", err)
+		}
+		return
+	}
 	log.SetFlags(0)
 	log.SetPrefix("upload-bench: ")
 	if err := run(os.Args[1:]); err != nil {
@@ -80,7 +90,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 0, "measured rounds per side (default 31, or 5 with -quick)")
 	fs.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6,W7,W8)")
+	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6,W7,W8,W9)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
 	fs.StringVar(&o.profDir, "cpuprofile", "", "after each workload's rounds, profile Caddy's CPU on each side alone and write DIR/<workload>-<side>.pprof")
 	fs.DurationVar(&o.profTime, "profile-time", 10*time.Second, "how long each -cpuprofile profile lasts (whole seconds)")
@@ -172,8 +182,18 @@ func run(args []string) (err error) {
 		}
 		defer so.stop(5 * time.Second)
 	}
+	// And W9 its own, whose dStor stages after the last chunk are short.
+	var dstorAddr, dstorDir string
+	if slices.ContainsFunc(selected, func(w workload) bool { return w.ID == "W9" }) {
+		dstorDir = filepath.Join(dir, "dstor")
+		var dstor *child
+		if dstor, dstorAddr, err = startDstorOrigin(ctx, dstorDir); err != nil {
+			return err
+		}
+		defer dstor.stop(5 * time.Second)
+	}
 
-	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, sandboxAddr, liveRespondBody(), o.profDir != "", o.logLevel)
+	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, sandboxAddr, dstorAddr, liveRespondBody(), o.profDir != "", o.logLevel)
 	if err != nil {
 		return err
 	}
@@ -193,6 +213,10 @@ func run(args []string) (err error) {
 	if sandboxAddr != "" {
 		log.Printf("reference origin on %s storing in %s, caddy PLAIN-sandbox %s TRACKED-sandbox %s", sandboxAddr, sandboxDir, caddy.sandboxPlain, caddy.sandboxTracked)
 		b.sandbox = &sandboxSites{plain: caddy.sandboxPlain, tracked: caddy.sandboxTracked, dir: sandboxDir}
+	}
+	if dstorAddr != "" {
+		log.Printf("dstor origin on %s storing in %s, caddy PLAIN-dstor %s TRACKED-dstor %s", dstorAddr, dstorDir, caddy.dstorPlain, caddy.dstorTracked)
+		b.dstor = &dstorSites{plain: caddy.dstorPlain, tracked: caddy.dstorTracked, dir: dstorDir, folder: newDstorFolder(p)}
 	}
 	if o.profDir != "" {
 		if err := os.MkdirAll(o.profDir, 0o755); err != nil {

@@ -46,6 +46,11 @@ type plan struct {
 	W8Conc     int   `json:"w8_concurrency"`
 	W8Parts    int   `json:"w8_parts"`
 	W8PartSize int64 `json:"w8_part_size"`
+
+	W9Files   int   `json:"w9_files"`
+	W9Chunks  int   `json:"w9_chunks"`
+	W9MinFile int64 `json:"w9_min_file"`
+	W9MaxFile int64 `json:"w9_max_file"`
 }
 
 // fullPlan is the default run. The workloads are short on loopback (about
@@ -60,6 +65,7 @@ var fullPlan = plan{
 	W6Watchers: 1000, W6Size: 1024 * mib,
 	W7Size: 256 * mib, W7Patch: 8 * mib,
 	W8Sessions: 64, W8Conc: 8, W8Parts: 4, W8PartSize: mib,
+	W9Files: 200, W9Chunks: 8, W9MinFile: 64 << 10, W9MaxFile: 256 << 10,
 }
 
 // quickPlan is a smoke run: every workload, smaller, fewer rounds.
@@ -73,6 +79,7 @@ var quickPlan = plan{
 	W6Watchers: 1000, W6Size: 256 * mib,
 	W7Size: 128 * mib, W7Patch: 8 * mib,
 	W8Sessions: 32, W8Conc: 8, W8Parts: 4, W8PartSize: mib,
+	W9Files: 200, W9Chunks: 8, W9MinFile: 64 << 10, W9MaxFile: 256 << 10,
 }
 
 // runTimeout bounds one measured run of any workload.
@@ -93,6 +100,7 @@ type bench struct {
 	tus *tusSites // W7's sites and tusd's store, when W7 is selected
 
 	sandbox *sandboxSites // W8's sites and the origin's store, when W8 is selected
+	dstor   *dstorSites   // W9's sites, the origin's store and the folder, when W9 is selected
 
 	// cpu, when the OS tells CPU times, measures each run's CPU cost in
 	// Caddy (caddyCPUMetric, every workload) and in the bench process
@@ -201,6 +209,13 @@ func workloads(p plan) []workload {
 			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95"}},
 			setup:   setupW8,
 			run:     runW8,
+		},
+		{
+			ID: "W9", Title: fmt.Sprintf("a %d-file folder (%d-%d KiB files) in %d dStor chunks", p.W9Files, p.W9MinFile>>10, p.W9MaxFile>>10, p.W9Chunks), Sides: [2]string{"plain", "tracked"},
+			Notes:   "the reference origin (cmd/upload-origin: chunks kept in a temporary folder, the files moved into place after the last one) in its own process, behind two sites of the same Caddy: PLAIN-dstor (reverse_proxy) and TRACKED-dstor (`upload_progress { protocol dstor }` + reverse_proxy); a get-token, then the chunks one after the other, as multipart bodies of their files; throughput from the get-token to the last chunk's answer, the origin's stages (1 ms each) and the wait for DONE after it untimed.",
+			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.95, Target: ">= 0.95"}},
+			setup:   setupW9,
+			run:     runW9,
 		},
 	}
 }
