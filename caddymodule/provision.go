@@ -138,7 +138,7 @@ func (h *Handler) resolve(name string, mod protocolapi.Protocol) (*protocol, err
 	p.keyTemplate = firstNonEmpty(c.Key, h.Key)
 	if p.sessions != nil {
 		if c.Key != "" {
-			return nil, fmt.Errorf("key: %s names its sessions itself (from its upload URLs); remove the key option", name)
+			return nil, fmt.Errorf("key: %s names its sessions itself (from its requests and answers); remove the key option", name)
 		}
 		p.keyTemplate = ""
 	}

@@ -201,6 +201,16 @@ func (r *Record) SetDetail(v any, size int64) {
 	r.update(func(*session) {})
 }
 
+// SetFinalDetail is SetDetail for the detail a record is about to end
+// with: its watchers are not woken for it, as the end that follows wakes
+// them, so that they see the detail and the end in one update.
+func (r *Record) SetFinalDetail(v any, size int64) {
+	if r.finishing.Load() {
+		return
+	}
+	r.detail.Store(&recordDetail{v, size})
+}
+
 // Snapshot returns a consistent copy of the record's state.
 func (r *Record) Snapshot() Snapshot {
 	s := Snapshot{

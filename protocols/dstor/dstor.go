@@ -278,11 +278,17 @@ func keepOrigin(a *protocol.Answered, obj []byte) {
 		}
 		kept, _ = json.Marshal(st)
 	}
+	st, why, ends := originState(obj)
 	if !bytes.Equal(kept, u.origin) {
 		next := &upload{chunks: u.chunks, folder: u.folder, origin: bytes.Clone(kept)}
-		rec.SetDetail(next, next.size())
+		if ends {
+			// The end wakes the watchers, who see this object with it.
+			rec.SetFinalDetail(next, next.size())
+		} else {
+			rec.SetDetail(next, next.size())
+		}
 	}
-	if st, why, ends := originState(obj); ends {
+	if ends {
 		a.End(progress.SessionEnded(st, why, a.Status))
 	}
 }

@@ -128,13 +128,19 @@ func learnObject(a *protocol.Answered) {
 // the status request of an idle watched session, once a second, is none.
 func keep(a *protocol.Answered, rec *progress.Record, obj Object) {
 	raw := bytes.TrimSpace(a.Body)
+	st, ends := state(obj.Status)
 	if last, ok := rec.Snapshot().Detail.(originObject); !ok || !bytes.Equal(last, raw) {
-		rec.SetDetail(originObject(bytes.Clone(raw)), int64(len(raw)))
-		if t, err := time.Parse(time.RFC3339Nano, obj.ExpiresAt); err == nil {
+		if ends {
+			// The end wakes the watchers, who see this object with it.
+			rec.SetFinalDetail(originObject(bytes.Clone(raw)), int64(len(raw)))
+		} else {
+			rec.SetDetail(originObject(bytes.Clone(raw)), int64(len(raw)))
+		}
+		if t, err := time.Parse(time.RFC3339Nano, obj.ExpiresAt); err == nil && !ends {
 			rec.ExpiresAt(t)
 		}
 	}
-	if st, ends := state(obj.Status); ends {
+	if ends {
 		a.End(progress.SessionEnded(st, "the origin says "+obj.Status, a.Status))
 	}
 }
