@@ -15,9 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -54,8 +52,7 @@ type Dstor struct {
 	// expired. Default: 24h.
 	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
 
-	origin *url.URL
-	client *http.Client
+	origin *protocol.Origin
 }
 
 // CaddyModule returns the Caddy module information.
@@ -79,17 +76,11 @@ func (d *Dstor) Provision(caddy.Context) error {
 		d.SessionTimeout = caddy.Duration(progress.DefaultSessionIdle)
 	}
 	if d.Origin != "" {
-		u, err := url.Parse(d.Origin)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("origin %q must be an absolute http or https URL", d.Origin)
+		o, err := protocol.NewOrigin(d.Origin, "get-status is asked at "+d.Prefix+"/get-status/ on it")
+		if err != nil {
+			return err
 		}
-		// get-status is asked at the prefix's path on the origin: a path
-		// of its own would be dropped without a word.
-		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return fmt.Errorf("origin %q must be a scheme and host only (get-status is asked at %s/get-status/ on it)", d.Origin, d.Prefix)
-		}
-		d.origin = u
-		d.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		d.origin = o
 	}
 	return nil
 }
@@ -111,9 +102,7 @@ func (d *Dstor) Validate() error {
 
 // Cleanup lets go of the origin's idle connections.
 func (d *Dstor) Cleanup() error {
-	if d.client != nil {
-		d.client.CloseIdleConnections()
-	}
+	d.origin.Close()
 	return nil
 }
 
@@ -338,33 +327,13 @@ func (d *Dstor) Refresh(ctx context.Context, r *http.Request, a *protocol.Answer
 	if d.origin == nil || !allIn(a.Session.Snapshot()) {
 		return "", nil
 	}
-	u := *d.origin
-	// Under the origin URL's own path, if it has one.
-	u.Path = strings.TrimSuffix(u.Path, "/") + d.Prefix + "/get-status/"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", r.Header.Get("Authorization"))
-	req.Header.Set(HeaderToken, a.Session.Key())
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
 	// The start of a long answer is enough: its status comes first.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, protocol.MaxAnswer))
-	if err != nil {
-		return "", err
+	status, body, refused, err := d.origin.Ask(ctx, d.Prefix+"/get-status/",
+		http.Header{"Authorization": {r.Header.Get("Authorization")}, HeaderToken: {a.Session.Key()}}, protocol.MaxAnswer)
+	if refused != "" || err != nil {
+		return refused, err
 	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		return fmt.Sprintf("the origin answered %d %s for this upload", resp.StatusCode, http.StatusText(resp.StatusCode)), nil
-	default:
-		return "", fmt.Errorf("the origin answered %d", resp.StatusCode)
-	}
-	a.Status = resp.StatusCode
+	a.Status = status
 	keepOrigin(a, body)
 	return "", nil
 }

@@ -56,7 +56,7 @@ func TestDstorProvisionDefaults(t *testing.T) {
 	if time.Duration(d.SessionTimeout) != 24*time.Hour {
 		t.Errorf("session timeout %v, want 24h", time.Duration(d.SessionTimeout))
 	}
-	if d.Origin != "" || d.origin != nil || d.client != nil {
+	if d.Origin != "" || d.origin != nil {
 		t.Errorf("origin %q (%v), want none: the proxy asks the origin nothing unless told where it is", d.Origin, d.origin)
 	}
 	if c.Key != "" || c.Owner != "" || c.DisableOwnerCheck {
@@ -88,8 +88,8 @@ func TestDstorProvisionKeepsConfiguredOptions(t *testing.T) {
 	if time.Duration(d.SessionTimeout) != 2*time.Hour {
 		t.Errorf("session timeout %v, want 2h", time.Duration(d.SessionTimeout))
 	}
-	if d.origin == nil || d.origin.String() != "https://dstor.example:8443" || d.client == nil {
-		t.Errorf("origin %v, client %v; want the configured URL and a client", d.origin, d.client)
+	if d.origin == nil || d.origin.URL() != "https://dstor.example:8443" {
+		t.Errorf("origin %v, want the configured URL", d.origin)
 	}
 
 	// The WebSocket follows a custom prefix.

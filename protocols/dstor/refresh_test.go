@@ -147,7 +147,7 @@ func TestRefreshRefused(t *testing.T) {
 	if _, err := w.next(); err != nil {
 		t.Fatalf("first message: %v", err)
 	}
-	w.closed(websocket.StatusPolicyViolation, "the origin answered 401 Unauthorized for this upload")
+	w.closed(websocket.StatusPolicyViolation, "the origin answered 401 Unauthorized for this session")
 }
 
 // TestRefreshLongDone: a DONE longer than what the proxy reads of it ends

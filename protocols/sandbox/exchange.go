@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
@@ -187,32 +185,12 @@ func (s *Sandbox) Refresh(ctx context.Context, r *http.Request, a *protocol.Answ
 	if s.origin == nil {
 		return "", nil
 	}
-	u := *s.origin
-	// Under the origin URL's own path, if it has one.
-	u.Path = strings.TrimSuffix(u.Path, "/") + s.Prefix + a.Session.Key()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return "", err
+	status, body, refused, err := s.origin.Ask(ctx, s.Prefix+a.Session.Key(),
+		http.Header{"Authorization": {r.Header.Get("Authorization")}, "Accept": {"application/json"}}, maxObject+1)
+	if refused != "" || err != nil {
+		return refused, err
 	}
-	req.Header.Set("Authorization", r.Header.Get("Authorization"))
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxObject+1))
-	if err != nil {
-		return "", err
-	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		return fmt.Sprintf("the origin answered %d %s for this upload session", resp.StatusCode, http.StatusText(resp.StatusCode)), nil
-	default:
-		return "", fmt.Errorf("the origin answered %d", resp.StatusCode)
-	}
-	a.Status, a.Body = resp.StatusCode, body
+	a.Status, a.Body = status, body
 	obj, ok := ParseObject(body)
 	if !ok {
 		return "", fmt.Errorf("the origin's answer is no session object")

@@ -174,9 +174,9 @@ func TestRefreshRefused(t *testing.T) {
 		status int
 		reason string
 	}{
-		{http.StatusNotFound, "the origin answered 404 Not Found for this upload session"},
-		{http.StatusUnauthorized, "the origin answered 401 Unauthorized for this upload session"},
-		{http.StatusForbidden, "the origin answered 403 Forbidden for this upload session"},
+		{http.StatusNotFound, "the origin answered 404 Not Found for this session"},
+		{http.StatusUnauthorized, "the origin answered 401 Unauthorized for this session"},
+		{http.StatusForbidden, "the origin answered 403 Forbidden for this session"},
 	} {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
 			o := newStatusOrigin(t, answered(tc.status, errorBody("refused", "no")))

@@ -14,7 +14,6 @@ package sandbox
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -54,8 +53,7 @@ type Sandbox struct {
 	// first. Default: 24h.
 	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
 
-	origin *url.URL
-	client *http.Client
+	origin *protocol.Origin
 }
 
 // CaddyModule returns the Caddy module information.
@@ -79,17 +77,11 @@ func (s *Sandbox) Provision(caddy.Context) error {
 		s.SessionTimeout = caddy.Duration(progress.DefaultSessionIdle)
 	}
 	if s.Origin != "" {
-		u, err := url.Parse(s.Origin)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("origin %q must be an absolute http or https URL", s.Origin)
+		o, err := protocol.NewOrigin(s.Origin, "the proxy asks "+s.Prefix+"/sandboxes/… on it")
+		if err != nil {
+			return err
 		}
-		s.origin = u
-		// A transport of its own: Cleanup closing its idle connections
-		// must not close those of the rest of the process.
-		s.client = &http.Client{
-			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		s.origin = o
 	}
 	return nil
 }
@@ -110,9 +102,7 @@ func (s *Sandbox) Validate() error {
 
 // Cleanup lets go of the origin's idle connections.
 func (s *Sandbox) Cleanup() error {
-	if s.client != nil {
-		s.client.CloseIdleConnections()
-	}
+	s.origin.Close()
 	return nil
 }
 
