@@ -59,13 +59,6 @@ func (o *statusOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	a.writeTo(w)
 }
 
-// then makes the origin answer a from now on.
-func (o *statusOrigin) then(a answer) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.script = []answer{a}
-}
-
 // requests returns what the origin was asked so far.
 func (o *statusOrigin) requests() []asked {
 	o.mu.Lock()
