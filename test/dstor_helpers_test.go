@@ -13,9 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,13 +24,7 @@ import (
 
 // dsEnv is Caddy with `protocol dstor` (its `origin` option set) in front
 // of a reference origin the test configured, whose answers it notes.
-type dsEnv struct {
-	*env
-	log *originLog
-	// sent numbers the test's requests (sbTestHeader), so that the
-	// origin's log tells them from the proxy's own.
-	sent atomic.Int64
-}
+type dsEnv struct{ *apiEnv }
 
 // newDstorEnv starts an origin with cfg (Dir and APIKeys are the
 // harness's), noting every answer it sends, and Caddy in front of it with
@@ -40,22 +32,12 @@ type dsEnv struct {
 // every chunk is in.
 func newDstorEnv(t *testing.T, cfg origin.Config) *dsEnv {
 	t.Helper()
-	log := &originLog{}
-	url, dir, _ := startOriginWith(t, cfg, log.wrap)
-	block := "protocol dstor {\n\torigin http://" + url + "\n}"
-	return &dsEnv{env: newEnvAt(t, block, "", false, url, dir), log: log}
-}
-
-// dsAnswer is an answer as the client got it.
-type dsAnswer struct {
-	id   string // the request's sbTestHeader
-	code int
-	body []byte
+	return &dsEnv{newAPIEnv(t, "dstor", cfg)}
 }
 
 // reply decodes the answer as a status object, failing the test if it is
 // none.
-func (a dsAnswer) reply(t testing.TB) dstorReply {
+func (a apiAnswer) reply(t testing.TB) dstorReply {
 	t.Helper()
 	var r dstorReply
 	if err := json.Unmarshal(a.body, &r); err != nil {
@@ -64,36 +46,17 @@ func (a dsAnswer) reply(t testing.TB) dstorReply {
 	return r
 }
 
-// send sends one request of dStor's upload API to base (the proxy or the
-// origin) with the test's credential and the token, if any, and the
-// headers of hdr (an empty Authorization sends none), marked as the
-// test's. size is the body's length. It does not fail the test, so
-// goroutines may use it.
-func (e *dsEnv) send(base, method, p, token string, body io.Reader, size int64, hdr http.Header) (dsAnswer, error) {
-	req, err := http.NewRequest(method, base+p, body)
-	if err != nil {
-		return dsAnswer{}, err
-	}
-	req.ContentLength = size
-	req.Header.Set("Authorization", "Bearer "+apiKey)
+// withToken is the headers of hdr with token's header (none for ""),
+// unless hdr names it.
+func withToken(token string, hdr http.Header) http.Header {
+	h := http.Header{}
 	if token != "" {
-		req.Header.Set("X-Dstor-Upload-Token", token)
+		h.Set("X-Dstor-Upload-Token", token)
 	}
 	for k, v := range hdr {
-		req.Header[k] = v
+		h[k] = v
 	}
-	if req.Header.Get("Authorization") == "" {
-		req.Header.Del("Authorization")
-	}
-	id := strconv.FormatInt(e.sent.Add(1), 10)
-	req.Header.Set(sbTestHeader, id)
-	resp, err := e.client.Do(req)
-	if err != nil {
-		return dsAnswer{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return dsAnswer{id: id, code: resp.StatusCode, body: b}, err
+	return h
 }
 
 // token asks the proxy for the token of an upload of chunks chunks into
@@ -105,7 +68,7 @@ func (e *dsEnv) token(chunks int, folder string, hdr http.Header) string {
 	for k, v := range hdr {
 		h[k] = v
 	}
-	a, err := e.send(e.proxy, http.MethodPost, "/v1/upload/get-token", "", bytes.NewReader([]byte(body)), int64(len(body)), h)
+	a, err := e.send(e.proxy, http.MethodPost, "/v1/upload/get-token", bytes.NewReader([]byte(body)), int64(len(body)), h)
 	if err != nil {
 		e.t.Fatalf("get-token: %v", err)
 	}
@@ -120,7 +83,7 @@ func (e *dsEnv) token(chunks int, folder string, hdr http.Header) string {
 
 // put sends chunk c under token through the proxy, its body read from r
 // (c.body if nil), with the headers of hdr. It does not fail the test.
-func (e *dsEnv) put(token string, c dsChunk, r io.Reader, hdr http.Header) (dsAnswer, error) {
+func (e *dsEnv) put(token string, c dsChunk, r io.Reader, hdr http.Header) (apiAnswer, error) {
 	if r == nil {
 		r = bytes.NewReader(c.body)
 	}
@@ -128,7 +91,7 @@ func (e *dsEnv) put(token string, c dsChunk, r io.Reader, hdr http.Header) (dsAn
 	for k, v := range hdr {
 		h[k] = v
 	}
-	return e.send(e.proxy, http.MethodPost, "/v1/upload/", token, r, int64(len(c.body)), h)
+	return e.send(e.proxy, http.MethodPost, "/v1/upload/", r, int64(len(c.body)), withToken(token, h))
 }
 
 // putOK sends chunk c under token, failing the test unless the origin
@@ -143,9 +106,9 @@ func (e *dsEnv) putOK(token string, c dsChunk) {
 
 // status asks get-status of token through the proxy with the headers of
 // hdr, failing the test on a transport error.
-func (e *dsEnv) status(token string, hdr http.Header) dsAnswer {
+func (e *dsEnv) status(token string, hdr http.Header) apiAnswer {
 	e.t.Helper()
-	a, err := e.send(e.proxy, http.MethodGet, "/v1/upload/get-status/", token, nil, 0, hdr)
+	a, err := e.send(e.proxy, http.MethodGet, "/v1/upload/get-status/", nil, 0, withToken(token, hdr))
 	if err != nil {
 		e.t.Fatalf("get-status: %v", err)
 	}
@@ -309,34 +272,9 @@ func (e *dsEnv) dialWatch(ctx context.Context, token string, hdr http.Header) (*
 // test ends.
 func (e *dsEnv) watch(token string) *dsWatcher {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c, _, err := e.dialWatch(ctx, token, http.Header{"Authorization": {"Bearer " + apiKey}})
-	if err != nil {
-		cancel()
-		e.t.Fatalf("watching %s: %v", token, err)
-	}
-	w := &dsWatcher{newSocket[dstorReply](ctx, c, 1<<14)}
-	e.t.Cleanup(func() {
-		cancel()
-		c.CloseNow()
-		<-w.done
-	})
-	return w
-}
-
-// end takes the messages until the server closes, failing the test if it
-// does not within the time given or the connection ends without a close
-// frame; it returns the last message and the close code.
-func (w *dsWatcher) end(t testing.TB, within time.Duration) (dstorReply, websocket.StatusCode) {
-	t.Helper()
-	w.rest(t, within)
-	if w.err != nil {
-		t.Fatalf("watcher ended without a close: %v; %s", w.err, w.took())
-	}
-	if len(w.taken) == 0 {
-		t.Fatalf("watcher closed (%v) without a message", w.close)
-	}
-	return w.taken[len(w.taken)-1], w.close.Code
+	return &dsWatcher{openSocket[dstorReply](e.t, token, 1<<14, func(ctx context.Context) (*websocket.Conn, *http.Response, error) {
+		return e.dialWatch(ctx, token, http.Header{"Authorization": {"Bearer " + apiKey}})
+	})}
 }
 
 // dsFile is a file of the folder: its path in it and its bytes.
@@ -466,7 +404,7 @@ func (e *dsEnv) expectStoredFolder(folder string, chunks ...dsChunk) {
 
 // dsRefused is the answer of a refused WebSocket handshake, failing the
 // test if it was not refused.
-func dsRefused(t testing.TB, what string, c *websocket.Conn, resp *http.Response) dsAnswer {
+func dsRefused(t testing.TB, what string, c *websocket.Conn, resp *http.Response) apiAnswer {
 	t.Helper()
 	if c != nil {
 		c.CloseNow()
@@ -476,12 +414,12 @@ func dsRefused(t testing.TB, what string, c *websocket.Conn, resp *http.Response
 		t.Fatalf("%s: the handshake got no answer", what)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	return dsAnswer{code: resp.StatusCode, body: b}
+	return apiAnswer{code: resp.StatusCode, body: b}
 }
 
 // expectDstorRefusal fails the test unless a is code with an object of
 // the status shape: ERROR, a reason, at UPLOADING, nothing else.
-func expectDstorRefusal(t testing.TB, what string, a dsAnswer, code int) {
+func expectDstorRefusal(t testing.TB, what string, a apiAnswer, code int) {
 	t.Helper()
 	r := a.reply(t)
 	if a.code != code || r.Status != "ERROR" || r.ErrorExplanation == "" || r.ErrorAtStage != "UPLOADING" || len(r.members) != 3 {

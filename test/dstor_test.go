@@ -51,7 +51,7 @@ func (e *dsEnv) poll(token string, chunks int, stop <-chan struct{}) <-chan dsPo
 		defer func() { out <- p }()
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
-			a, err := e.send(e.proxy, http.MethodGet, "/v1/upload/get-status/", token, nil, 0, nil)
+			a, err := e.send(e.proxy, http.MethodGet, "/v1/upload/get-status/", nil, 0, withToken(token, nil))
 			if err != nil || a.code != 200 {
 				p.err = fmt.Errorf("get-status: %d %s %v", a.code, a.body, err)
 				return
@@ -135,7 +135,7 @@ func TestDstorFolderWatchedToDone(t *testing.T) {
 	// the others follow three at a time as slots free up.
 	g := newDsGate(t)
 	slots := make(chan struct{}, 3)
-	answers := make([]dsAnswer, len(chunks))
+	answers := make([]apiAnswer, len(chunks))
 	errs := make([]error, len(chunks))
 	done := make(chan struct{}, len(chunks))
 	send := func(i int, held bool) {
@@ -283,7 +283,7 @@ func TestDstorRejectedChunkResent(t *testing.T) {
 	e.waitStatus(tok, "chunk 1 in", func(r dstorReply) bool { return r.counts() == one && r.ChunksInFlight == 0 })
 
 	g := newDsGate(t)
-	rejected := make(chan dsAnswer, 1)
+	rejected := make(chan apiAnswer, 1)
 	go func() {
 		a, err := e.put(tok, c2, g.reader(c2.body, c2.hold), http.Header{"X-Origin-Fail": {"500"}})
 		if err != nil {

@@ -8,11 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,44 +17,21 @@ import (
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
 )
 
-// sbTestHeader marks the requests a test sends, so that the origin's log
-// tells them from the status requests the proxy sends of its own.
-const sbTestHeader = "X-Test-Client"
-
 // sbEnv is Caddy with `protocol sandbox` (its `origin` option set) in front
 // of a reference origin the test configured, whose answers it notes.
-type sbEnv struct {
-	*env
-	origin *origin.Server
-	log    *originLog
-	// sent numbers the test's requests.
-	sent atomic.Int64
-}
+type sbEnv struct{ *apiEnv }
 
 // newSandboxEnv starts an origin with cfg (Dir and APIKeys are the
 // harness's), noting every answer it sends, and Caddy in front of it with
 // `protocol sandbox`, which asks that origin about watched sessions.
 func newSandboxEnv(t *testing.T, cfg origin.Config) *sbEnv {
 	t.Helper()
-	log := &originLog{}
-	url, dir, o := startOriginWith(t, cfg, log.wrap)
-	block := "protocol sandbox {\n\torigin http://" + url + "\n}"
-	return &sbEnv{env: newEnvAt(t, block, "", false, url, dir), origin: o, log: log}
-}
-
-// sbAnswer is an answer as the client got it.
-type sbAnswer struct {
-	// id is the request's sbTestHeader, which finds the origin's answer
-	// to it in the log.
-	id     string
-	code   int
-	header http.Header
-	body   []byte
+	return &sbEnv{newAPIEnv(t, "sandbox", cfg)}
 }
 
 // object decodes the answer's session object, failing the test if it is
 // none.
-func (a sbAnswer) object(t testing.TB) sbObject {
+func (a apiAnswer) object(t testing.TB) sbObject {
 	t.Helper()
 	o, err := decodeObject(a.body)
 	if err != nil {
@@ -67,36 +40,8 @@ func (a sbAnswer) object(t testing.TB) sbObject {
 	return o
 }
 
-// send sends one request of the sandbox API to base (the proxy or the
-// origin) with the test's bearer token, or the headers of hdr (an empty
-// Authorization sends none), marked as the test's. It does not fail the
-// test, so goroutines may use it.
-func (e *sbEnv) send(base, method, path string, body io.Reader, size int64, hdr http.Header) (sbAnswer, error) {
-	req, err := http.NewRequest(method, base+path, body)
-	if err != nil {
-		return sbAnswer{}, err
-	}
-	req.ContentLength = size
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	if req.Header.Get("Authorization") == "" {
-		req.Header.Del("Authorization")
-	}
-	id := strconv.FormatInt(e.sent.Add(1), 10)
-	req.Header.Set(sbTestHeader, id)
-	resp, err := e.client.Do(req)
-	if err != nil {
-		return sbAnswer{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return sbAnswer{id: id, code: resp.StatusCode, header: resp.Header, body: b}, err
-}
-
 // do is send through the proxy, failing the test on a transport error.
-func (e *sbEnv) do(method, path string, body []byte, hdr http.Header) sbAnswer {
+func (e *sbEnv) do(method, path string, body []byte, hdr http.Header) apiAnswer {
 	e.t.Helper()
 	a, err := e.send(e.proxy, method, path, bytes.NewReader(body), int64(len(body)), hdr)
 	if err != nil {
@@ -106,7 +51,7 @@ func (e *sbEnv) do(method, path string, body []byte, hdr http.Header) sbAnswer {
 }
 
 // direct is send to the origin itself, bypassing the proxy.
-func (e *sbEnv) direct(method, path string, hdr http.Header) sbAnswer {
+func (e *sbEnv) direct(method, path string, hdr http.Header) apiAnswer {
 	e.t.Helper()
 	a, err := e.send("http://"+e.originURL, method, path, nil, 0, hdr)
 	if err != nil {
@@ -133,7 +78,7 @@ func fileSession(target string, length, part int64) sbCreate {
 
 // create creates a session in sandbox through the proxy and returns its
 // path and the creation's answer.
-func (e *sbEnv) create(sandbox string, c sbCreate) (string, sbAnswer) {
+func (e *sbEnv) create(sandbox string, c sbCreate) (string, apiAnswer) {
 	e.t.Helper()
 	b, _ := json.Marshal(c)
 	a := e.do("POST", "/v1/sandboxes/"+sandbox+"/uploads", b, nil)
@@ -191,7 +136,7 @@ type heldPart struct {
 
 // partResult is how a part's request ended.
 type partResult struct {
-	a   sbAnswer
+	a   apiAnswer
 	err error
 }
 
@@ -232,7 +177,7 @@ func (p *heldPart) write(t testing.TB, b []byte) {
 // the test on a transport error or after 30 s. The origin may answer
 // before it has read rest (a part refused at its limit): what it did not
 // read is dropped then.
-func (p *heldPart) finish(t testing.TB, rest []byte) sbAnswer {
+func (p *heldPart) finish(t testing.TB, rest []byte) apiAnswer {
 	t.Helper()
 	wrote := make(chan struct{})
 	go func() {
@@ -267,34 +212,9 @@ func (e *sbEnv) dialWatch(ctx context.Context, session string, hdr http.Header) 
 // test ends.
 func (e *sbEnv) watch(session string) *sbWatcher {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c, _, err := e.dialWatch(ctx, session, http.Header{"Authorization": {"Bearer " + apiKey}})
-	if err != nil {
-		cancel()
-		e.t.Fatalf("watching %s: %v", session, err)
-	}
-	w := &sbWatcher{newSocket[sbObject](ctx, c, 1<<12)}
-	e.t.Cleanup(func() {
-		cancel()
-		c.CloseNow()
-		<-w.done
-	})
-	return w
-}
-
-// end takes the messages until the server closes, failing the test if it
-// does not within 10 s or the connection ends without a close frame; it
-// returns the last message and the close code.
-func (w *sbWatcher) end(t testing.TB) (sbObject, websocket.StatusCode) {
-	t.Helper()
-	w.rest(t, 10*time.Second)
-	if w.err != nil {
-		t.Fatalf("watcher ended without a close: %v; %s", w.err, w.took())
-	}
-	if len(w.taken) == 0 {
-		t.Fatalf("watcher closed (%v) without a message", w.close)
-	}
-	return w.taken[len(w.taken)-1], w.close.Code
+	return &sbWatcher{openSocket[sbObject](e.t, session, 1<<12, func(ctx context.Context) (*websocket.Conn, *http.Response, error) {
+		return e.dialWatch(ctx, session, http.Header{"Authorization": {"Bearer " + apiKey}})
+	})}
 }
 
 // sbObject is a session object as JSON decodes it.
@@ -359,103 +279,9 @@ func (o sbObject) inFlightIs(want ...sbPart) bool {
 	return ok && fmt.Sprint(parts) == fmt.Sprint(append([]sbPart{}, want...))
 }
 
-// originLog notes every answer the origin sends, as it sends it.
-type originLog struct {
-	mu  sync.Mutex
-	got []originAnswer
-}
-
-// originAnswer is one request the origin got and its answer.
-type originAnswer struct {
-	at           time.Time // when the request came
-	method, path string
-	// id is the sbTestHeader of the test's requests, passed on by the
-	// proxy or sent to the origin directly; "" for the proxy's own.
-	id     string
-	status int
-	body   []byte
-}
-
-// wrap is origin's handler noting each answer.
-func (l *originLog) wrap(origin http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &recordingWriter{ResponseWriter: w}
-		a := originAnswer{at: time.Now(), method: r.Method, path: r.URL.Path, id: r.Header.Get(sbTestHeader)}
-		origin.ServeHTTP(rec, r)
-		a.status, a.body = rec.status, rec.body.Bytes()
-		if a.status == 0 {
-			a.status = http.StatusOK
-		}
-		l.mu.Lock()
-		l.got = append(l.got, a)
-		l.mu.Unlock()
-	})
-}
-
-// answerTo is the origin's answer to the test's request id. The client
-// may read an answer before the log has it: it is waited for, 5 s at most.
-func (l *originLog) answerTo(t testing.TB, id string) originAnswer {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l.mu.Lock()
-		i := slices.IndexFunc(l.got, func(a originAnswer) bool { return a.id == id })
-		var a originAnswer
-		if i >= 0 {
-			a = l.got[i]
-		}
-		l.mu.Unlock()
-		if i >= 0 {
-			return a
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the origin got no request %s of the test", id)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// proxyAsked lists when the proxy, of its own, asked the origin about the
-// session at path, between from and to.
-func (l *originLog) proxyAsked(path string, from, to time.Time) []time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var at []time.Time
-	for _, a := range l.got {
-		if a.id == "" && a.method == http.MethodGet && a.path == path && !a.at.Before(from) && !a.at.After(to) {
-			at = append(at, a.at)
-		}
-	}
-	return at
-}
-
-// recordingWriter keeps a copy of the status and body it writes.
-type recordingWriter struct {
-	http.ResponseWriter
-	status int
-	body   bytes.Buffer
-}
-
-func (w *recordingWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recordingWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	w.body.Write(b)
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // passedAsIs fails the test unless the client's answer a is the origin's
 // answer to its request, status and bytes, without the live view.
-func (e *sbEnv) passedAsIs(what string, a sbAnswer) {
+func (e *sbEnv) passedAsIs(what string, a apiAnswer) {
 	e.t.Helper()
 	o := e.log.answerTo(e.t, a.id)
 	if a.code != o.status || !bytes.Equal(a.body, o.body) {
@@ -468,7 +294,7 @@ func (e *sbEnv) passedAsIs(what string, a sbAnswer) {
 
 // errorCode is the code of an answer in the sandbox's error shape, "" if
 // it is none.
-func (a sbAnswer) errorCode() string {
+func (a apiAnswer) errorCode() string {
 	var e struct {
 		Error struct {
 			Code string `json:"code"`

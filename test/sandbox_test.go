@@ -69,7 +69,7 @@ func TestSandboxFourPartsTwoAtATime(t *testing.T) {
 		t.Fatalf("complete: %d %s", a.code, a.body)
 	}
 	w.until(t, "completing", func(o sbObject) bool { return o.str("status") == "completing" })
-	last, code := w.end(t)
+	last, code := w.end(t, 10*time.Second)
 	if last.str("status") != "completed" || code != websocket.StatusNormalClosure {
 		t.Fatalf("watcher ended with %v, close %v; want completed, 1000", last, code)
 	}
@@ -202,7 +202,7 @@ func TestSandboxRefusedPartSentAgain(t *testing.T) {
 	if a := e.do("POST", session+"/complete?mode=sync", nil, nil); a.code != http.StatusOK {
 		t.Fatalf("complete: %d %s", a.code, a.body)
 	}
-	last, code := w.end(t)
+	last, code := w.end(t, 10*time.Second)
 	if last.str("status") != "completed" || last.num("received_bytes") != 2*part || code != websocket.StatusNormalClosure {
 		t.Fatalf("watcher ended with %v, close %v", last, code)
 	}
@@ -235,7 +235,7 @@ func TestSandboxAbort(t *testing.T) {
 	if got := e.status(session); got.str("status") != "aborted" || got["received_bytes"] == nil {
 		t.Fatalf("status after the abort: %v", got)
 	}
-	last, code := w.end(t)
+	last, code := w.end(t, 10*time.Second)
 	if last.str("status") != "aborted" || code != websocket.StatusNormalClosure {
 		t.Fatalf("watcher ended with %v, close %v; want aborted, 1000", last, code)
 	}
@@ -267,7 +267,7 @@ func TestSandboxExpired(t *testing.T) {
 	if !e.origin.ExpireSandboxUpload("sb_exp", created.object(t).str("upload_id")) {
 		t.Fatal("the origin knows no such session")
 	}
-	last, code := w.end(t)
+	last, code := w.end(t, 10*time.Second)
 	if last.str("status") != "expired" || code != websocket.StatusNormalClosure {
 		t.Fatalf("watcher ended with %v, close %v; want expired, 1000", last, code)
 	}
@@ -345,7 +345,7 @@ func TestSandboxSeedFields(t *testing.T) {
 	session, a := e.create("sb_seed", c)
 	e.passedAsIs("create", a)
 
-	check := func(what string, got sbAnswer, optional ...string) sbObject {
+	check := func(what string, got apiAnswer, optional ...string) sbObject {
 		t.Helper()
 		o := got.object(t)
 		checkSeed(t, what, o, optional...)
@@ -438,7 +438,7 @@ func TestSandboxOriginAskedOncePerSecond(t *testing.T) {
 		t.Fatalf("complete: %d %s", a.code, a.body)
 	}
 	for _, w := range ws {
-		if last, code := w.end(t); last.str("status") != "completed" || code != websocket.StatusNormalClosure {
+		if last, code := w.end(t, 10*time.Second); last.str("status") != "completed" || code != websocket.StatusNormalClosure {
 			t.Fatalf("watcher ended with %v, close %v", last, code)
 		}
 	}

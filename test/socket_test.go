@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -33,6 +34,26 @@ type socket[T any] struct {
 func newSocket[T any](ctx context.Context, c *websocket.Conn, room int) *socket[T] {
 	s := &socket[T]{c: c, msgs: make(chan T, room), done: make(chan struct{})}
 	go s.read(ctx)
+	return s
+}
+
+// openSocket opens a watcher of what with dial, failing the test if it is
+// refused; room is how many messages it can hold untaken. It is closed,
+// and its reader ended, when the test ends.
+func openSocket[T any](t testing.TB, what string, room int, dial func(context.Context) (*websocket.Conn, *http.Response, error)) *socket[T] {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, _, err := dial(ctx)
+	if err != nil {
+		cancel()
+		t.Fatalf("watching %s: %v", what, err)
+	}
+	s := newSocket[T](ctx, c, room)
+	t.Cleanup(func() {
+		cancel()
+		c.CloseNow()
+		<-s.done
+	})
 	return s
 }
 
@@ -129,4 +150,19 @@ func (s *socket[T]) rest(t testing.TB, within time.Duration) []T {
 			return slices.Clip(s.taken[from:])
 		}
 	}
+}
+
+// end takes the messages until the server closes, failing the test if it
+// does not within the time given or the connection ends without a close
+// frame; it returns the last message and the close code.
+func (s *socket[T]) end(t testing.TB, within time.Duration) (T, websocket.StatusCode) {
+	t.Helper()
+	s.rest(t, within)
+	if s.err != nil {
+		t.Fatalf("watcher ended without a close: %v; %s", s.err, s.took())
+	}
+	if len(s.taken) == 0 {
+		t.Fatalf("watcher closed (%v) without a message", s.close)
+	}
+	return s.taken[len(s.taken)-1], s.close.Code
 }

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"testing"
 	"time"
@@ -18,19 +19,9 @@ type tusWatcher struct{ *socket[tusReply] }
 // reader ended, when the test ends.
 func (e *env) watchTus(upload string) *tusWatcher {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c, _, err := e.dialWS(ctx, "/tus/progress/ws?upload="+url.QueryEscape(upload), nil)
-	if err != nil {
-		cancel()
-		e.t.Fatalf("watching %s: %v", upload, err)
-	}
-	w := &tusWatcher{newSocket[tusReply](ctx, c, 1<<12)}
-	e.t.Cleanup(func() {
-		cancel()
-		c.CloseNow()
-		<-w.done
-	})
-	return w
+	return &tusWatcher{openSocket[tusReply](e.t, upload, 1<<12, func(ctx context.Context) (*websocket.Conn, *http.Response, error) {
+		return e.dialWS(ctx, "/tus/progress/ws?upload="+url.QueryEscape(upload), nil)
+	})}
 }
 
 // all takes the messages until the server closes, failing the test if it

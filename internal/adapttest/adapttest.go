@@ -1,7 +1,8 @@
 // Package adapttest checks golden Caddyfile adaptations: each
 // testdata/adapt/<case>.caddyfile of a package adapts to the JSON in
 // testdata/adapt/<case>.json, as `caddy adapt` would print it, indented,
-// and the result loads.
+// and the result loads; and, with LoadError, that a protocol option
+// Caddy must refuse keeps a Caddyfile from loading.
 // `go test -run Adapt -update` rewrites the JSON files.
 package adapttest
 

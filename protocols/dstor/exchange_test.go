@@ -3,13 +3,14 @@ package dstor
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/protocoltest"
 )
 
 // The flow of a folder upload through the proxy, as the reference origin
@@ -23,12 +24,12 @@ func TestExchangeTokenOpensTheSession(t *testing.T) {
 	p.want("tok-json", `{"status":"UPLOADING","chunksNumber":3,"chunksUploaded":0,"chunksInFlight":0,"bytesUploaded":0,"filesUploaded":0,"folderPath":"/photos"}`)
 
 	// The same request as a form, urlencoded or multipart.
-	p.send("POST", "/v1/upload/get-token/", url.Values{"chunks_number": {"5"}, "folder_path": {"/my folder"}}.Encode(),
+	p.Send("POST", "/v1/upload/get-token/", url.Values{"chunks_number": {"5"}, "folder_path": {"/my folder"}}.Encode(),
 		answered(http.StatusOK, `{"message":"ok","token":"tok-form"}`),
 		append([]string{"Content-Type", "application/x-www-form-urlencoded"}, alice...)...)
 	p.want("tok-form", uploading(5, 0, 0, 0, 0, "", "/my folder"))
 	form, formType := formBody("chunks_number", "7", "folder_path", "/2024")
-	p.send("POST", "/v1/upload/get-token", string(form), answered(http.StatusOK, `{"message":"ok","token":"tok-multipart"}`),
+	p.Send("POST", "/v1/upload/get-token", string(form), answered(http.StatusOK, `{"message":"ok","token":"tok-multipart"}`),
 		append([]string{"Content-Type", formType}, alice...)...)
 	p.want("tok-multipart", uploading(7, 0, 0, 0, 0, "", "/2024"))
 }
@@ -37,13 +38,13 @@ func TestExchangeTokenNotGiven(t *testing.T) {
 	p := newProxy(t, `{"name":"dstor"}`)
 	json := []string{"Content-Type", "application/json"}
 	// Refused by the origin, whatever its answer names.
-	p.send("POST", "/v1/upload/get-token", `{"folder_path":"/p"}`, answered(http.StatusBadRequest, `{"message":"chunks_number is required","token":"tok-400"}`),
+	p.Send("POST", "/v1/upload/get-token", `{"folder_path":"/p"}`, answered(http.StatusBadRequest, `{"message":"chunks_number is required","token":"tok-400"}`),
 		append(json, alice...)...)
 	p.wantNotFound("tok-400")
 	// Answered without a token.
-	p.send("POST", "/v1/upload/get-token", `{"chunks_number":2,"folder_path":"/p"}`, answered(http.StatusOK, `{"message":"ok"}`), append(json, alice...)...)
+	p.Send("POST", "/v1/upload/get-token", `{"chunks_number":2,"folder_path":"/p"}`, answered(http.StatusOK, `{"message":"ok"}`), append(json, alice...)...)
 	// Without the credential the token would be bound to.
-	p.send("POST", "/v1/upload/get-token", `{"chunks_number":2,"folder_path":"/p"}`, answered(http.StatusOK, `{"message":"ok","token":"tok-anon"}`), json...)
+	p.Send("POST", "/v1/upload/get-token", `{"chunks_number":2,"folder_path":"/p"}`, answered(http.StatusOK, `{"message":"ok","token":"tok-anon"}`), json...)
 	p.wantNotFound("tok-anon")
 }
 
@@ -116,7 +117,7 @@ func TestExchangeRejectedChunk(t *testing.T) {
 // allInSession makes tok's session of two chunks with every chunk in; it returns
 // the bytes and the files.
 func allInSession(p *proxy, tok string) (int, int) {
-	p.t.Helper()
+	p.T.Helper()
 	p.token(tok, 2, "/photos", alice...)
 	c1 := newChunk(file{"2024/a.jpg", 1000}, file{"2024/b.jpg", 2000})
 	c2 := newChunk(file{"c.txt", 10})
@@ -134,8 +135,8 @@ func TestExchangeAllInPassesToTheOrigin(t *testing.T) {
 	if want := `{"status":"ADDING_TO_IPFS",` + final + `}`; code != http.StatusOK || body != want {
 		t.Errorf("get-status once every chunk is in: %d\n got  %s\n want 200 %s", code, body, want)
 	}
-	if o.header.Get("Authorization") != "Bearer alice-key" || o.header.Get(HeaderToken) != "tok" {
-		t.Errorf("the origin got get-status with Authorization %q and token %q", o.header.Get("Authorization"), o.header.Get(HeaderToken))
+	if o.Header.Get("Authorization") != "Bearer alice-key" || o.Header.Get(HeaderToken) != "tok" {
+		t.Errorf("the origin got get-status with Authorization %q and token %q", o.Header.Get("Authorization"), o.Header.Get(HeaderToken))
 	}
 
 	// The origin's members stay as it sent them; the proxy adds the rest.
@@ -149,14 +150,14 @@ func TestExchangeAllInPassesToTheOrigin(t *testing.T) {
 		answered(http.StatusNotFound, `{"status":"ERROR","errorExplanation":"upload not found","errorAtStage":"UPLOADING"}`),
 		answered(http.StatusBadGateway, "<html>bad gateway</html>", "Content-Type", "text/html"),
 	} {
-		if code, body, _ := p.statusFromOrigin("tok", a); code != a.status || body != a.body {
-			t.Errorf("get-status answered %d %s by the origin: the client got %d %s", a.status, a.body, code, body)
+		if code, body, _ := p.statusFromOrigin("tok", a); code != a.Status || body != a.Body {
+			t.Errorf("get-status answered %d %s by the origin: the client got %d %s", a.Status, a.Body, code, body)
 		}
 	}
 
 	// DONE ends the session; its watchers get it, with the counts, and a
 	// normal close.
-	srv := p.server(caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+	srv := p.Server(caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
 		t.Error("a watcher's request was passed to the origin")
 		return nil
 	}))
@@ -183,7 +184,7 @@ func TestExchangeAllInPassesToTheOrigin(t *testing.T) {
 func TestExchangeOriginError(t *testing.T) {
 	p := newProxy(t, `{"name":"dstor"}`)
 	size, files := allInSession(p, "tok")
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	w := watch(t, srv, "tok")
 	w.until(fmt.Sprintf(`{"status":"UPLOADING","chunksNumber":2,"chunksUploaded":2,"chunksInFlight":0,"bytesUploaded":%d,"filesUploaded":%d,"folderPath":"/photos"}`, size, files), 1)
 
@@ -202,7 +203,7 @@ func TestExchangeOriginError(t *testing.T) {
 func TestExchangeLongDone(t *testing.T) {
 	p := newProxy(t, `{"name":"dstor"}`)
 	size, files := allInSession(p, "tok")
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	w := watch(t, srv, "tok")
 
 	var list []string
@@ -225,7 +226,7 @@ func TestExchangeLongDone(t *testing.T) {
 func TestExchangeUnknownToken(t *testing.T) {
 	p := newProxy(t, `{"name":"dstor"}`)
 	p.wantNotFound("never-given")
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	if code, body := refused(t, srv, "never-given", alice...); code != http.StatusNotFound || body != notFoundReply {
 		t.Errorf("watching an unknown token: %d %s, want 404 %s", code, body, notFoundReply)
 	}
@@ -252,7 +253,7 @@ func TestExchangeAnotherCredential(t *testing.T) {
 
 	// Bob cannot tell alice's token from none.
 	p.wantNotFound("tok", bob...)
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	if code, body := refused(t, srv, "tok", bob...); code != http.StatusNotFound || body != notFoundReply {
 		t.Errorf("bob watching alice's token: %d %s, want 404 %s", code, body, notFoundReply)
 	}
@@ -265,8 +266,8 @@ func TestExchangeAnotherCredential(t *testing.T) {
 	release()
 	p.want("tok", mine)
 	o := p.chunk("tok", bobs, answered(http.StatusInternalServerError, `{"message":"boom"}`), bob...)
-	if o.header.Get("Authorization") != "Bearer bob-key" || o.header.Get(HeaderToken) != "tok" || o.header.Get("Content-Type") != bobs.contentType {
-		t.Errorf("bob's chunk reached the origin with headers %v", o.header)
+	if o.Header.Get("Authorization") != "Bearer bob-key" || o.Header.Get(HeaderToken) != "tok" || o.Header.Get("Content-Type") != bobs.contentType {
+		t.Errorf("bob's chunk reached the origin with headers %v", o.Header)
 	}
 	p.want("tok", mine)
 	p.chunk("tok", bobs, accepted, bob...)
@@ -299,7 +300,7 @@ func TestExchangeRequestErrors(t *testing.T) {
 		}
 	}
 
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	if code, body := refused(t, srv, "tok"); code != http.StatusUnauthorized || body != `{"status":"ERROR","errorExplanation":"missing Authorization header","errorAtStage":"UPLOADING"}` {
 		t.Errorf("watching without Authorization: %d %s, want 401", code, body)
 	}
@@ -311,27 +312,20 @@ func TestExchangeRequestErrors(t *testing.T) {
 func TestExchangeCustomPrefix(t *testing.T) {
 	p := newProxy(t, `{"name":"dstor","prefix":"/api/upload/"}`)
 	json := append([]string{"Content-Type", "application/json"}, alice...)
-	p.send("POST", "/api/upload/get-token", `{"chunks_number":1,"folder_path":"/p"}`, answered(http.StatusOK, `{"message":"ok","token":"tok"}`), json...)
+	p.Send("POST", "/api/upload/get-token", `{"chunks_number":1,"folder_path":"/p"}`, answered(http.StatusOK, `{"message":"ok","token":"tok"}`), json...)
 	c := newChunk(file{"a", 10})
-	p.send("POST", "/api/upload", c.body, accepted, append([]string{HeaderToken, "tok", "Content-Type", c.contentType}, alice...)...)
+	p.Send("POST", "/api/upload", c.body, accepted, chunkHeader("tok", c, alice...)...)
 	// The default prefix is another API the proxy does not follow.
-	p.send("POST", "/v1/upload/get-token", `{"chunks_number":1,"folder_path":"/q"}`, answered(http.StatusOK, `{"message":"ok","token":"tok-v1"}`), json...)
+	p.Send("POST", "/v1/upload/get-token", `{"chunks_number":1,"folder_path":"/q"}`, answered(http.StatusOK, `{"message":"ok","token":"tok-v1"}`), json...)
 
-	o := &origin{a: answered(http.StatusOK, `{"status":"DONE"}`)}
-	w := httptest.NewRecorder()
-	r := request("GET", "/api/upload/get-status", "", append([]string{HeaderToken, "tok"}, alice...)...)
-	if err := p.h.ServeHTTP(w, r, o); err != nil {
-		t.Fatal(err)
-	}
+	r := protocoltest.Request("GET", "/api/upload/get-status", "", append([]string{HeaderToken, "tok"}, alice...)...)
+	w := p.Serve(r, &protocoltest.Origin{A: answered(http.StatusOK, `{"status":"DONE"}`)})
 	if want := fmt.Sprintf(`{"status":"DONE","chunksNumber":1,"chunksUploaded":1,"bytesUploaded":%d,"filesUploaded":1,"folderPath":"/p"}`, len(c.body)); w.Body.String() != want {
 		t.Errorf("get-status under the prefix: %s, want %s", w.Body, want)
 	}
-	o = &origin{a: answered(http.StatusNotFound, `{"origin":"says"}`)}
-	w = httptest.NewRecorder()
-	if err := p.h.ServeHTTP(w, request("GET", "/v1/upload/get-status/", "", append([]string{HeaderToken, "tok-v1"}, alice...)...), o); err != nil {
-		t.Fatal(err)
-	}
-	if !o.called || w.Body.String() != `{"origin":"says"}` {
-		t.Errorf("get-status at the default prefix: origin asked %v, client got %s; want it passed on as any request", o.called, w.Body)
+	o := &protocoltest.Origin{A: answered(http.StatusNotFound, `{"origin":"says"}`)}
+	w = p.Serve(protocoltest.Request("GET", "/v1/upload/get-status/", "", append([]string{HeaderToken, "tok-v1"}, alice...)...), o)
+	if !o.Called || w.Body.String() != `{"origin":"says"}` {
+		t.Errorf("get-status at the default prefix: origin asked %v, client got %s; want it passed on as any request", o.Called, w.Body)
 	}
 }

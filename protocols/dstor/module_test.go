@@ -1,7 +1,6 @@
 package dstor
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,9 +8,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/adapttest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
@@ -157,13 +155,7 @@ func TestDstorValidate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := provisioned(t, &tc.d)
-			err := d.Validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("Validate = %v, want nil", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("Validate = %v, want an error saying %q", err, tc.want)
-			}
+			progresstest.WantError(t, "Validate", d.Validate(), tc.want)
 		})
 	}
 }
@@ -172,36 +164,19 @@ func TestDstorValidate(t *testing.T) {
 // Caddyfile parser reads for every protocol, but dstor's status route is
 // get-status under its prefix: a config that sets it does not load.
 func TestDstorStatusPathRefusedAtLoad(t *testing.T) {
-	src := ":8080 {\n\tupload_progress {\n\t\tprotocol dstor {\n\t\t\tstatus_path /progress\n\t\t}\n\t}\n\treverse_proxy 127.0.0.1:9000\n}\n"
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
-	if err != nil {
-		t.Fatalf("adapt: %v", err)
-	}
-	if len(warnings) > 0 {
-		t.Errorf("warnings: %v", warnings)
-	}
-	var loaded caddy.Config
-	if err := json.Unmarshal(cfg, &loaded); err != nil {
-		t.Fatal(err)
-	}
-	err = caddy.Validate(&loaded)
-	if err == nil || !strings.Contains(err.Error(), "status_path does not apply") {
+	if err := adapttest.LoadError(t, "dstor", "status_path /progress"); !strings.Contains(err.Error(), "status_path does not apply") {
 		t.Fatalf("a dstor protocol with status_path: load error %v, want one saying status_path does not apply", err)
 	}
 }
 
 func TestDstorUnmarshalCaddyfile(t *testing.T) {
-	var d Dstor
-	disp := caddyfile.NewTestDispenser(`protocol dstor {
+	d := progresstest.Unmarshal[Dstor](t, `protocol dstor {
 		owner {http.request.header.X-Api-Key}
 		prefix /api/v2/upload
 		origin http://127.0.0.1:1080
 		session_timeout 90m
 		websocket_path /api/v2/upload/get-status/ws /dstor/ws
 	}`)
-	if err := d.UnmarshalCaddyfile(disp); err != nil {
-		t.Fatal(err)
-	}
 	want := Dstor{
 		Config: protocol.Config{
 			Owner:          "{http.request.header.X-Api-Key}",
@@ -211,22 +186,10 @@ func TestDstorUnmarshalCaddyfile(t *testing.T) {
 		Origin:         "http://127.0.0.1:1080",
 		SessionTimeout: caddy.Duration(90 * time.Minute),
 	}
-	got, _ := json.Marshal(d)
-	wantJSON, _ := json.Marshal(want)
-	if string(got) != string(wantJSON) {
-		t.Errorf("unmarshalled\n got  %s\n want %s", got, wantJSON)
-	}
 	// The protocol's own options sit beside the common ones in its JSON.
-	for _, s := range []string{`"prefix":"/api/v2/upload"`, `"origin":"http://127.0.0.1:1080"`, `"session_timeout":5400000000000`} {
-		if !strings.Contains(string(got), s) {
-			t.Errorf("JSON %s lacks %s", got, s)
-		}
-	}
+	progresstest.SameJSON(t, d, want, `"prefix":"/api/v2/upload"`, `"origin":"http://127.0.0.1:1080"`, `"session_timeout":5400000000000`)
 
-	var off Dstor
-	if err := off.UnmarshalCaddyfile(caddyfile.NewTestDispenser("protocol dstor {\n\towner off\n}")); err != nil {
-		t.Fatal(err)
-	}
+	off := progresstest.Unmarshal[Dstor](t, "protocol dstor {\n\towner off\n}")
 	if !off.DisableOwnerCheck || off.Owner != "" {
 		t.Errorf("owner off: disable_owner_check %v, owner %q", off.DisableOwnerCheck, off.Owner)
 	}
@@ -247,11 +210,7 @@ func TestDstorUnmarshalCaddyfileErrors(t *testing.T) {
 		{"protocol dstor {\n\tsession_timeout soon\n}", `bad duration "soon"`},
 		{"protocol dstor pcloud {\n\tprefix /a\n}", "name it alone"},
 	} {
-		var d Dstor
-		err := d.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want one saying %q", tc.input, err, tc.want)
-		}
+		progresstest.WantCaddyfileError[Dstor](t, tc.input, tc.want)
 	}
 }
 

@@ -34,11 +34,7 @@ func (s *statusOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet || r.URL.Path != "/v1/upload/get-status/" {
 		s.t.Errorf("the proxy asked the origin %s %s, want GET /v1/upload/get-status/", r.Method, r.URL.Path)
 	}
-	for i := 0; i+1 < len(a.header); i += 2 {
-		w.Header().Set(a.header[i], a.header[i+1])
-	}
-	w.WriteHeader(a.status)
-	_, _ = w.Write([]byte(a.body))
+	a.Write(w)
 }
 
 // requests returns the requests the origin got so far.
@@ -74,7 +70,7 @@ func TestRefreshFollowsTheOrigin(t *testing.T) {
 		answered(http.StatusOK, `{"status":"ADDING_TO_IPFS"}`),
 		answered(http.StatusOK, `{"status":"SAVING_DATA"}`),
 		answered(http.StatusOK, `{"status":"DONE","data":{"folderPath":"/photos","files":[]}}`))
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	p.token("tok", 2, "/photos", alice...)
 	c1 := newChunk(file{"2024/a.jpg", 1000})
 	p.chunk("tok", c1, accepted, alice...)
@@ -121,7 +117,7 @@ func TestRefreshSharedByWatchers(t *testing.T) {
 	p, so := refreshedProxy(t,
 		answered(http.StatusOK, `{"status":"SAVING_DATA"}`),
 		answered(http.StatusOK, `{"status":"ERROR","errorExplanation":"/photos is not a directory","errorAtStage":"SAVING_DATA"}`))
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	size, files := allInSession(p, "tok")
 	final := fmt.Sprintf(`"chunksNumber":2,"chunksUploaded":2,"bytesUploaded":%d,"filesUploaded":%d,"folderPath":"/photos"}`, size, files)
 	var ws []*watcher
@@ -141,12 +137,10 @@ func TestRefreshSharedByWatchers(t *testing.T) {
 // watchers are closed with 1008, saying why.
 func TestRefreshRefused(t *testing.T) {
 	p, _ := refreshedProxy(t, answered(http.StatusUnauthorized, `{"status":"ERROR","errorExplanation":"invalid API key","errorAtStage":"UPLOADING"}`))
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	allInSession(p, "tok")
 	w := watch(t, srv, "tok")
-	if _, err := w.next(); err != nil {
-		t.Fatalf("first message: %v", err)
-	}
+	w.Next()
 	w.closed(websocket.StatusPolicyViolation, "the origin answered 401 Unauthorized for this session")
 }
 
@@ -159,7 +153,7 @@ func TestRefreshLongDone(t *testing.T) {
 	}
 	done := `{"status":"DONE","data":{"folderPath":"/photos","files":[` + strings.Join(list, ",") + `]}}`
 	p, _ := refreshedProxy(t, answered(http.StatusOK, done))
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	size, files := allInSession(p, "tok")
 	w := watch(t, srv, "tok")
 	w.until(fmt.Sprintf(`{"status":"DONE","chunksNumber":2,"chunksUploaded":2,"bytesUploaded":%d,"filesUploaded":%d,"folderPath":"/photos"}`, size, files), 3)
@@ -173,7 +167,7 @@ func TestExpiredSessionWatcher(t *testing.T) {
 		// The janitor looks every quarter of the retention.
 		h.Retain = caddy.Duration(400 * time.Millisecond)
 	})
-	srv := p.server(noNext(t))
+	srv := p.Server(noNext(t))
 	p.token("tok", 2, "/photos", alice...)
 	c := newChunk(file{"a.jpg", 100})
 	p.chunk("tok", c, accepted, alice...)

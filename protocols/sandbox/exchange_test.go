@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/protocoltest"
 )
 
 // ascii is n bytes of a part.
@@ -16,8 +18,8 @@ func partOf(n string) string { return up + "/parts/" + n }
 
 // created makes the session u1 for alice through the proxy.
 func (p *proxy) created() {
-	p.t.Helper()
-	p.send("POST", create, createBody, answered(http.StatusCreated, object("created", 0, 1)), alice...)
+	p.T.Helper()
+	p.Send("POST", create, createBody, answered(http.StatusCreated, object("created", 0, 1)), alice...)
 }
 
 func TestExchangeCreate(t *testing.T) {
@@ -27,7 +29,7 @@ func TestExchangeCreate(t *testing.T) {
 	// overlaid, and it can be watched at its own URL.
 	p.want(object("created", 0, 1), overlaid(object("created", 0, 1), "created", "", 0, "[]"), alice...)
 	w := p.watch(ws, alice...)
-	if got, want := w.next(), overlaid(object("created", 0, 1), "created", "", 0, "[]"); got != want {
+	if got, want := w.Next(), overlaid(object("created", 0, 1), "created", "", 0, "[]"); got != want {
 		t.Errorf("the watcher's first message\n got  %s\n want %s", got, want)
 	}
 }
@@ -35,17 +37,17 @@ func TestExchangeCreate(t *testing.T) {
 func TestExchangeCreateNotCreated(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	// Refused, or created with no session object to follow.
-	p.send("POST", create, createBody, answered(http.StatusConflict, errorBody("conflict", "target exists")), alice...)
-	p.send("POST", create, createBody, answered(http.StatusOK, object("created", 0, 1)), alice...)
-	p.send("POST", create, createBody, answered(http.StatusCreated, `<html>created</html>`), alice...)
-	p.send("POST", create, createBody, answered(http.StatusCreated, `{"upload_id":""}`), alice...)
+	p.Send("POST", create, createBody, answered(http.StatusConflict, errorBody("conflict", "target exists")), alice...)
+	p.Send("POST", create, createBody, answered(http.StatusOK, object("created", 0, 1)), alice...)
+	p.Send("POST", create, createBody, answered(http.StatusCreated, `<html>created</html>`), alice...)
+	p.Send("POST", create, createBody, answered(http.StatusCreated, `{"upload_id":""}`), alice...)
 	// Without a token, the proxy has nobody to bind it to.
-	p.send("POST", create, createBody, answered(http.StatusCreated, object("created", 0, 1)))
+	p.Send("POST", create, createBody, answered(http.StatusCreated, object("created", 0, 1)))
 	if code, got := p.refused(ws, alice...); code != http.StatusNotFound {
 		t.Errorf("a watcher of a session never created: %d %s, want 404", code, got)
 	}
 	// Its status answers pass as the origin sent them.
-	p.send("GET", up, "", answered(http.StatusOK, object("created", 0, 1)), alice...)
+	p.Send("GET", up, "", answered(http.StatusOK, object("created", 0, 1)), alice...)
 }
 
 func TestExchangePartsLive(t *testing.T) {
@@ -53,29 +55,29 @@ func TestExchangePartsLive(t *testing.T) {
 	p.created()
 
 	// Part 1 streams where the origin still says created: uploading.
-	release := p.streaming("PUT", partOf("1"), ascii(10), 4, answered(http.StatusOK, object("uploading", 10, 2)), alice...)
+	release := p.Streaming("PUT", partOf("1"), ascii(10), 4, answered(http.StatusOK, object("uploading", 10, 2)), alice...)
 	p.want(object("created", 0, 1), overlaid(object("created", 0, 1), "uploading", lastByteTime, 4, `[{"part_number":1,"received":4,"size":10}]`), alice...)
 	release()
 	// Accepted: counted as received, no longer in flight.
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 10, "[]"), alice...)
 
 	// Two parts at once.
-	release3 := p.streaming("PUT", partOf("3"), ascii(10), 7, answered(http.StatusOK, object("uploading", 20, 2)), alice...)
-	release2 := p.streaming("PUT", partOf("2"), ascii(10), 2, answered(http.StatusOK, object("uploading", 30, 4)), alice...)
+	release3 := p.Streaming("PUT", partOf("3"), ascii(10), 7, answered(http.StatusOK, object("uploading", 20, 2)), alice...)
+	release2 := p.Streaming("PUT", partOf("2"), ascii(10), 2, answered(http.StatusOK, object("uploading", 30, 4)), alice...)
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 19,
 		`[{"part_number":2,"received":2,"size":10},{"part_number":3,"received":7,"size":10}]`), alice...)
 	release3()
 	release2()
-	p.send("PUT", partOf("4"), ascii(10), answered(http.StatusOK, object("staged", 40, 0)), alice...)
+	p.Send("PUT", partOf("4"), ascii(10), answered(http.StatusOK, object("staged", 40, 0)), alice...)
 	p.want(object("staged", 40, 0), overlaid(object("staged", 40, 0), "staged", lastByteTime, 40, "[]"), alice...)
 }
 
 func TestExchangePartWithoutLength(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	p.created()
-	r := request("PUT", partOf("1"), ascii(10), alice...)
+	r := protocoltest.Request("PUT", partOf("1"), ascii(10), alice...)
 	r.ContentLength = -1 // sent chunked
-	release := p.streamingRequest(r, 3, answered(http.StatusOK, object("uploading", 10, 2)))
+	release := p.StreamingRequest(r, 3, answered(http.StatusOK, object("uploading", 10, 2)))
 	p.want(object("created", 0, 1), overlaid(object("created", 0, 1), "uploading", lastByteTime, 3, `[{"part_number":1,"received":3,"size":-1}]`), alice...)
 	release()
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 10, "[]"), alice...)
@@ -85,10 +87,10 @@ func TestExchangePartRefused(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	p.created()
 	w := p.watch(ws, alice...)
-	w.next()
+	w.Next()
 
 	// Over max_part_bytes: the origin refuses it once it has seen enough.
-	release := p.streaming("PUT", partOf("1"), ascii(10), 6, answered(http.StatusRequestEntityTooLarge, errorBody("payload_too_large", "part exceeds max_part_bytes")), alice...)
+	release := p.Streaming("PUT", partOf("1"), ascii(10), 6, answered(http.StatusRequestEntityTooLarge, errorBody("payload_too_large", "part exceeds max_part_bytes")), alice...)
 	p.want(object("created", 0, 1), overlaid(object("created", 0, 1), "uploading", lastByteTime, 6, `[{"part_number":1,"received":6,"size":10}]`), alice...)
 	w.until("uploading")
 	release()
@@ -98,31 +100,31 @@ func TestExchangePartRefused(t *testing.T) {
 	p.sameView("the watcher", w.until("created"), overlaid(object("created", 0, 1), "created", lastByteTime, 0, "[]"))
 
 	// Sent again, in smaller parts the origin accepts.
-	p.send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2)), alice...)
+	p.Send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2)), alice...)
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 10, "[]"), alice...)
 
 	// Refused for any other reason, or not answered: the same.
-	p.send("PUT", partOf("2"), ascii(10), answered(http.StatusConflict, errorBody("conflict", "part 2 is being written")), alice...)
-	p.send("PUT", partOf("2"), ascii(10), answered(http.StatusInternalServerError, ""), alice...)
+	p.Send("PUT", partOf("2"), ascii(10), answered(http.StatusConflict, errorBody("conflict", "part 2 is being written")), alice...)
+	p.Send("PUT", partOf("2"), ascii(10), answered(http.StatusInternalServerError, ""), alice...)
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 10, "[]"), alice...)
 }
 
 func TestExchangePartSentTwice(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	p.created()
-	p.send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2)), alice...)
+	p.Send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2)), alice...)
 
 	// Sent again after it was accepted: it counts once, as the larger of
 	// what was accepted and what the new stream brought.
-	release := p.streaming("PUT", partOf("1"), ascii(10), 4, answered(http.StatusOK, object("uploading", 10, 2)), alice...)
+	release := p.Streaming("PUT", partOf("1"), ascii(10), 4, answered(http.StatusOK, object("uploading", 10, 2)), alice...)
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 10, `[{"part_number":1,"received":4,"size":10}]`), alice...)
 	release()
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 10, "[]"), alice...)
 
 	// Sent twice at once (a client that gave up on the first): the newest
 	// stream is the part's.
-	first := p.streaming("PUT", partOf("2"), ascii(10), 3, answered(http.StatusOK, object("uploading", 20, 3)), alice...)
-	second := p.streaming("PUT", partOf("2"), ascii(10), 6, answered(http.StatusOK, object("uploading", 20, 3)), alice...)
+	first := p.Streaming("PUT", partOf("2"), ascii(10), 3, answered(http.StatusOK, object("uploading", 20, 3)), alice...)
+	second := p.Streaming("PUT", partOf("2"), ascii(10), 6, answered(http.StatusOK, object("uploading", 20, 3)), alice...)
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 16, `[{"part_number":2,"received":6,"size":10}]`), alice...)
 	second()
 	// Accepted whole: the older stream, still going, adds nothing to it.
@@ -135,7 +137,7 @@ func TestExchangeStatusPassesUntouched(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	pretty := "{\n  \"upload_id\": \"u2\",\n  \"status\": \"created\"\n}\n"
 	// A session the proxy does not track (created before it started).
-	p.send("GET", "/v1/sandboxes/sb/uploads/u2", "", answered(http.StatusOK, pretty, "ETag", `"v7"`), alice...)
+	p.Send("GET", "/v1/sandboxes/sb/uploads/u2", "", answered(http.StatusOK, pretty, "ETag", `"v7"`), alice...)
 
 	p.created()
 	for _, a := range []answer{
@@ -155,17 +157,17 @@ func TestExchangeStatusPassesUntouched(t *testing.T) {
 		// Longer than it holds an answer: passed as it comes.
 		answered(http.StatusOK, `{"upload_id":"u1","status":"created","pad":"`+strings.Repeat("x", 70<<10)+`"}`),
 	} {
-		p.send("GET", up, "", a, alice...)
+		p.Send("GET", up, "", a, alice...)
 	}
 
 	// Another token's request reaches the origin as it is: the origin
 	// decides.
-	p.send("GET", up, "", answered(http.StatusNotFound, errorBody("not_found", "upload session not found")), bob...)
-	p.send("GET", up, "", answered(http.StatusOK, object("created", 0, 1)), bob...)
-	p.send("GET", up, "", answered(http.StatusUnauthorized, errorBody("unauthorized", "missing bearer token")))
+	p.Send("GET", up, "", answered(http.StatusNotFound, errorBody("not_found", "upload session not found")), bob...)
+	p.Send("GET", up, "", answered(http.StatusOK, object("created", 0, 1)), bob...)
+	p.Send("GET", up, "", answered(http.StatusUnauthorized, errorBody("unauthorized", "missing bearer token")))
 	// Not the status route.
-	p.send("HEAD", up, "", answered(http.StatusOK, "", "Content-Length", "300"), alice...)
-	p.send("GET", create, "", answered(http.StatusOK, `[`+object("created", 0, 1)+`]`), alice...)
+	p.Send("HEAD", up, "", answered(http.StatusOK, "", "Content-Length", "300"), alice...)
+	p.Send("GET", create, "", answered(http.StatusOK, `[`+object("created", 0, 1)+`]`), alice...)
 
 	// Alice's own still gets the overlay.
 	p.want(object("created", 0, 1), overlaid(object("created", 0, 1), "created", "", 0, "[]"), alice...)
@@ -176,22 +178,22 @@ func TestExchangeStatusPassesUntouched(t *testing.T) {
 // checks it).
 func TestExchangeOnlyStatusOverlaid(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
-	p.send("POST", create, createBody, answered(http.StatusCreated, object("created", 0, 1), "ETag", `"v1"`, "Location", up), alice...)
-	release := p.streaming("PUT", partOf("2"), ascii(10), 5, answered(http.StatusOK, object("uploading", 10, 1), "ETag", `"v2"`), alice...)
+	p.Send("POST", create, createBody, answered(http.StatusCreated, object("created", 0, 1), "ETag", `"v1"`, "Location", up), alice...)
+	release := p.Streaming("PUT", partOf("2"), ascii(10), 5, answered(http.StatusOK, object("uploading", 10, 1), "ETag", `"v2"`), alice...)
 	// While part 2 streams, part 1's answer is the origin's.
-	p.send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2), "ETag", `"v3"`), alice...)
-	p.send("POST", up+"/complete", "", answered(http.StatusConflict, errorBody("incomplete", "part 2 missing")), alice...)
+	p.Send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2), "ETag", `"v3"`), alice...)
+	p.Send("POST", up+"/complete", "", answered(http.StatusConflict, errorBody("incomplete", "part 2 missing")), alice...)
 	release()
-	p.send("PUT", partOf("3"), ascii(10), answered(http.StatusOK, object("uploading", 30, 4)), alice...)
-	p.send("PUT", partOf("4"), ascii(10), answered(http.StatusOK, object("staged", 40, 0)), alice...)
-	p.send("POST", up+"/complete", "", answered(http.StatusAccepted, object("completing", 40, 0), "ETag", `"v4"`), alice...)
-	p.send("DELETE", up, "", answered(http.StatusOK, object("aborted", 40, 0)), alice...)
+	p.Send("PUT", partOf("3"), ascii(10), answered(http.StatusOK, object("uploading", 30, 4)), alice...)
+	p.Send("PUT", partOf("4"), ascii(10), answered(http.StatusOK, object("staged", 40, 0)), alice...)
+	p.Send("POST", up+"/complete", "", answered(http.StatusAccepted, object("completing", 40, 0), "ETag", `"v4"`), alice...)
+	p.Send("DELETE", up, "", answered(http.StatusOK, object("aborted", 40, 0)), alice...)
 }
 
 func TestExchangeOverlayHeaders(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	p.created()
-	w := p.serve(request("GET", up, "", alice...), &origin{a: answered(http.StatusOK, object("created", 0, 1),
+	w := p.Serve(protocoltest.Request("GET", up, "", alice...), &protocoltest.Origin{A: answered(http.StatusOK, object("created", 0, 1),
 		"ETag", `"v1"`, "Cache-Control", "no-store", "X-Request-Id", "r1")})
 	// The body is the proxy's: its length follows it, and the origin's
 	// ETag no longer names it. The rest is the origin's.
@@ -209,28 +211,28 @@ func TestExchangeOverlayHeaders(t *testing.T) {
 func TestExchangeAbort(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	p.created()
-	p.send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2)), alice...)
+	p.Send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2)), alice...)
 	w := p.watch(ws, alice...)
-	w.next()
+	w.Next()
 
 	// Refused, or another token's: the session goes on.
-	p.send("DELETE", up, "", answered(http.StatusConflict, errorBody("conflict", "completing")), alice...)
-	p.send("DELETE", up, "", answered(http.StatusNoContent, ""), bob...)
+	p.Send("DELETE", up, "", answered(http.StatusConflict, errorBody("conflict", "completing")), alice...)
+	p.Send("DELETE", up, "", answered(http.StatusNoContent, ""), bob...)
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "uploading", lastByteTime, 10, "[]"), alice...)
 
-	p.send("DELETE", up, "", answered(http.StatusNoContent, ""), alice...)
+	p.Send("DELETE", up, "", answered(http.StatusNoContent, ""), alice...)
 	p.sameView("the watcher", w.until("aborted"), overlaid(object("uploading", 10, 2), "aborted", lastByteTime, 10, "[]"))
-	if code, reason := w.closed(); code != websocket.StatusNormalClosure || reason != "aborted" {
+	if code, reason := w.Closed(); code != websocket.StatusNormalClosure || reason != "aborted" {
 		t.Errorf("the watcher was closed %d %q, want 1000 aborted", code, reason)
 	}
 	// The origin forgot it: its 404 passes. An origin slow to forget it
 	// still shows it aborted.
-	p.send("GET", up, "", answered(http.StatusNotFound, errorBody("not_found", "upload session not found")), alice...)
+	p.Send("GET", up, "", answered(http.StatusNotFound, errorBody("not_found", "upload session not found")), alice...)
 	p.want(object("uploading", 10, 2), overlaid(object("uploading", 10, 2), "aborted", lastByteTime, 10, "[]"), alice...)
 	// A watcher that comes now is told how it ended.
 	late := p.watch(ws, alice...)
-	p.sameView("a late watcher", late.next(), overlaid(object("uploading", 10, 2), "aborted", lastByteTime, 10, "[]"))
-	if code, reason := late.closed(); code != websocket.StatusNormalClosure || reason != "aborted" {
+	p.sameView("a late watcher", late.Next(), overlaid(object("uploading", 10, 2), "aborted", lastByteTime, 10, "[]"))
+	if code, reason := late.Closed(); code != websocket.StatusNormalClosure || reason != "aborted" {
 		t.Errorf("the late watcher was closed %d %q, want 1000 aborted", code, reason)
 	}
 }
@@ -239,12 +241,12 @@ func TestExchangeAbortAnswered200(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	p.created()
 	w := p.watch(ws, alice...)
-	w.next()
-	p.send("DELETE", up, "", answered(http.StatusOK, object("aborted", 0, 1)), alice...)
+	w.Next()
+	p.Send("DELETE", up, "", answered(http.StatusOK, object("aborted", 0, 1)), alice...)
 	if got, want := w.until("aborted"), overlaid(object("aborted", 0, 1), "aborted", "", 0, "[]"); got != want {
 		t.Errorf("the watcher got\n %s\nwant\n %s", got, want)
 	}
-	if code, reason := w.closed(); code != websocket.StatusNormalClosure || reason != "aborted" {
+	if code, reason := w.Closed(); code != websocket.StatusNormalClosure || reason != "aborted" {
 		t.Errorf("the watcher was closed %d %q, want 1000 aborted", code, reason)
 	}
 }
@@ -253,13 +255,13 @@ func TestExchangeComplete(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	p.created()
 	for i, next := range []int{2, 3, 4, 0} {
-		p.send("PUT", partOf(itoa(i+1)), ascii(10), answered(http.StatusOK, object("uploading", int64(10*(i+1)), next)), alice...)
+		p.Send("PUT", partOf(itoa(i+1)), ascii(10), answered(http.StatusOK, object("uploading", int64(10*(i+1)), next)), alice...)
 	}
 	w := p.watch(ws, alice...)
-	w.next()
+	w.Next()
 
 	// The origin puts the parts together in its own time.
-	p.send("POST", up+"/complete", "", answered(http.StatusAccepted, object("completing", 40, 0)), alice...)
+	p.Send("POST", up+"/complete", "", answered(http.StatusAccepted, object("completing", 40, 0)), alice...)
 	p.sameView("the watcher", w.until("completing"), overlaid(object("completing", 40, 0), "completing", lastByteTime, 40, "[]"))
 	p.want(object("completing", 40, 0), overlaid(object("completing", 40, 0), "completing", lastByteTime, 40, "[]"), alice...)
 
@@ -267,7 +269,7 @@ func TestExchangeComplete(t *testing.T) {
 	done := strings.Replace(object("completed", 40, 0), `,"next_part":0}`, `,"next_part":0,"whole_checksum_sha256":"9f86d0"}`, 1)
 	p.want(done, overlaid(done, "completed", lastByteTime, 40, "[]"), alice...)
 	p.sameView("the watcher", w.until("completed"), overlaid(done, "completed", lastByteTime, 40, "[]"))
-	if code, reason := w.closed(); code != websocket.StatusNormalClosure || reason != "completed" {
+	if code, reason := w.Closed(); code != websocket.StatusNormalClosure || reason != "completed" {
 		t.Errorf("the watcher was closed %d %q, want 1000 completed", code, reason)
 	}
 }
@@ -275,12 +277,12 @@ func TestExchangeComplete(t *testing.T) {
 func TestExchangeCompleteAtOnce(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	p.created()
-	p.send("PUT", partOf("1"), ascii(40), answered(http.StatusOK, object("staged", 40, 0)), alice...)
+	p.Send("PUT", partOf("1"), ascii(40), answered(http.StatusOK, object("staged", 40, 0)), alice...)
 	w := p.watch(ws, alice...)
-	w.next()
-	p.send("POST", up+"/complete", "", answered(http.StatusOK, object("completed", 40, 0)), alice...)
+	w.Next()
+	p.Send("POST", up+"/complete", "", answered(http.StatusOK, object("completed", 40, 0)), alice...)
 	p.sameView("the watcher", w.until("completed"), overlaid(object("completed", 40, 0), "completed", lastByteTime, 40, "[]"))
-	if code, reason := w.closed(); code != websocket.StatusNormalClosure || reason != "completed" {
+	if code, reason := w.Closed(); code != websocket.StatusNormalClosure || reason != "completed" {
 		t.Errorf("the watcher was closed %d %q, want 1000 completed", code, reason)
 	}
 }
@@ -289,12 +291,12 @@ func TestExchangeExpired(t *testing.T) {
 	p := newProxy(t, `{"name":"sandbox"}`)
 	// The origin's expires_at has passed: the proxy reports it expired.
 	gone := strings.Replace(object("created", 0, 1), "2099-03-02T10:00:00Z", "2026-03-02T10:00:00Z", 1)
-	p.send("POST", create, createBody, answered(http.StatusCreated, gone), alice...)
+	p.Send("POST", create, createBody, answered(http.StatusCreated, gone), alice...)
 	w := p.watch(ws, alice...)
 	if got, want := w.until("expired"), overlaid(gone, "expired", "", 0, "[]"); got != want {
 		t.Errorf("the watcher got\n %s\nwant\n %s", got, want)
 	}
-	if code, reason := w.closed(); code != websocket.StatusNormalClosure || reason != "expired" {
+	if code, reason := w.Closed(); code != websocket.StatusNormalClosure || reason != "expired" {
 		t.Errorf("the watcher was closed %d %q, want 1000 expired", code, reason)
 	}
 }
@@ -319,11 +321,11 @@ func TestWatchRefusals(t *testing.T) {
 		}
 	}
 	// Not a WebSocket handshake, or not a GET.
-	w := p.serve(request("GET", ws, "", alice...), nil)
+	w := p.Serve(protocoltest.Request("GET", ws, "", alice...), nil)
 	if w.Code != http.StatusUpgradeRequired || !strings.Contains(w.Body.String(), `"code":"upgrade_required"`) {
 		t.Errorf("a plain GET of the WebSocket: %d %s, want 426 upgrade_required", w.Code, w.Body)
 	}
-	w = p.serve(request("POST", ws, "", alice...), nil)
+	w = p.Serve(protocoltest.Request("POST", ws, "", alice...), nil)
 	if w.Code != http.StatusMethodNotAllowed || !strings.Contains(w.Body.String(), `"code":"method_not_allowed"`) {
 		t.Errorf("a POST to the WebSocket: %d %s, want 405 method_not_allowed", w.Code, w.Body)
 	}

@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/adapttest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
@@ -118,50 +117,28 @@ func TestSandboxValidate(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Cleanup()
-			err := s.Validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("Validate = %v, want nil", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("Validate = %v, want an error saying %q", err, tc.want)
-			}
+			progresstest.WantError(t, "Validate", s.Validate(), tc.want)
 		})
 	}
 }
 
 func TestSandboxUnmarshalCaddyfile(t *testing.T) {
-	var s Sandbox
-	d := caddyfile.NewTestDispenser(`protocol sandbox {
+	s := progresstest.Unmarshal[Sandbox](t, `protocol sandbox {
 		owner {http.request.header.X-Api-Key}
 		prefix /api/v2
 		origin http://127.0.0.1:9000
 		session_timeout 90m
 	}`)
-	if err := s.UnmarshalCaddyfile(d); err != nil {
-		t.Fatal(err)
-	}
 	want := Sandbox{
 		Config:         protocol.Config{Owner: "{http.request.header.X-Api-Key}"},
 		Prefix:         "/api/v2",
 		Origin:         "http://127.0.0.1:9000",
 		SessionTimeout: caddy.Duration(90 * time.Minute),
 	}
-	got, _ := json.Marshal(s)
-	wantJSON, _ := json.Marshal(want)
-	if string(got) != string(wantJSON) {
-		t.Errorf("unmarshalled\n got  %s\n want %s", got, wantJSON)
-	}
-	for _, w := range []string{`"prefix":"/api/v2"`, `"origin":"http://127.0.0.1:9000"`, `"session_timeout":5400000000000`} {
-		if !strings.Contains(string(got), w) {
-			t.Errorf("JSON %s lacks %s", got, w)
-		}
-	}
+	progresstest.SameJSON(t, s, want, `"prefix":"/api/v2"`, `"origin":"http://127.0.0.1:9000"`, `"session_timeout":5400000000000`)
 
 	// The bare protocol sets nothing: the defaults come at Provision.
-	var bare Sandbox
-	if err := bare.UnmarshalCaddyfile(caddyfile.NewTestDispenser("protocol sandbox")); err != nil {
-		t.Fatal(err)
-	}
+	bare := progresstest.Unmarshal[Sandbox](t, "protocol sandbox")
 	if b, _ := json.Marshal(bare); string(b) != "{}" {
 		t.Errorf("bare protocol sandbox unmarshals to %s, want {}", b)
 	}
@@ -182,35 +159,8 @@ func TestSandboxUnmarshalCaddyfileErrors(t *testing.T) {
 		{"protocol sandbox {\n\tsession_timeout soon\n}", `bad duration "soon"`},
 		{"protocol sandbox shard {\n\tprefix /a\n}", "name it alone"},
 	} {
-		var s Sandbox
-		err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want one saying %q", tc.input, err, tc.want)
-		}
+		progresstest.WantCaddyfileError[Sandbox](t, tc.input, tc.want)
 	}
-}
-
-// loadError adapts a Caddyfile whose protocol block is block and returns
-// why Caddy does not load it.
-func loadError(t *testing.T, block string) error {
-	t.Helper()
-	src := ":8080 {\n\tupload_progress {\n\t\tprotocol sandbox {\n\t\t\t" + block + "\n\t\t}\n\t}\n\treverse_proxy 127.0.0.1:9000\n}\n"
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
-	if err != nil {
-		t.Fatalf("adapt: %v", err)
-	}
-	if len(warnings) > 0 {
-		t.Errorf("warnings: %v", warnings)
-	}
-	var loaded caddy.Config
-	if err := json.Unmarshal(cfg, &loaded); err != nil {
-		t.Fatal(err)
-	}
-	err = caddy.Validate(&loaded)
-	if err == nil {
-		t.Fatalf("a sandbox protocol with %q loads", block)
-	}
-	return err
 }
 
 // TestSandboxOptionsRefusedAtLoad: the common options that make no sense
@@ -227,7 +177,7 @@ func TestSandboxOptionsRefusedAtLoad(t *testing.T) {
 		{"origin sandbox.example", []string{`origin "sandbox.example" must be an absolute http or https URL`}},
 		{"prefix v1", []string{`prefix "v1" must start with /`}},
 	} {
-		err := loadError(t, tc.block)
+		err := adapttest.LoadError(t, "sandbox", tc.block)
 		for _, w := range tc.says {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: load error %q does not say %q", tc.block, err, w)

@@ -49,14 +49,14 @@ func (o *statusOrigin) serve(w http.ResponseWriter, r *http.Request) {
 		o.script = o.script[1:]
 	}
 	o.mu.Unlock()
-	if a.status == 0 {
+	if a.Status == 0 {
 		c, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
 			c.Close()
 		}
 		return
 	}
-	a.writeTo(w)
+	a.Write(w)
 }
 
 // requests returns what the origin was asked so far.
@@ -85,7 +85,7 @@ func refreshingProxy(t *testing.T, o *statusOrigin) *proxy {
 	p := newProxy(t, `{"name":"sandbox","origin":"`+o.srv.URL+`"}`)
 	p.created()
 	for i, next := range []int{2, 3, 4, 0} {
-		p.send("PUT", partOf(itoa(i+1)), ascii(10), answered(http.StatusOK, object("uploading", int64(10*(i+1)), next)), alice...)
+		p.Send("PUT", partOf(itoa(i+1)), ascii(10), answered(http.StatusOK, object("uploading", int64(10*(i+1)), next)), alice...)
 	}
 	return p
 }
@@ -94,7 +94,7 @@ func TestRefreshCompletion(t *testing.T) {
 	done := strings.Replace(object("completed", 40, 0), `,"next_part":0}`, `,"next_part":0,"whole_checksum_sha256":"9f86d0"}`, 1)
 	o := newStatusOrigin(t, answered(http.StatusOK, object("completing", 40, 0)), answered(http.StatusOK, done))
 	p := refreshingProxy(t, o)
-	p.send("POST", up+"/complete", "", answered(http.StatusAccepted, object("completing", 40, 0)), alice...)
+	p.Send("POST", up+"/complete", "", answered(http.StatusAccepted, object("completing", 40, 0)), alice...)
 	start := time.Now()
 	var ws3 []*watcher
 	for range 3 {
@@ -104,7 +104,7 @@ func TestRefreshCompletion(t *testing.T) {
 	}
 	for i, w := range ws3 {
 		p.sameView("a watcher", w.until("completed"), overlaid(done, "completed", lastByteTime, 40, "[]"))
-		if code, reason := w.closed(); code != websocket.StatusNormalClosure || reason != "completed" {
+		if code, reason := w.Closed(); code != websocket.StatusNormalClosure || reason != "completed" {
 			t.Errorf("watcher %d was closed %d %q, want 1000 completed", i, code, reason)
 		}
 	}
@@ -126,9 +126,9 @@ func TestRefreshCompletion(t *testing.T) {
 func TestRefreshSharedByWatchers(t *testing.T) {
 	o := newStatusOrigin(t, answered(http.StatusOK, object("completing", 40, 0)))
 	p := refreshingProxy(t, o)
-	p.send("POST", up+"/complete", "", answered(http.StatusAccepted, object("completing", 40, 0)), alice...)
+	p.Send("POST", up+"/complete", "", answered(http.StatusAccepted, object("completing", 40, 0)), alice...)
 	for range 3 {
-		p.watch(ws, alice...).next()
+		p.watch(ws, alice...).Next()
 	}
 	// A window of 2.5 s: what the origin is asked in it is the measure.
 	time.Sleep(2500 * time.Millisecond)
@@ -149,7 +149,7 @@ func TestRefreshNotWhileAPartStreams(t *testing.T) {
 	o := newStatusOrigin(t, answered(http.StatusOK, object("uploading", 10, 2)))
 	p := newProxy(t, `{"name":"sandbox","origin":"`+o.srv.URL+`"}`)
 	p.created()
-	release := p.streaming("PUT", partOf("1"), ascii(10), 4, answered(http.StatusOK, object("uploading", 10, 2)), alice...)
+	release := p.Streaming("PUT", partOf("1"), ascii(10), 4, answered(http.StatusOK, object("uploading", 10, 2)), alice...)
 	w := p.watch(ws, alice...)
 	w.until("uploading")
 	// The part's answer will say more, and sooner.
@@ -176,7 +176,7 @@ func TestRefreshRefused(t *testing.T) {
 			p := refreshingProxy(t, o)
 			w1, w2 := p.watch(ws, alice...), p.watch(ws, alice...)
 			for i, w := range []*watcher{w1, w2} {
-				if code, reason := w.closed(); code != websocket.StatusPolicyViolation || reason != tc.reason {
+				if code, reason := w.Closed(); code != websocket.StatusPolicyViolation || reason != tc.reason {
 					t.Errorf("watcher %d was closed %d %q, want 1008 %q", i, code, reason, tc.reason)
 				}
 			}
@@ -199,7 +199,7 @@ func TestRefreshRetried(t *testing.T) {
 	// Kept through the failures, and told once the origin answers.
 	for i, w := range []*watcher{w1, w2} {
 		p.sameView("a watcher", w.until("completed"), overlaid(done, "completed", lastByteTime, 40, "[]"))
-		if code, reason := w.closed(); code != websocket.StatusNormalClosure || reason != "completed" {
+		if code, reason := w.Closed(); code != websocket.StatusNormalClosure || reason != "completed" {
 			t.Errorf("watcher %d was closed %d %q, want 1000 completed", i, code, reason)
 		}
 	}
@@ -213,10 +213,10 @@ func TestRefreshExpiry(t *testing.T) {
 	o := newStatusOrigin(t, answered(http.StatusOK, object("expired", 10, 2)))
 	p := newProxy(t, `{"name":"sandbox","origin":"`+o.srv.URL+`"}`)
 	p.created()
-	p.send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2)), alice...)
+	p.Send("PUT", partOf("1"), ascii(10), answered(http.StatusOK, object("uploading", 10, 2)), alice...)
 	w := p.watch(ws, alice...)
 	p.sameView("the watcher", w.until("expired"), overlaid(object("expired", 10, 2), "expired", lastByteTime, 10, "[]"))
-	if code, reason := w.closed(); code != websocket.StatusNormalClosure || reason != "expired" {
+	if code, reason := w.Closed(); code != websocket.StatusNormalClosure || reason != "expired" {
 		t.Errorf("the watcher was closed %d %q, want 1000 expired", code, reason)
 	}
 }

@@ -1,7 +1,6 @@
 package tus
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,9 +8,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/adapttest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/progresstest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
@@ -94,29 +92,19 @@ func TestTusValidate(t *testing.T) {
 			if err := provision(&tu); err != nil {
 				t.Fatal(err)
 			}
-			err := tu.Validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("Validate = %v, want nil", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("Validate = %v, want an error saying %q", err, tc.want)
-			}
+			progresstest.WantError(t, "Validate", tu.Validate(), tc.want)
 		})
 	}
 }
 
 func TestTusUnmarshalCaddyfile(t *testing.T) {
-	var tu Tus
-	d := caddyfile.NewTestDispenser(`protocol tus {
+	tu := progresstest.Unmarshal[Tus](t, `protocol tus {
 		owner {http.request.header.Authorization}
 		status_path /api/tus/progress
 		websocket_path /api/tus/ws /api/tus/progress/ws
 		upload_path /uploads/
 		session_timeout 90m
 	}`)
-	if err := tu.UnmarshalCaddyfile(d); err != nil {
-		t.Fatal(err)
-	}
 	want := Tus{
 		Config: protocol.Config{
 			Owner:          "{http.request.header.Authorization}",
@@ -126,23 +114,11 @@ func TestTusUnmarshalCaddyfile(t *testing.T) {
 		UploadPath:     "/uploads/",
 		SessionTimeout: caddy.Duration(90 * time.Minute),
 	}
-	got, _ := json.Marshal(tu)
-	wantJSON, _ := json.Marshal(want)
-	if string(got) != string(wantJSON) {
-		t.Errorf("unmarshalled\n got  %s\n want %s", got, wantJSON)
-	}
 	// The protocol's own options sit beside the common ones in its JSON.
-	for _, s := range []string{`"upload_path":"/uploads/"`, `"session_timeout":5400000000000`, `"status_path":"/api/tus/progress"`} {
-		if !strings.Contains(string(got), s) {
-			t.Errorf("JSON %s lacks %s", got, s)
-		}
-	}
+	progresstest.SameJSON(t, tu, want, `"upload_path":"/uploads/"`, `"session_timeout":5400000000000`, `"status_path":"/api/tus/progress"`)
 
 	// owner off turns the owner check off.
-	var off Tus
-	if err := off.UnmarshalCaddyfile(caddyfile.NewTestDispenser("protocol tus {\n\towner off\n}")); err != nil {
-		t.Fatal(err)
-	}
+	off := progresstest.Unmarshal[Tus](t, "protocol tus {\n\towner off\n}")
 	if !off.DisableOwnerCheck || off.Owner != "" {
 		t.Errorf("owner off: disable_owner_check %v, owner %q", off.DisableOwnerCheck, off.Owner)
 	}
@@ -161,11 +137,7 @@ func TestTusUnmarshalCaddyfileErrors(t *testing.T) {
 		{"protocol tus {\n\tsession_timeout soon\n}", `bad duration "soon"`},
 		{"protocol tus shard {\n\tupload_path /a\n}", "name it alone"},
 	} {
-		var tu Tus
-		err := tu.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want one saying %q", tc.input, err, tc.want)
-		}
+		progresstest.WantCaddyfileError[Tus](t, tc.input, tc.want)
 	}
 }
 
@@ -173,30 +145,12 @@ func TestTusUnmarshalCaddyfileErrors(t *testing.T) {
 // parser reads for every protocol, but tus names its uploads by their URLs:
 // a config that sets it does not load, and says why.
 func TestTusKeyOptionRefusedAtLoad(t *testing.T) {
-	var tu Tus
-	if err := tu.UnmarshalCaddyfile(caddyfile.NewTestDispenser("protocol tus {\n\tkey {http.request.header.X-Id}\n}")); err != nil {
-		t.Fatalf("the parser refused key: %v", err)
-	}
+	tu := progresstest.Unmarshal[Tus](t, "protocol tus {\n\tkey {http.request.header.X-Id}\n}")
 	if tu.Config.Key != "{http.request.header.X-Id}" {
 		t.Fatalf("key %q, want the template", tu.Config.Key)
 	}
 
-	src := ":8080 {\n\tupload_progress {\n\t\tprotocol tus {\n\t\t\tkey {http.request.header.X-Id}\n\t\t}\n\t}\n\treverse_proxy 127.0.0.1:9000\n}\n"
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
-	if err != nil {
-		t.Fatalf("adapt: %v", err)
-	}
-	if len(warnings) > 0 {
-		t.Errorf("warnings: %v", warnings)
-	}
-	var loaded caddy.Config
-	if err := json.Unmarshal(cfg, &loaded); err != nil {
-		t.Fatal(err)
-	}
-	err = caddy.Validate(&loaded)
-	if err == nil {
-		t.Fatal("a tus protocol with key loads")
-	}
+	err := adapttest.LoadError(t, "tus", "key {http.request.header.X-Id}")
 	for _, w := range []string{"protocol tus", "key", "remove the key option"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("load error %q does not say %q", err, w)

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,13 +50,7 @@ func (c dsClient) send(method, target string, body io.Reader, header ...string) 
 	for i := 0; i+1 < len(header); i += 2 {
 		r.Header.Set(header[i], header[i+1])
 	}
-	resp, err := c.ts.Client().Do(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp, b, err
+	return fetch(c.ts, r)
 }
 
 func (c dsClient) do(method, target string, body []byte, header ...string) (*http.Response, []byte) {
@@ -503,25 +496,18 @@ func TestDstorParallelChunks(t *testing.T) {
 	token := c.getToken(4, "/par")
 
 	held := holdChunk(c, token, chunks[0])
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	var sends []func() error
 	for _, files := range chunks[1:] {
 		body, ct := chunkBody(t, files)
-		wg.Go(func() {
+		sends = append(sends, func() error {
 			resp, b, err := c.send(http.MethodPost, "/v1/upload/", bytes.NewReader(body), "Content-Type", ct, DstorTokenHeader, token)
 			if err == nil && resp.StatusCode != http.StatusOK {
 				err = fmt.Errorf("chunk: %s %s", resp.Status, b)
 			}
-			errs <- err
+			return err
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	atOnce(t, sends...)
 	// Three in, one being received: a fifth is one too many.
 	resp, b := c.chunk(token, []dsFile{{"file", "extra.txt", []byte("x")}})
 	wantMessage(t, resp, b, http.StatusConflict, "")
@@ -535,66 +521,13 @@ func TestDstorParallelChunks(t *testing.T) {
 	wantDone(t, st, dir, "/par", chunks...)
 }
 
-// heldChunk is a chunk whose request is under way, its body held after its
-// first half until release.
-type heldChunk struct {
-	pw   *io.PipeWriter
-	rest []byte
-	done chan struct{} // closed once the origin answered
-	err  error         // the answer, once done: nil for a 200
-}
-
 // holdChunk starts sending a chunk and returns once the origin reads its
-// body, that is once it counts the chunk as being received: the client
-// sends Expect: 100-continue and waits for the origin's 100 before any
-// byte.
-func holdChunk(c dsClient, token string, files []dsFile) *heldChunk {
+// body, that is once it counts the chunk as being received.
+func holdChunk(c dsClient, token string, files []dsFile) *heldRequest {
 	c.t.Helper()
 	body, ct := chunkBody(c.t, files)
-	pr, pw := io.Pipe()
-	h := &heldChunk{pw: pw, rest: body[len(body)/2:], done: make(chan struct{})}
-	c.t.Cleanup(func() {
-		pw.CloseWithError(errors.New("the test ended"))
-		<-h.done
-	})
-	r, err := http.NewRequest(http.MethodPost, c.ts.URL+"/v1/upload/", pr)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	r.ContentLength = int64(len(body))
-	r.Header.Set("Authorization", c.auth)
-	r.Header.Set("Content-Type", ct)
-	r.Header.Set(DstorTokenHeader, token)
-	r.Header.Set("Expect", "100-continue")
-	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
-	go func() {
-		defer client.CloseIdleConnections()
-		resp, err := client.Do(r)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("chunk: %s %s", resp.Status, b)
-			}
-		}
-		pr.CloseWithError(err)
-		h.err = err
-		close(h.done)
-	}()
-	if _, err := pw.Write(body[:len(body)/2]); err != nil {
-		c.t.Fatalf("chunk: %v", err)
-	}
-	return h
-}
-
-// release sends the rest of the chunk and waits for the origin's answer.
-func (h *heldChunk) release() error {
-	if _, err := h.pw.Write(h.rest); err != nil {
-		return err
-	}
-	h.pw.Close()
-	<-h.done
-	return h.err
+	return holdRequest(c.t, "chunk", http.MethodPost, c.ts.URL+"/v1/upload/", body,
+		"Authorization", c.auth, "Content-Type", ct, DstorTokenHeader, token)
 }
 
 // ERROR: asked for by the token request's header or by the Config, or

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -93,13 +92,7 @@ func (c sbClient) send(method, target string, body io.Reader, size int64) (*http
 	if c.token != "" {
 		r.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.ts.Client().Do(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp, b, err
+	return fetch(c.ts, r)
 }
 
 func (c sbClient) do(method, target string, body []byte) (*http.Response, []byte) {
@@ -207,64 +200,11 @@ func stagingEmpty(t *testing.T, dir string) {
 	}
 }
 
-// heldPart is a part whose request is under way, its body held after its
-// first half until release.
-type heldPart struct {
-	pw   *io.PipeWriter
-	rest []byte
-	done chan struct{} // closed once the origin answered
-	err  error         // the answer, once done: nil for a 200
-}
-
 // holdPart starts sending part n of id and returns once the origin reads
-// its body, that is once it counts the part as under way: the client sends
-// Expect: 100-continue and waits for the origin's 100 before any byte.
-func holdPart(c sbClient, id string, n int, data []byte) *heldPart {
+// its body, that is once it counts the part as under way.
+func holdPart(c sbClient, id string, n int, data []byte) *heldRequest {
 	c.t.Helper()
-	pr, pw := io.Pipe()
-	h := &heldPart{pw: pw, rest: data[len(data)/2:], done: make(chan struct{})}
-	// A test that stops early must not leave the request hanging: the
-	// test server waits for it on closing.
-	c.t.Cleanup(func() {
-		pw.CloseWithError(errors.New("the test ended"))
-		<-h.done
-	})
-	r, err := http.NewRequest(http.MethodPut, c.ts.URL+c.part(id, n), pr)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	r.ContentLength = int64(len(data))
-	r.Header.Set("Authorization", "Bearer "+c.token)
-	r.Header.Set("Expect", "100-continue")
-	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
-	go func() {
-		defer client.CloseIdleConnections()
-		resp, err := client.Do(r)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("part %d: %s %s", n, resp.Status, b)
-			}
-		}
-		pr.CloseWithError(err)
-		h.err = err
-		close(h.done)
-	}()
-	if _, err := pw.Write(data[:len(data)/2]); err != nil {
-		c.t.Fatalf("part %d: %v", n, err)
-	}
-	return h
-}
-
-// release sends the rest of the part and waits for the origin's answer.
-func (h *heldPart) release() error {
-	if _, err := h.pw.Write(h.rest); err != nil {
-		return err
-	}
-	h.pw.Close()
-	<-h.done
-	return h.err
+	return holdRequest(c.t, fmt.Sprintf("part %d", n), http.MethodPut, c.ts.URL+c.part(id, n), data, "Authorization", "Bearer "+c.token)
 }
 
 // The whole flow as a client sends it: a 4 MiB file in four 1 MiB parts,
@@ -300,7 +240,7 @@ func TestSandboxFlow(t *testing.T) {
 	}
 	resp, b := c.do(http.MethodPut, c.part(up.UploadID, 3), part(3))
 	wantSbError(t, resp, b, http.StatusTooManyRequests, SandboxTooManyPartsCode)
-	for i, h := range []*heldPart{p1, p2} {
+	for i, h := range []*heldRequest{p1, p2} {
 		if err := h.release(); err != nil {
 			t.Fatalf("part %d: %v", i+1, err)
 		}
@@ -311,24 +251,16 @@ func TestSandboxFlow(t *testing.T) {
 	}
 
 	// Parts 4 and 3, out of order, at the same time.
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	for _, n := range []int{4, 3} {
-		wg.Go(func() {
+	send := func(n int) func() error {
+		return func() error {
 			resp, b, err := c.send(http.MethodPut, c.part(up.UploadID, n), bytes.NewReader(part(n)), mib)
 			if err == nil && resp.StatusCode != http.StatusOK {
 				err = fmt.Errorf("part %d: %s %s", n, resp.Status, b)
 			}
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	atOnce(t, send(4), send(3))
 	staged := c.get(up.UploadID)
 	if staged.Status != "staged" || staged.AcceptedBytes != 4*mib || staged.NextPart != 0 {
 		t.Fatalf("all parts in: %+v", staged)
