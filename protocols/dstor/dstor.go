@@ -16,8 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -37,22 +35,10 @@ func init() {
 type Dstor struct {
 	protocol.Config
 
-	// The path prefix of the upload API. Default: `/v1/upload`.
-	Prefix string `json:"prefix,omitempty"`
-
-	// The origin's base URL (scheme and host), which the proxy asks how a
-	// watched upload stands once every chunk is in (ADDING_TO_IPFS,
-	// SAVING_DATA, DONE or ERROR): at most once a second per watched
-	// upload, one request for all its watchers, with the watcher's
-	// credential. Default: none; watchers then see the end only when a
-	// get-status request passes through the proxy.
-	Origin string `json:"origin,omitempty"`
-
-	// How long an upload may see no request before the proxy reports it
-	// expired. Default: 24h.
-	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
-
-	origin *protocol.Origin
+	// prefix (default `/v1/upload`), origin (once every chunk is in, the
+	// origin is asked how a watched upload stands: ADDING_TO_IPFS,
+	// SAVING_DATA, DONE or ERROR), session_timeout.
+	protocol.SessionOptions
 }
 
 // CaddyModule returns the Caddy module information.
@@ -65,34 +51,19 @@ func (Dstor) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets the defaults.
 func (d *Dstor) Provision(caddy.Context) error {
-	if d.Prefix == "" {
-		d.Prefix = "/v1/upload"
+	if err := d.ProvisionSessions("/v1/upload", "/get-status/"); err != nil {
+		return err
 	}
-	d.Prefix = strings.TrimSuffix(d.Prefix, "/")
 	// get-status is an exchange (the proxy's answer, or the origin's
 	// with counts added); its WebSocket is a fixed path.
 	d.SetDefaults("", d.Prefix+"/get-status/ws")
-	if d.SessionTimeout == 0 {
-		d.SessionTimeout = caddy.Duration(progress.DefaultSessionIdle)
-	}
-	if d.Origin != "" {
-		o, err := protocol.NewOrigin(d.Origin, "get-status is asked at "+d.Prefix+"/get-status/ on it")
-		if err != nil {
-			return err
-		}
-		d.origin = o
-	}
 	return nil
 }
 
 // Validate checks the options.
 func (d *Dstor) Validate() error {
-	// Provision leaves "" for a prefix of "/": the API at the root.
-	if d.Prefix != "" && !strings.HasPrefix(d.Prefix, "/") {
-		return fmt.Errorf("prefix %q must start with /", d.Prefix)
-	}
-	if d.SessionTimeout < 0 {
-		return fmt.Errorf("session_timeout must not be negative")
+	if err := d.ValidateSessions(); err != nil {
+		return err
 	}
 	if d.StatusPath != "" {
 		return fmt.Errorf("status_path does not apply: the status route is get-status under the prefix")
@@ -102,7 +73,7 @@ func (d *Dstor) Validate() error {
 
 // Cleanup lets go of the origin's idle connections.
 func (d *Dstor) Cleanup() error {
-	d.origin.Close()
+	d.CleanupSessions()
 	return nil
 }
 
@@ -155,7 +126,7 @@ func (d *Dstor) Exchange(r *http.Request) (*protocol.Exchange, bool) {
 // the moment the answer passes, with what the request declared.
 func (d *Dstor) token(r *http.Request) *protocol.Exchange {
 	contentType := r.Header.Get("Content-Type")
-	idle := time.Duration(d.SessionTimeout)
+	idle := d.Idle()
 	return &protocol.Exchange{ReadRequest: true, ReadBody: true, Answer: func(a *protocol.Answered) {
 		if a.Status < 200 || a.Status >= 300 {
 			return
@@ -324,11 +295,11 @@ func (*Dstor) Fail(f *progress.Failure) (int, any) {
 // Refresh implements protocol.Refresher: once every chunk is in, the
 // origin's get-status, asked with the watcher's credential and token.
 func (d *Dstor) Refresh(ctx context.Context, r *http.Request, a *protocol.Answered) (string, error) {
-	if d.origin == nil || !allIn(a.Session.Snapshot()) {
+	if d.AskedOrigin() == nil || !allIn(a.Session.Snapshot()) {
 		return "", nil
 	}
 	// The start of a long answer is enough: its status comes first.
-	status, body, refused, err := d.origin.Ask(ctx, d.Prefix+"/get-status/",
+	status, body, refused, err := d.AskedOrigin().Ask(ctx, d.Prefix+"/get-status/",
 		http.Header{"Authorization": {r.Header.Get("Authorization")}, HeaderToken: {a.Session.Key()}}, protocol.MaxAnswer)
 	if refused != "" || err != nil {
 		return refused, err
@@ -348,17 +319,7 @@ func (d *Dstor) Refresh(ctx context.Context, r *http.Request, a *protocol.Answer
 //		websocket_path  <path...>
 //	}
 func (d *Dstor) UnmarshalCaddyfile(disp *caddyfile.Dispenser) error {
-	return d.UnmarshalBlock(disp, "dstor", func(disp *caddyfile.Dispenser) (bool, error) {
-		switch disp.Val() {
-		case "prefix":
-			return true, protocol.OneArg(disp, &d.Prefix)
-		case "origin":
-			return true, protocol.OneArg(disp, &d.Origin)
-		case "session_timeout":
-			return true, protocol.DurationArg(disp, &d.SessionTimeout)
-		}
-		return false, nil
-	})
+	return d.UnmarshalBlock(disp, "dstor", d.UnmarshalSessionOption)
 }
 
 // Interface guards

@@ -54,8 +54,8 @@ func TestDstorProvisionDefaults(t *testing.T) {
 	if time.Duration(d.SessionTimeout) != 24*time.Hour {
 		t.Errorf("session timeout %v, want 24h", time.Duration(d.SessionTimeout))
 	}
-	if d.Origin != "" || d.origin != nil {
-		t.Errorf("origin %q (%v), want none: the proxy asks the origin nothing unless told where it is", d.Origin, d.origin)
+	if d.Origin != "" || d.AskedOrigin() != nil {
+		t.Errorf("origin %q (%v), want none: the proxy asks the origin nothing unless told where it is", d.Origin, d.AskedOrigin())
 	}
 	if c.Key != "" || c.Owner != "" || c.DisableOwnerCheck {
 		t.Errorf("common options %+v, want key and owner unset", *c)
@@ -71,10 +71,12 @@ func TestDstorProvisionDefaults(t *testing.T) {
 
 func TestDstorProvisionKeepsConfiguredOptions(t *testing.T) {
 	d := provisioned(t, &Dstor{
-		Config:         protocol.Config{WebSocketPaths: []string{"/ws"}},
-		Prefix:         "/api/upload/",
-		Origin:         "https://dstor.example:8443",
-		SessionTimeout: caddy.Duration(2 * time.Hour),
+		Config: protocol.Config{WebSocketPaths: []string{"/ws"}},
+		SessionOptions: protocol.SessionOptions{
+			Prefix:         "/api/upload/",
+			Origin:         "https://dstor.example:8443",
+			SessionTimeout: caddy.Duration(2 * time.Hour),
+		},
 	})
 	// The prefix's trailing slash goes: routes add their own.
 	if d.Prefix != "/api/upload" {
@@ -86,12 +88,12 @@ func TestDstorProvisionKeepsConfiguredOptions(t *testing.T) {
 	if time.Duration(d.SessionTimeout) != 2*time.Hour {
 		t.Errorf("session timeout %v, want 2h", time.Duration(d.SessionTimeout))
 	}
-	if d.origin == nil || d.origin.URL() != "https://dstor.example:8443" {
-		t.Errorf("origin %v, want the configured URL", d.origin)
+	if d.AskedOrigin() == nil || d.AskedOrigin().URL() != "https://dstor.example:8443" {
+		t.Errorf("origin %v, want the configured URL", d.AskedOrigin())
 	}
 
 	// The WebSocket follows a custom prefix.
-	c := provisioned(t, &Dstor{Prefix: "/api/upload"})
+	c := provisioned(t, &Dstor{SessionOptions: protocol.SessionOptions{Prefix: "/api/upload"}})
 	if want := []string{"/api/upload/get-status/ws"}; !slices.Equal(c.WebSocketPaths, want) {
 		t.Errorf("websocket paths %q, want %q", c.WebSocketPaths, want)
 	}
@@ -107,7 +109,7 @@ func TestDstorProvisionOrigin(t *testing.T) {
 		"://x",
 		"http://a b",
 	} {
-		d := &Dstor{Origin: origin}
+		d := &Dstor{SessionOptions: protocol.SessionOptions{Origin: origin}}
 		err := provision(d)
 		if err == nil || !strings.Contains(err.Error(), "must be an absolute http or https URL") {
 			t.Errorf("origin %q: Provision = %v, want it refused", origin, err)
@@ -122,14 +124,14 @@ func TestDstorProvisionOrigin(t *testing.T) {
 		"http://127.0.0.1:1080/#x",
 		"http://u:p@127.0.0.1:1080",
 	} {
-		d := &Dstor{Origin: origin}
+		d := &Dstor{SessionOptions: protocol.SessionOptions{Origin: origin}}
 		err := provision(d)
-		if err == nil || !strings.Contains(err.Error(), "must be a scheme and host only (get-status is asked at /v1/upload/get-status/ on it)") {
+		if err == nil || !strings.Contains(err.Error(), "must be a scheme and host only (the proxy asks /v1/upload/get-status/ on it)") {
 			t.Errorf("origin %q: Provision = %v, want it refused", origin, err)
 		}
 	}
 	for _, origin := range []string{"http://127.0.0.1:1080", "https://dstor.example", "http://[::1]:9000/"} {
-		d := &Dstor{Origin: origin}
+		d := &Dstor{SessionOptions: protocol.SessionOptions{Origin: origin}}
 		if err := provision(d); err != nil {
 			t.Errorf("origin %q: Provision = %v", origin, err)
 		}
@@ -144,13 +146,13 @@ func TestDstorValidate(t *testing.T) {
 		want string // "" when it must pass
 	}{
 		{"defaults", Dstor{}, ""},
-		{"prefix with a trailing slash", Dstor{Prefix: "/api/"}, ""},
-		{"the API at the root", Dstor{Prefix: "/"}, ""},
-		{"zero timeout is the default", Dstor{SessionTimeout: 0}, ""},
+		{"prefix with a trailing slash", Dstor{SessionOptions: protocol.SessionOptions{Prefix: "/api/"}}, ""},
+		{"the API at the root", Dstor{SessionOptions: protocol.SessionOptions{Prefix: "/"}}, ""},
+		{"zero timeout is the default", Dstor{SessionOptions: protocol.SessionOptions{SessionTimeout: 0}}, ""},
 		{"websocket path set", Dstor{Config: protocol.Config{WebSocketPaths: []string{"/ws"}}}, ""},
-		{"prefix without a leading slash", Dstor{Prefix: "v1/upload"}, `prefix "v1/upload" must start with /`},
-		{"prefix as a URL", Dstor{Prefix: "http://dstor/v1/upload"}, "must start with /"},
-		{"negative timeout", Dstor{SessionTimeout: caddy.Duration(-time.Second)}, "session_timeout must not be negative"},
+		{"prefix without a leading slash", Dstor{SessionOptions: protocol.SessionOptions{Prefix: "v1/upload"}}, `prefix "v1/upload" must start with /`},
+		{"prefix as a URL", Dstor{SessionOptions: protocol.SessionOptions{Prefix: "http://dstor/v1/upload"}}, "must start with /"},
+		{"negative timeout", Dstor{SessionOptions: protocol.SessionOptions{SessionTimeout: caddy.Duration(-time.Second)}}, "session_timeout must not be negative"},
 		{"status path set", Dstor{Config: protocol.Config{StatusPath: "/progress"}}, "status_path does not apply"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,9 +184,11 @@ func TestDstorUnmarshalCaddyfile(t *testing.T) {
 			Owner:          "{http.request.header.X-Api-Key}",
 			WebSocketPaths: []string{"/api/v2/upload/get-status/ws", "/dstor/ws"},
 		},
-		Prefix:         "/api/v2/upload",
-		Origin:         "http://127.0.0.1:1080",
-		SessionTimeout: caddy.Duration(90 * time.Minute),
+		SessionOptions: protocol.SessionOptions{
+			Prefix:         "/api/v2/upload",
+			Origin:         "http://127.0.0.1:1080",
+			SessionTimeout: caddy.Duration(90 * time.Minute),
+		},
 	}
 	// The protocol's own options sit beside the common ones in its JSON.
 	progresstest.SameJSON(t, d, want, `"prefix":"/api/v2/upload"`, `"origin":"http://127.0.0.1:1080"`, `"session_timeout":5400000000000`)
@@ -267,7 +271,7 @@ func TestDstorRoutes(t *testing.T) {
 
 func TestDstorRoutesCustomPrefix(t *testing.T) {
 	for _, prefix := range []string{"/api/v2/upload", "/api/v2/upload/"} {
-		d := provisioned(t, &Dstor{Prefix: prefix})
+		d := provisioned(t, &Dstor{SessionOptions: protocol.SessionOptions{Prefix: prefix}})
 		for _, tc := range []struct {
 			method, path string
 			route        int
@@ -289,7 +293,7 @@ func TestDstorRoutesCustomPrefix(t *testing.T) {
 }
 
 func TestDstorRoutesAtTheRoot(t *testing.T) {
-	d := provisioned(t, &Dstor{Prefix: "/"})
+	d := provisioned(t, &Dstor{SessionOptions: protocol.SessionOptions{Prefix: "/"}})
 	if err := d.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}

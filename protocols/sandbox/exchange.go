@@ -33,7 +33,7 @@ func (s *Sandbox) Exchange(r *http.Request) (*protocol.Exchange, bool) {
 // create reads a session's creation: its 201 answer is the session object,
 // which opens the session with its length and parts.
 func (s *Sandbox) create(rt route) *protocol.Exchange {
-	idle := s.idle()
+	idle := s.Idle()
 	return &protocol.Exchange{ReadBody: true, Answer: func(a *protocol.Answered) {
 		if a.Status != http.StatusCreated {
 			return
@@ -182,10 +182,10 @@ func errorMessage(b []byte) string {
 // Refresh implements protocol.Refresher: the origin's status route, asked
 // with the watcher's credential.
 func (s *Sandbox) Refresh(ctx context.Context, r *http.Request, a *protocol.Answered) (string, error) {
-	if s.origin == nil {
+	if s.AskedOrigin() == nil {
 		return "", nil
 	}
-	status, body, refused, err := s.origin.Ask(ctx, s.Prefix+a.Session.Key(),
+	status, body, refused, err := s.AskedOrigin().Ask(ctx, s.Prefix+a.Session.Key(),
 		http.Header{"Authorization": {r.Header.Get("Authorization")}, "Accept": {"application/json"}}, maxObject+1)
 	if refused != "" || err != nil {
 		return refused, err

@@ -51,8 +51,8 @@ func TestSandboxProvisionDefaults(t *testing.T) {
 	if c.StatusPath != "" || len(c.WebSocketPaths) != 0 {
 		t.Errorf("paths %q %q, want none", c.StatusPath, c.WebSocketPaths)
 	}
-	if s.Origin != "" || s.origin != nil {
-		t.Errorf("origin %q (%v), want none: watchers learn only from requests that pass", s.Origin, s.origin)
+	if s.Origin != "" || s.AskedOrigin() != nil {
+		t.Errorf("origin %q (%v), want none: watchers learn only from requests that pass", s.Origin, s.AskedOrigin())
 	}
 	// Sessions are bound to the bearer token.
 	if got := s.Credential(sandboxRequest("GET", "/v1/sandboxes/sb/uploads/u", "Authorization", "Bearer alice")); got != "Bearer alice" {
@@ -64,7 +64,7 @@ func TestSandboxProvisionDefaults(t *testing.T) {
 }
 
 func TestSandboxProvisionKeepsConfiguredOptions(t *testing.T) {
-	s := provisioned(t, Sandbox{Prefix: "/api/v2/", Origin: "https://sandbox.example:8443", SessionTimeout: caddy.Duration(2 * time.Hour)})
+	s := provisioned(t, Sandbox{SessionOptions: protocol.SessionOptions{Prefix: "/api/v2/", Origin: "https://sandbox.example:8443", SessionTimeout: caddy.Duration(2 * time.Hour)}})
 	// The trailing slash goes: routes are built on the prefix.
 	if s.Prefix != "/api/v2" {
 		t.Errorf("prefix %q, want /api/v2", s.Prefix)
@@ -72,8 +72,8 @@ func TestSandboxProvisionKeepsConfiguredOptions(t *testing.T) {
 	if time.Duration(s.SessionTimeout) != 2*time.Hour {
 		t.Errorf("session timeout %v, want 2h", time.Duration(s.SessionTimeout))
 	}
-	if s.origin == nil || s.origin.URL() != "https://sandbox.example:8443" {
-		t.Errorf("origin %v, want the configured URL", s.origin)
+	if s.AskedOrigin() == nil || s.AskedOrigin().URL() != "https://sandbox.example:8443" {
+		t.Errorf("origin %v, want the configured URL", s.AskedOrigin())
 	}
 }
 
@@ -86,7 +86,7 @@ func TestSandboxProvisionRefusesOrigin(t *testing.T) {
 		"http://sandbox.example:x", // no URL
 		"http://[::1",              // no URL
 	} {
-		s := Sandbox{Origin: origin}
+		s := Sandbox{SessionOptions: protocol.SessionOptions{Origin: origin}}
 		err := provision(&s)
 		if err == nil || !strings.Contains(err.Error(), "must be an absolute http or https URL") {
 			t.Errorf("origin %q: Provision = %v, want an error saying it must be an absolute http or https URL", origin, err)
@@ -101,13 +101,13 @@ func TestSandboxValidate(t *testing.T) {
 		want string // "" when it must pass
 	}{
 		{"defaults", Sandbox{}, ""},
-		{"root prefix", Sandbox{Prefix: "/"}, ""},
-		{"deep prefix", Sandbox{Prefix: "/api/sandbox/v1"}, ""},
-		{"zero timeout is the default", Sandbox{SessionTimeout: 0}, ""},
-		{"origin", Sandbox{Origin: "http://127.0.0.1:9000"}, ""},
-		{"prefix without a slash", Sandbox{Prefix: "v1"}, `prefix "v1" must start with /`},
-		{"prefix as a URL", Sandbox{Prefix: "https://api.example/v1"}, "must start with /"},
-		{"negative timeout", Sandbox{SessionTimeout: caddy.Duration(-time.Second)}, "session_timeout must not be negative"},
+		{"root prefix", Sandbox{SessionOptions: protocol.SessionOptions{Prefix: "/"}}, ""},
+		{"deep prefix", Sandbox{SessionOptions: protocol.SessionOptions{Prefix: "/api/sandbox/v1"}}, ""},
+		{"zero timeout is the default", Sandbox{SessionOptions: protocol.SessionOptions{SessionTimeout: 0}}, ""},
+		{"origin", Sandbox{SessionOptions: protocol.SessionOptions{Origin: "http://127.0.0.1:9000"}}, ""},
+		{"prefix without a slash", Sandbox{SessionOptions: protocol.SessionOptions{Prefix: "v1"}}, `prefix "v1" must start with /`},
+		{"prefix as a URL", Sandbox{SessionOptions: protocol.SessionOptions{Prefix: "https://api.example/v1"}}, "must start with /"},
+		{"negative timeout", Sandbox{SessionOptions: protocol.SessionOptions{SessionTimeout: caddy.Duration(-time.Second)}}, "session_timeout must not be negative"},
 		{"status_path", Sandbox{Config: protocol.Config{StatusPath: "/progress"}}, "status_path and websocket_path do not apply"},
 		{"websocket_path", Sandbox{Config: protocol.Config{WebSocketPaths: []string{"/ws"}}}, "status_path and websocket_path do not apply"},
 	} {
@@ -130,10 +130,12 @@ func TestSandboxUnmarshalCaddyfile(t *testing.T) {
 		session_timeout 90m
 	}`)
 	want := Sandbox{
-		Config:         protocol.Config{Owner: "{http.request.header.X-Api-Key}"},
-		Prefix:         "/api/v2",
-		Origin:         "http://127.0.0.1:9000",
-		SessionTimeout: caddy.Duration(90 * time.Minute),
+		Config: protocol.Config{Owner: "{http.request.header.X-Api-Key}"},
+		SessionOptions: protocol.SessionOptions{
+			Prefix:         "/api/v2",
+			Origin:         "http://127.0.0.1:9000",
+			SessionTimeout: caddy.Duration(90 * time.Minute),
+		},
 	}
 	progresstest.SameJSON(t, s, want, `"prefix":"/api/v2"`, `"origin":"http://127.0.0.1:9000"`, `"session_timeout":5400000000000`)
 
@@ -298,7 +300,7 @@ func TestSandboxRoutes(t *testing.T) {
 
 func TestSandboxRoutesCustomPrefix(t *testing.T) {
 	for _, prefix := range []string{"/api/v2", "/api/v2/"} {
-		s := provisioned(t, Sandbox{Prefix: prefix})
+		s := provisioned(t, Sandbox{SessionOptions: protocol.SessionOptions{Prefix: prefix}})
 		for _, tc := range []struct {
 			method, path string
 			kind         routeKind
@@ -318,7 +320,7 @@ func TestSandboxRoutesCustomPrefix(t *testing.T) {
 		}
 	}
 	// At the root, the API's paths start with /sandboxes.
-	root := provisioned(t, Sandbox{Prefix: "/"})
+	root := provisioned(t, Sandbox{SessionOptions: protocol.SessionOptions{Prefix: "/"}})
 	if got := root.routeOf(sandboxRequest("PUT", "/sandboxes/sb/uploads/u/parts/1")); got.kind != routePart || got.part != 1 {
 		t.Errorf("prefix /: a part is route %+v", got)
 	}

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -36,24 +35,9 @@ func init() {
 type Sandbox struct {
 	protocol.Config
 
-	// The path prefix of the sandbox API. Default: `/v1`.
-	Prefix string `json:"prefix,omitempty"`
-
-	// The origin's base URL (scheme and host, as reverse_proxy reaches
-	// it), which the proxy asks how a watched session stands: the origin
-	// moves a session on its own (completing to completed, expiry). It is
-	// asked at most once a second per watched session, one request for
-	// all its watchers, only while none of its requests passes through,
-	// with the watcher's credential. Default: none; watchers then learn of
-	// those moves only from requests that pass through the proxy.
-	Origin string `json:"origin,omitempty"`
-
-	// How long an unfinished session may see no request before the proxy
-	// reports it expired, where the origin's expires_at does not come
-	// first. Default: 24h.
-	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
-
-	origin *protocol.Origin
+	// prefix (default `/v1`), origin (the origin is asked how a watched
+	// session stands: completing to completed, expiry), session_timeout.
+	protocol.SessionOptions
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,33 +50,16 @@ func (Sandbox) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets the defaults.
 func (s *Sandbox) Provision(caddy.Context) error {
-	if s.Prefix == "" {
-		s.Prefix = "/v1"
-	}
-	s.Prefix = strings.TrimSuffix(s.Prefix, "/")
 	// The WebSocket endpoint lies under each session's URL (Watches); the
 	// status route is the origin's, overlaid. Neither is a fixed path.
 	s.SetDefaults("")
-	if s.SessionTimeout == 0 {
-		s.SessionTimeout = caddy.Duration(progress.DefaultSessionIdle)
-	}
-	if s.Origin != "" {
-		o, err := protocol.NewOrigin(s.Origin, "the proxy asks "+s.Prefix+"/sandboxes/… on it")
-		if err != nil {
-			return err
-		}
-		s.origin = o
-	}
-	return nil
+	return s.ProvisionSessions("/v1", "/sandboxes/…")
 }
 
 // Validate checks the options.
 func (s *Sandbox) Validate() error {
-	if s.Prefix != "" && !strings.HasPrefix(s.Prefix, "/") {
-		return fmt.Errorf("prefix %q must start with /", s.Prefix)
-	}
-	if s.SessionTimeout < 0 {
-		return fmt.Errorf("session_timeout must not be negative")
+	if err := s.ValidateSessions(); err != nil {
+		return err
 	}
 	if s.StatusPath != "" || len(s.WebSocketPaths) > 0 {
 		return fmt.Errorf("status_path and websocket_path do not apply: the status route is the origin's ({prefix}/sandboxes/{id}/uploads/{upload_id}, overlaid) and the WebSocket lies under it (…/ws)")
@@ -102,7 +69,7 @@ func (s *Sandbox) Validate() error {
 
 // Cleanup lets go of the origin's idle connections.
 func (s *Sandbox) Cleanup() error {
-	s.origin.Close()
+	s.CleanupSessions()
 	return nil
 }
 
@@ -231,9 +198,6 @@ func (*Sandbox) StatusCode(snap progress.Snapshot) int {
 // Fail implements protocol.Protocol.
 func (*Sandbox) Fail(f *progress.Failure) (int, any) { return FailureReply(f) }
 
-// idle is the session timeout.
-func (s *Sandbox) idle() time.Duration { return time.Duration(s.SessionTimeout) }
-
 // UnmarshalCaddyfile sets up the protocol from Caddyfile tokens:
 //
 //	protocol sandbox {
@@ -243,17 +207,7 @@ func (s *Sandbox) idle() time.Duration { return time.Duration(s.SessionTimeout) 
 //		session_timeout <duration>
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return s.UnmarshalBlock(d, "sandbox", func(d *caddyfile.Dispenser) (bool, error) {
-		switch d.Val() {
-		case "prefix":
-			return true, protocol.OneArg(d, &s.Prefix)
-		case "origin":
-			return true, protocol.OneArg(d, &s.Origin)
-		case "session_timeout":
-			return true, protocol.DurationArg(d, &s.SessionTimeout)
-		}
-		return false, nil
-	})
+	return s.UnmarshalBlock(d, "sandbox", s.UnmarshalSessionOption)
 }
 
 // Interface guards
