@@ -46,8 +46,11 @@ progress API the module serves:
           GET /v1/upload/get-status/ (headers Authorization and x-dstor-upload-token;
           WebSocket /v1/upload/get-status/ws)
 
-The origin accepts any API key or token (the sandbox wants one, as a bearer
-token). At start the demo prints commands to try each of them. Ctrl-C (or
+It serves a web page at / (http://localhost:8080/ by default) that uploads
+files through Caddy with shard, pcloud, tus (Uppy) or sandbox and shows
+Caddy's count of each; /?watch=<protocol>:<key> watches an upload made
+elsewhere. The origin accepts any API key or token (the sandbox wants one, as
+a bearer token). At start the demo prints commands to try each of them. Ctrl-C (or
 SIGTERM) stops it once the uploads in flight are through, and removes the
 temporary directory (never a --dir); a second Ctrl-C quits at once and leaves
 it.`,
