@@ -1,9 +1,9 @@
 // The demo page: picks or drops files, uploads each through Caddy with the
 // chosen protocol, and draws one card per upload fed by Caddy's count (the
-// protocol's progress endpoint). /?watch=<protocol>:<key> watches an upload
-// made elsewhere (another tab, curl).
+// protocol's progress endpoint, polled by watch.js). /?watch=<protocol>:<key>
+// watches an upload made elsewhere (another tab, curl).
 
-import { watchUpload, protocolNames } from './watch.js'
+import { watchUpload } from './watch.js'
 import { uploaders } from './uploads.js'
 import * as fmt from './format.js'
 
@@ -45,26 +45,30 @@ class Card {
   }
 
   setStatus(status) {
-    this.el.dataset.status = status
-    const words = { waiting: 'waiting for Caddy to see it', unreachable: 'cannot reach Caddy' }
+    // The watch's end states: failed, and the protocols' other ends.
+    const shown = { aborted: 'failed', expired: 'failed' }[status] || status
+    this.el.dataset.status = shown
+    const words = { waiting: 'waiting for Caddy to see it', aborted: 'aborted', expired: 'expired' }
     $('.status', this.el).textContent = words[status] || status
   }
 
-  // server draws an event of watchUpload.
-  server(ev) {
+  // server draws an event of watchUpload, the reason a failed upload
+  // gives in its protocol's reply, and how the event came (websocket,
+  // sse, poll).
+  server(ev, reply, transport) {
     this.setStatus(ev.status)
-    if (Number.isFinite(ev.uploaded)) {
-      setMeter($('.server', this.el), ev.uploaded, ev.total)
-      const parts = [Number.isFinite(ev.total) && ev.total >= 0 ? `${fmt.bytes(ev.uploaded)} of ${fmt.bytes(ev.total)}` : fmt.bytes(ev.uploaded)]
-      if (ev.status === 'uploading') parts.push(fmt.rate(ev.rate), fmt.eta(ev.eta))
-      $('.numbers', this.el).textContent = parts.filter(Boolean).join(' · ')
-    }
-    const detail = []
+    const total = ev.total ?? NaN
+    setMeter($('.server', this.el), ev.uploaded, total)
+    const parts = [total >= 0 ? `${fmt.bytes(ev.uploaded)} of ${fmt.bytes(total)}` : fmt.bytes(ev.uploaded)]
+    if (ev.status === 'uploading') parts.push(fmt.rate(ev.rate ?? NaN), fmt.eta(ev.eta ?? NaN))
+    $('.numbers', this.el).textContent = parts.filter(Boolean).join(' · ')
+    const detail = [`via ${transport === 'poll' ? 'polling' : transport === 'sse' ? 'Server-Sent Events' : 'WebSocket'}`]
     if (ev.currentFile) detail.push(`current file: ${ev.currentFile}`)
-    if (ev.files?.length) detail.push(`finished: ${ev.files.join(', ')}`)
+    if (ev.files) detail.push(`${ev.files} ${ev.files === 1 ? 'file' : 'files'} finished`)
     $('.detail', this.el).textContent = detail.join(' · ')
-    $('.detail', this.el).hidden = detail.length === 0
-    this.error(ev.error)
+    $('.detail', this.el).hidden = false
+    const why = typeof reply?.error === 'string' ? reply.error : reply?.error?.message
+    this.error(ev.status === 'completed' ? '' : why)
   }
 
   // client draws Uppy's own count.
@@ -96,21 +100,33 @@ function setMeter(meter, uploaded, total) {
   bar.setAttribute('aria-valuetext', total > 0 ? `${fmt.bytes(uploaded)} of ${fmt.bytes(total)}` : fmt.bytes(uploaded))
 }
 
-// watch follows key on card until the upload ends; after the upload's own
-// answer it is ended by that answer if Caddy never saw the upload (an
+// answerGrace is how long after the upload's own answer a watch that
+// still waits may take to see it.
+const answerGrace = 2000 // ms
+
+// watch follows key on card until the upload ends. After the upload's own
+// answer, a watch that never saw the upload is ended by that answer (an
 // empty file carries no bytes to count).
 function watch(card, protocol, key) {
   card.setKey(key)
   let last = null
+  let ended = false
   const w = watchUpload({
     protocol,
     key,
     credential: credential(),
-    onProgress: (ev) => {
+    pollInterval: 250, // as often as Caddy updates
+    onProgress: (ev, reply, transport) => {
       last = ev
-      card.server(ev)
+      card.server(ev, reply, transport)
     },
-    onEnd: () => {},
+    onEnd: (ev, err) => {
+      ended = true
+      if (err) {
+        card.setStatus('failed')
+        card.error(`watching stopped: ${err.message}`)
+      }
+    },
   })
   return {
     // answered is the upload's own outcome: an error is shown as such,
@@ -120,12 +136,15 @@ function watch(card, protocol, key) {
         w.stop()
         card.setStatus('failed')
         card.error(err.message)
-      } else if (!last || last.status === 'waiting') {
+        return
+      }
+      setTimeout(() => {
+        if (ended || (last && last.status !== 'waiting')) return
         w.stop()
         card.setStatus('completed')
         card.error('')
         $('.numbers', card.el).textContent = 'the origin stored it; Caddy counted no bytes of it'
-      }
+      }, answerGrace)
     },
   }
 }
@@ -154,16 +173,20 @@ input.addEventListener('change', () => {
   for (const f of input.files) upload(f)
   input.value = ''
 })
+// Files dropped anywhere on the page upload (rather than the browser
+// opening them); the drop zone lights up while files are dragged over.
 const drop = $('#drop')
-drop.addEventListener('dragover', (e) => {
+document.addEventListener('dragover', (e) => {
   e.preventDefault()
   drop.classList.add('over')
 })
-drop.addEventListener('dragleave', () => drop.classList.remove('over'))
-drop.addEventListener('drop', (e) => {
+document.addEventListener('dragleave', (e) => {
+  if (!e.relatedTarget) drop.classList.remove('over')
+})
+document.addEventListener('drop', (e) => {
   e.preventDefault()
   drop.classList.remove('over')
-  for (const f of e.dataTransfer.files) upload(f)
+  for (const f of e.dataTransfer?.files ?? []) upload(f)
 })
 
 // The watch form opens the watch URL of a key.
@@ -173,13 +196,15 @@ $('#watch-form').addEventListener('submit', (e) => {
   location.search = `?watch=${encodeURIComponent(target)}`
 })
 
-// /?watch=<protocol>:<key>: a card that watches it.
+// /?watch=<protocol>:<key>: a card that watches it, for the protocols the
+// page uploads with.
+const protocols = ['shard', 'pcloud', 'tus', 'sandbox']
 const target = new URLSearchParams(location.search).get('watch')
 if (target) {
   const i = target.indexOf(':')
   const protocol = target.slice(0, i)
   const key = target.slice(i + 1)
-  if (i > 0 && protocolNames.includes(protocol) && key) {
+  if (i > 0 && protocols.includes(protocol) && key) {
     $('#watch-protocol').value = protocol
     $('#watch-key').value = key
     const card = new Card(key, protocol)
@@ -188,6 +213,8 @@ if (target) {
   } else {
     const card = new Card(target, '?')
     card.setStatus('failed')
-    card.error(`watch=<protocol>:<key>, with a protocol of ${protocolNames.join(', ')}`)
+    $('.status', card.el).textContent = 'not a watch URL'
+    $('.server', card.el).hidden = true
+    card.error(`/?watch=<protocol>:<key>, with a protocol of ${protocols.join(', ')}`)
   }
 }

@@ -1,128 +1,112 @@
 // watchUpload follows one upload by polling the REST progress endpoint of
-// its protocol on Caddy, and reports each answer normalised:
+// its protocol on Caddy, with the same options and events as the
+// JavaScript client's watchUpload (clients/js/upload-progress.js), for the
+// protocols the page uploads with:
 //
-//   {uploaded, total, status, currentFile, files, rate, eta, error}
+//   onProgress({uploaded, total, status, currentFile, files, rate, eta}, reply, 'poll')
+//   onEnd(lastEvent, error)
 //
-// status is 'waiting' (the proxy does not know the key yet), 'uploading',
-// 'paused' (tus: between PATCHes), 'completing' (sandbox: the origin is
-// assembling the parts), 'completed' or 'failed'. rate is bytes per
-// second over the last few seconds, eta seconds left. onEnd gets the
-// last event once the upload completed or failed; polling stops then, or
-// at stop().
+// status is 'waiting' (Caddy does not know the key yet), 'uploading',
+// 'paused' (tus, between PATCHes), 'staged' or 'completing' (sandbox), or
+// an end: 'completed', 'failed', 'aborted', 'expired'. total is null
+// while unknown; rate is bytes a second, eta seconds left. It returns
+// {stop()}.
 
-const pollInterval = 250 // ms: the proxy's own update_interval
-const retryInterval = 1000 // ms, after a failed poll
-const rateWindow = 3000 // ms of samples the rate is measured over
+const FINAL = new Set(['completed', 'failed', 'aborted', 'expired'])
 
-// The progress endpoint of each protocol: the request for a key, and the
-// answer normalised.
+// The status request of each protocol, and its reply as an event (or
+// {refusal} for a reply that refuses the watch).
 const protocols = {
-  // shard: GET /progress?path=<path>, x-user-api-key header.
+  // GET /progress?path=<path>, x-user-api-key header.
   shard: {
-    request: (server, key, credential) => [
-      `${server}/progress?path=${encodeURIComponent(key)}`,
-      { headers: { 'x-user-api-key': credential } },
-    ],
-    parse: (body) => ({
-      uploaded: body.uploaded,
-      total: body.total_size,
-      status: body.status === 'not_exist' ? 'waiting' : body.status,
-      error: body.error || '',
-    }),
+    request: (o) => [`/progress?path=${encodeURIComponent(o.key)}`, { 'x-user-api-key': o.credential }],
+    event: (r) => (r.status === 'not_exist' ? { status: 'waiting' } : { status: r.status, uploaded: r.uploaded, total: r.total_size }),
   },
-  // pcloud: GET /uploadprogress?progresshash=<hash>&auth=<credential>.
+  // GET /uploadprogress?progresshash=<hash>&auth=<credential>.
   pcloud: {
-    request: (server, key, credential) => [
-      `${server}/uploadprogress?progresshash=${encodeURIComponent(key)}&auth=${encodeURIComponent(credential)}`,
-      {},
-    ],
-    parse: (body) => {
-      if (body.result === 1900 && !('total' in body)) return { status: 'waiting', uploaded: 0, total: NaN, error: '' }
-      if (body.result !== 0) return { status: 'failed', uploaded: 0, total: NaN, error: body.error || `result ${body.result}` }
+    request: (o) => [`/uploadprogress?progresshash=${encodeURIComponent(o.key)}&auth=${encodeURIComponent(o.credential)}`, {}],
+    event: (r) => {
+      if (r.result === 1900) return { status: 'waiting' }
+      if (r.result !== 0) return { refusal: r.error || `result ${r.result}` }
       return {
-        uploaded: body.uploaded,
-        total: body.total,
-        status: !body.finished ? 'uploading' : body.error ? 'failed' : 'completed',
-        currentFile: body.currentfile || '',
-        files: (body.files || []).map((f) => f.name),
-        error: body.error || '',
+        status: !r.finished ? 'uploading' : r.error ? 'failed' : 'completed',
+        uploaded: r.uploaded,
+        total: r.total,
+        currentFile: r.currentfile ?? null,
+        files: Array.isArray(r.files) ? r.files.length : null,
       }
     },
   },
-  // tus: GET /tus/progress?upload=<upload URL or its path>.
+  // GET /tus/progress?upload=<upload URL or its path>; the upload URL is
+  // the capability, no credential.
   tus: {
-    request: (server, key) => [`${server}/tus/progress?upload=${encodeURIComponent(key)}`, {}],
-    parse: (body) => {
-      const ended = { completed: 'completed', terminated: 'failed', expired: 'failed', failed: 'failed' }
-      return {
-        uploaded: body.received ?? 0,
-        total: body.length ?? NaN,
-        status: body.status === 'not_exist' ? 'waiting' : ended[body.status] || (body.status === 'paused' ? 'paused' : 'uploading'),
-        currentFile: body.metadata?.filename || '',
-        error: body.error || (body.status === 'terminated' ? 'terminated' : ''),
-      }
+    request: (o) => [`/tus/progress?upload=${encodeURIComponent(o.key)}`, {}],
+    event: (r) => {
+      const status = { created: 'waiting', not_exist: 'waiting', terminated: 'aborted' }[r.status] ?? r.status
+      return { status, uploaded: r.received ?? 0, total: r.length, currentFile: r.metadata?.filename ?? null }
     },
   },
-  // sandbox: GET <the session's path>, Authorization: Bearer; the
-  // origin's answer with the proxy's live view laid over it.
+  // GET <the session's path>, Authorization: Bearer: the origin's answer
+  // with Caddy's live view laid over it.
   sandbox: {
-    request: (server, key, credential) => [`${server}${key}`, { headers: { Authorization: `Bearer ${credential}` } }],
-    parse: (body) => {
-      if (body.error) return { status: body.error.code === 'not_found' ? 'waiting' : 'failed', uploaded: 0, total: NaN, error: body.error.message || '' }
-      const ended = { completed: 'completed', failed: 'failed', aborted: 'failed', expired: 'failed' }
-      return {
-        uploaded: body.received_bytes ?? body.accepted_bytes ?? 0,
-        total: body.content_length,
-        status: ended[body.status] || (body.status === 'completing' ? 'completing' : 'uploading'),
-        currentFile: body.target_path || '',
-        error: body.status === 'completed' ? '' : body.error_message || (ended[body.status] ? body.status : ''),
-      }
+    request: (o) => [o.key, { Authorization: `Bearer ${o.credential}` }],
+    event: (r) => {
+      if (r.error) return r.error.code === 'not_found' ? { status: 'waiting' } : { refusal: r.error.message || r.error.code }
+      const uploaded = r.received_bytes ?? r.accepted_bytes ?? 0
+      const status = r.status === 'created' ? (uploaded > 0 ? 'uploading' : 'waiting') : r.status
+      return { status, uploaded, total: r.content_length, currentFile: r.target_path ?? null }
     },
   },
 }
 
-// protocolNames are the protocols watchUpload knows.
-export const protocolNames = Object.keys(protocols)
-
-export function watchUpload({ server = '', protocol, key, credential = '', onProgress = () => {}, onEnd = () => {} }) {
+export function watchUpload({ protocol, key, credential = '', pollInterval = 1000, onProgress, onEnd }) {
   const p = protocols[protocol]
-  if (!p) throw new Error(`unknown protocol ${protocol}`)
+  if (!p) throw new TypeError(`unknown protocol ${protocol}`)
   let stopped = false
   let timer = 0
-  const samples = []
+  let last = null
+  let sample = null
 
-  const poll = async () => {
-    let next = pollInterval
-    try {
-      const [url, init] = p.request(server, key, credential)
-      const resp = await fetch(url, { ...init, cache: 'no-store' })
-      const body = await resp.json()
-      if (stopped) return
-      const ev = { currentFile: '', files: [], ...p.parse(body, resp.status) }
-      measure(ev)
-      onProgress(ev)
-      if (ev.status === 'completed' || ev.status === 'failed') {
-        stopped = true
-        onEnd(ev)
-        return
-      }
-    } catch (err) {
-      if (stopped) return
-      onProgress({ uploaded: NaN, total: NaN, status: 'unreachable', currentFile: '', files: [], rate: NaN, eta: NaN, error: `cannot ask Caddy: ${err.message}` })
-      next = retryInterval
-    }
-    if (!stopped) timer = setTimeout(poll, next)
+  const end = (error = null) => {
+    stopped = true
+    onEnd?.(last, error)
   }
 
-  // measure adds rate and eta from the samples of the last rateWindow.
-  const measure = (ev) => {
+  const poll = async () => {
+    let reply
+    try {
+      const [url, headers] = p.request({ key, credential })
+      const res = await fetch(url, { headers, cache: 'no-store' })
+      reply = await res.json()
+    } catch {
+      reply = null // Caddy unreachable for now: ask again
+    }
+    if (stopped) return
+    if (reply !== null) {
+      const ev = p.event(reply)
+      if (ev.refusal !== undefined) return end(new Error(ev.refusal))
+      last = pace({ uploaded: last?.uploaded ?? 0, total: null, currentFile: null, files: null, ...ev })
+      onProgress?.(last, reply, 'poll')
+      if (FINAL.has(last.status)) return end()
+    }
+    timer = setTimeout(poll, pollInterval)
+  }
+
+  // pace adds rate (bytes a second, smoothed) and eta (seconds).
+  const pace = (ev) => {
+    if (!(ev.total >= 0)) ev.total = null
     const now = performance.now()
-    samples.push([now, ev.uploaded])
-    while (samples.length > 2 && now - samples[0][0] > rateWindow) samples.shift()
-    const [t0, u0] = samples[0]
-    const seconds = (now - t0) / 1000
-    ev.rate = seconds > 0.2 && ev.status === 'uploading' ? (ev.uploaded - u0) / seconds : NaN
-    ev.eta = ev.rate > 0 && ev.total > 0 ? (ev.total - ev.uploaded) / ev.rate : NaN
+    let rate = last?.rate ?? null
+    if (sample === null) {
+      sample = { t: now, uploaded: ev.uploaded }
+    } else if (ev.uploaded !== sample.uploaded && now > sample.t) {
+      const inst = Math.max(0, ev.uploaded - sample.uploaded) / ((now - sample.t) / 1000)
+      rate = rate === null ? inst : 0.7 * rate + 0.3 * inst
+      sample = { t: now, uploaded: ev.uploaded }
+    }
+    ev.rate = rate
+    ev.eta = ev.status === 'completed' ? 0 : rate > 0 && ev.total !== null && ev.status === 'uploading' ? Math.max(0, ev.total - ev.uploaded) / rate : null
+    return ev
   }
 
   poll()
