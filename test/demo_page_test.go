@@ -81,6 +81,20 @@ func TestDemoPageMultipartAndSessions(t *testing.T) {
 	p.checkStored(t, sandbox, seen["tab sandbox"].last().Key)
 }
 
+// A card says why it failed: with no credential, Caddy refuses to tell the
+// page how a shard upload goes (its owner is the x-user-api-key), and the
+// card ends failed, naming the header.
+func TestDemoPageShowsErrors(t *testing.T) {
+	p := openDemoPage(t)
+	tab := p.tab(t, p.browser, "/")
+	run(t, tab, "clear the credential", chromedp.Evaluate[string](`document.getElementById('credential').value = ''`))
+	p.upload(t, tab, pageUpload{protocol: "shard", name: "notes.txt", src: pattern(1 << 20)})
+	seen := follow(t, map[string]context.Context{"tab": tab}, 1, nil)
+	if last := seen["tab shard"].last(); last.Status != "failed" || !strings.Contains(last.Error, "x-user-api-key") {
+		t.Errorf("the card ended %+v, want failed, naming the missing x-user-api-key", last)
+	}
+}
+
 // demoPage is the demo's Caddy and origin, a paced link to them, and a
 // browser.
 type demoPage struct {

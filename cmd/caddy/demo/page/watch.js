@@ -20,7 +20,10 @@ const protocols = {
   // GET /progress?path=<path>, x-user-api-key header.
   shard: {
     request: (o) => [`/progress?path=${encodeURIComponent(o.key)}`, { 'x-user-api-key': o.credential }],
-    event: (r) => (r.status === 'not_exist' ? { status: 'waiting' } : { status: r.status, uploaded: r.uploaded, total: r.total_size }),
+    event: (r) => {
+      if (typeof r.status !== 'string') return { refusal: r.error || 'not a progress reply' }
+      return r.status === 'not_exist' ? { status: 'waiting' } : { status: r.status, uploaded: r.uploaded, total: r.total_size }
+    },
   },
   // GET /uploadprogress?progresshash=<hash>&auth=<credential>.
   pcloud: {
@@ -42,6 +45,7 @@ const protocols = {
   tus: {
     request: (o) => [`/tus/progress?upload=${encodeURIComponent(o.key)}`, {}],
     event: (r) => {
+      if (typeof r.status !== 'string') return { refusal: r.error || 'not a progress reply' }
       const status = { created: 'waiting', not_exist: 'waiting', terminated: 'aborted' }[r.status] ?? r.status
       return { status, uploaded: r.received ?? 0, total: r.length, currentFile: r.metadata?.filename ?? null }
     },
@@ -51,7 +55,8 @@ const protocols = {
   sandbox: {
     request: (o) => [o.key, { Authorization: `Bearer ${o.credential}` }],
     event: (r) => {
-      if (r.error) return r.error.code === 'not_found' ? { status: 'waiting' } : { refusal: r.error.message || r.error.code }
+      if (r.error) return r.error.code === 'not_found' ? { status: 'waiting' } : { refusal: r.error.message || r.error.code || String(r.error) }
+      if (typeof r.status !== 'string') return { refusal: 'not an upload session' }
       const uploaded = r.received_bytes ?? r.accepted_bytes ?? 0
       const status = r.status === 'created' ? (uploaded > 0 ? 'uploading' : 'waiting') : r.status
       return { status, uploaded, total: r.content_length, currentFile: r.target_path ?? null }
