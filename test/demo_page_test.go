@@ -1,20 +1,16 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,12 +46,12 @@ func TestDemoPage(t *testing.T) {
 	var shot []byte
 	seen := follow(t, map[string]context.Context{"first tab": first, "second tab": second}, 3, func(seen map[string]*barTrace) {
 		if shot == nil && seen["first tab shard"].midway() && seen["first tab tus"].midway() {
-			shot = run(t, first, "screenshot", chromedp.FullScreenshot(100))
+			shot = tabRun(t, first, "screenshot", chromedp.FullScreenshot(100))
 		}
 	})
 	if shot == nil {
 		t.Error("no moment with both bars midway: the uploads were not observable while they ran")
-		shot = run(t, first, "screenshot", chromedp.FullScreenshot(100))
+		shot = tabRun(t, first, "screenshot", chromedp.FullScreenshot(100))
 	}
 	writeScreenshot(t, shot)
 	checkEnds(t, seen)
@@ -87,7 +83,7 @@ func TestDemoPageMultipartAndSessions(t *testing.T) {
 func TestDemoPageShowsErrors(t *testing.T) {
 	p := openDemoPage(t)
 	tab := p.tab(t, p.browser, "/")
-	run(t, tab, "clear the credential", chromedp.Evaluate[string](`document.getElementById('credential').value = ''`))
+	tabRun(t, tab, "clear the credential", chromedp.Evaluate[string](`document.getElementById('credential').value = ''`))
 	p.upload(t, tab, pageUpload{protocol: "shard", name: "notes.txt", src: pattern(1 << 20)})
 	seen := follow(t, map[string]context.Context{"tab": tab}, 1, nil)
 	if last := seen["tab shard"].last(); last.Status != "failed" || !strings.Contains(last.Error, "x-user-api-key") {
@@ -123,7 +119,7 @@ func (p *demoPage) tab(t *testing.T, parent context.Context, path string) contex
 	t.Helper()
 	tab, cancel := chromedp.NewContext(parent)
 	t.Cleanup(cancel)
-	do(t, tab, "open "+path, chromedp.Navigate(p.link+path), chromedp.WaitVisible(chromedp.ID("files")))
+	tabDo(t, tab, "open "+path, chromedp.Navigate(p.link+path), chromedp.WaitVisible(chromedp.ID("files")))
 	return tab
 }
 
@@ -140,7 +136,7 @@ func (p *demoPage) upload(t *testing.T, tab context.Context, u pageUpload) {
 	if err := os.WriteFile(file, u.src, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	do(t, tab, "upload "+u.name+" with "+u.protocol,
+	tabDo(t, tab, "upload "+u.name+" with "+u.protocol,
 		chromedp.Click(chromedp.CSS(`input[name="protocol"][value="`+u.protocol+`"]`)),
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
 }
@@ -148,7 +144,7 @@ func (p *demoPage) upload(t *testing.T, tab context.Context, u pageUpload) {
 // key waits for the watch key of the tab's upload with protocol.
 func (p *demoPage) key(t *testing.T, tab context.Context, protocol string) string {
 	t.Helper()
-	return run(t, tab, "wait for the "+protocol+" upload's key",
+	return tabRun(t, tab, "wait for the "+protocol+" upload's key",
 		chromedp.Poll[string](`document.querySelector('li.card[data-protocol="`+protocol+`"]')?.dataset.key`,
 			chromedp.WithPollingTimeout(30*time.Second)))
 }
@@ -186,7 +182,7 @@ func follow(t *testing.T, tabs map[string]context.Context, n int, onTick func(ma
 	for {
 		ended := 0
 		for tab, ctx := range tabs {
-			for _, c := range run(t, ctx, "read the bars", chromedp.Evaluate[[]cardState](readCards)) {
+			for _, c := range tabRun(t, ctx, "read the bars", chromedp.Evaluate[[]cardState](readCards)) {
 				tr := seen[tab+" "+c.Protocol]
 				if tr == nil {
 					tr = &barTrace{}
@@ -301,16 +297,6 @@ func (b *barTrace) String() string {
 	return fmt.Sprintf("{%s %s %v%% %q %q}", last.Key, last.Status, last.Server, last.Numbers, last.Error)
 }
 
-// requireChromium is the path of Chromium, which .ci/run installs.
-func requireChromium(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium is not on PATH (%v): apt-get install chromium (.ci/run does)", err)
-	}
-	return p
-}
-
 // startDemoConfig runs the origin as `caddy demo` does (any credential) and
 // Caddy in this process with the demo's config, and returns the site's URL
 // and the origin's store.
@@ -357,64 +343,6 @@ func startDemoConfig(t *testing.T) (site, originDir string) {
 	return "http://" + listen, originDir
 }
 
-// startBrowser starts headless Chromium for the test; it is closed when
-// the test ends.
-func startBrowser(t *testing.T, chromium string) context.Context {
-	t.Helper()
-	var stderr bytes.Buffer
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.WindowSize(1200, 1000),
-		chromedp.CombinedOutput(&lockedWriter{w: &stderr}),
-		// A loaded 2-core machine can take long to start Chrome.
-		chromedp.WSURLReadTimeout(time.Minute),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	if err := chromedp.Do(browser); err != nil {
-		cancelBrowser()
-		cancelAlloc()
-		t.Fatalf("starting %s: %v\n%s", chromium, err, stderr.String())
-	}
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-	})
-	return browser
-}
-
-// lockedWriter is a writer Chrome's output goes to from chromedp's
-// goroutine while the test may read it.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// do runs steps in a tab and ends the test if they fail.
-func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// run runs an action in a tab and returns its value; it ends the test if
-// the action fails.
-func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
 // writeScreenshot writes the page's screenshot to test/artifacts/demo.png,
 // and with -update to docs/img/demo.png too.
 func writeScreenshot(t *testing.T, png []byte) {
@@ -431,107 +359,5 @@ func writeScreenshot(t *testing.T, png []byte) {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot: %s", f)
-	}
-}
-
-// startPacedLink is a TCP relay to addr (a URL's host:port) that passes
-// what clients send at most rate bytes a second per connection, and the
-// answers at full speed. It returns its own base URL.
-func startPacedLink(t *testing.T, site string, rate int) string {
-	t.Helper()
-	u, err := url.Parse(site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-		wg    sync.WaitGroup
-	)
-	track := func(c net.Conn, on bool) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if on && conns == nil {
-			return false // closed
-		}
-		if on {
-			conns[c] = true
-		} else if conns != nil {
-			delete(conns, c)
-		}
-		return true
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", u.Host)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			if !track(c, true) || !track(up, true) {
-				c.Close()
-				up.Close()
-				return
-			}
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				pacedCopy(up, c, rate)
-				up.(*net.TCPConn).CloseWrite()
-			}()
-			go func() {
-				defer wg.Done()
-				io.Copy(c, up)
-				c.Close()
-				up.Close()
-				track(c, false)
-				track(up, false)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		conns = nil
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "http://" + ln.Addr().String()
-}
-
-// pacedCopy copies src to dst at most rate bytes a second. A connection
-// kept idle banks no bytes: the pace starts again with each burst.
-func pacedCopy(dst io.Writer, src io.Reader, rate int) {
-	buf := make([]byte, 16<<10)
-	start, sent := time.Now(), 0
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if now := time.Now(); now.Sub(start.Add(time.Duration(sent)*time.Second/time.Duration(rate))) > 50*time.Millisecond {
-				start, sent = now, 0
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-			sent += n
-			// Pacing, not synchronisation: the link is slow on purpose.
-			time.Sleep(time.Until(start.Add(time.Duration(sent) * time.Second / time.Duration(rate))))
-		}
-		if err != nil {
-			return
-		}
 	}
 }
