@@ -3,20 +3,26 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 )
 
 // bar draws a live progress bar on a terminal with
-// github.com/schollz/progressbar: bytes, percentage, rate and time left,
-// redrawn in place. Its rate is the bar's own estimate from the server's
-// counts as they arrive.
+// github.com/schollz/progressbar (the percentage and the bar, redrawn in
+// place, at most every barThrottle), followed by the status, the bytes,
+// the rate and the time left as the watch estimates them from the
+// server's counts: the bar's own rate would count, as if sent in an
+// instant, every byte an upload watched midway already had.
+//
+//	 50% |███████████████               | uploading 4.0 MiB/8.0 MiB, 5.0 MiB/s, eta 1s
 type bar struct {
 	w     io.Writer
 	b     *progressbar.ProgressBar
 	total int64
-	said  Status // the status in the description
+	said  bool // "waiting for the upload…" was written
 }
 
 func newBar(w io.Writer) *bar { return &bar{w: w} }
@@ -26,9 +32,9 @@ const barThrottle = 100 * time.Millisecond
 
 func (b *bar) show(f frame) {
 	if f.Status == StatusWaiting {
-		if b.said == "" {
+		if !b.said && b.b == nil {
 			fmt.Fprintln(b.w, "waiting for the upload…")
-			b.said = StatusWaiting
+			b.said = true
 		}
 		return
 	}
@@ -39,37 +45,51 @@ func (b *bar) show(f frame) {
 	if b.b == nil {
 		b.b = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(b.w),
-			progressbar.OptionShowBytes(true),
 			progressbar.OptionSetWidth(30),
-			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(barThrottle),
-			progressbar.OptionSetDescription(string(f.Status)),
+			progressbar.OptionShowDescriptionAtLineEnd(),
+			progressbar.OptionSetPredictTime(false), // the detail has the watch's
+			progressbar.OptionSetElapsedTime(false),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(b.w) }),
 		)
-		b.total, b.said = total, f.Status
+		b.total = total
 	}
 	if total != b.total {
 		b.b.ChangeMax64(total)
 		b.total = total
 	}
-	if f.Status != b.said {
-		b.b.Describe(string(f.Status))
-		b.said = f.Status
-	}
-	if f.Status == StatusCompleted && b.total > 0 {
+	b.b.Describe(barDetail(f))
+	switch {
+	case f.Status == StatusCompleted && b.total > 0:
 		b.b.Finish()
-		return
-	}
-	if b.total < 0 || f.Uploaded <= b.total {
+	case b.total < 0:
 		b.b.Set64(f.Uploaded)
+	default:
+		// The bar fills (and ends its line) at the end only: every
+		// byte in is not yet the origin's answer.
+		b.b.Set64(min(f.Uploaded, b.total-1))
 	}
+}
+
+// barDetail is what follows the bar: the status, the bytes, the rate
+// and the time left, as far as they are known.
+func barDetail(f frame) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "%s %s", f.Status, humanize.IBytes(uint64(max(f.Uploaded, 0))))
+	if f.Total >= 0 {
+		fmt.Fprintf(&s, "/%s", humanize.IBytes(uint64(f.Total)))
+	}
+	if f.hasRate && !f.Status.final() {
+		fmt.Fprintf(&s, ", %s/s", humanize.IBytes(uint64(max(f.rate, 0))))
+	}
+	if f.hasETA {
+		fmt.Fprintf(&s, ", eta %s", time.Duration(f.eta)*time.Second)
+	}
+	return s.String()
 }
 
 func (b *bar) end(last Update) {
 	if b.b != nil && !b.b.IsFinished() {
-		b.b.Exit()
-	}
-	if last.Status == StatusCompleted {
-		fmt.Fprintf(b.w, "completed: %d bytes\n", last.Uploaded)
+		b.b.Exit() // keeps the bar as it stands, and ends its line
 	}
 }
