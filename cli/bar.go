@@ -17,7 +17,7 @@ import (
 // server's counts: the bar's own rate would count, as if sent in an
 // instant, every byte an upload watched midway already had.
 //
-//	 50% |███████████████               | uploading 4.0 MiB/8.0 MiB, 5.0 MiB/s, eta 1s
+//	50% |███████████████               | uploading 4.0 MiB/8.0 MiB, 5.0 MiB/s, eta 1s
 type bar struct {
 	w     io.Writer
 	b     *progressbar.ProgressBar
