@@ -11,11 +11,12 @@ import (
 )
 
 // bar draws a live progress bar on a terminal with
-// github.com/schollz/progressbar (the percentage and the bar, redrawn in
-// place, at most every barThrottle), followed by the status, the bytes,
-// the rate and the time left as the watch estimates them from the
-// server's counts: the bar's own rate would count, as if sent in an
-// instant, every byte an upload watched midway already had.
+// github.com/schollz/progressbar: the percentage and the bar, redrawn in
+// place at each update (the server paces them), then the status, the
+// bytes, the rate and the time left as the watch estimates them from the
+// server's counts. The bar's own rate would count every byte an upload
+// watched midway already had as sent in an instant. The bar fills at the
+// upload's end only: every byte in is not yet the origin's answer.
 //
 //	50% |███████████████               | uploading 4.0 MiB/8.0 MiB, 5.0 MiB/s, eta 1s
 type bar struct {
@@ -26,9 +27,6 @@ type bar struct {
 }
 
 func newBar(w io.Writer) *bar { return &bar{w: w} }
-
-// barThrottle bounds how often the bar is redrawn.
-const barThrottle = 100 * time.Millisecond
 
 func (b *bar) show(f frame) {
 	if f.Status == StatusWaiting {
@@ -46,7 +44,6 @@ func (b *bar) show(f frame) {
 		b.b = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(b.w),
 			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(barThrottle),
 			progressbar.OptionShowDescriptionAtLineEnd(),
 			progressbar.OptionSetPredictTime(false), // the detail has the watch's
 			progressbar.OptionSetElapsedTime(false),
@@ -58,17 +55,17 @@ func (b *bar) show(f frame) {
 		b.b.ChangeMax64(total)
 		b.total = total
 	}
-	b.b.Describe(barDetail(f))
 	switch {
 	case f.Status == StatusCompleted && b.total > 0:
+		b.b.Describe(barDetail(f))
 		b.b.Finish()
+		return
 	case b.total < 0:
 		b.b.Set64(f.Uploaded)
 	default:
-		// The bar fills (and ends its line) at the end only: every
-		// byte in is not yet the origin's answer.
 		b.b.Set64(min(f.Uploaded, b.total-1))
 	}
+	b.b.Describe(barDetail(f)) // draws the bar as it now stands
 }
 
 // barDetail is what follows the bar: the status, the bytes, the rate

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -207,4 +208,41 @@ func (c *cliRun) expectCompleted(want, total int64) cliLine {
 		c.t.Fatalf("last line %+v, want completed with %d/%d bytes; output:\n%s", last, want, total, c.out)
 	}
 	return last
+}
+
+// statusRequests sums Caddy's caddy_upload_progress_status_requests_total
+// of protocol over transport (rest, or websocket: the watchers taken).
+// The counters live as long as the test binary: tests compare them
+// before and after.
+func (e *env) statusRequests(protocol, transport string) float64 {
+	e.t.Helper()
+	var n float64
+	for _, line := range strings.Split(e.scrape(), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(series, "caddy_upload_progress_status_requests_total{") ||
+			!strings.Contains(series, `protocol="`+protocol+`"`) || !strings.Contains(series, `transport="`+transport+`"`) ||
+			transport == "websocket" && !strings.Contains(series, `code="101"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			e.t.Fatalf("metrics line %q: %v", line, err)
+		}
+		n += v
+	}
+	return n
+}
+
+// transports notes the status requests of protocol so far; its check
+// fails the test unless the command since watched over the WebSocket
+// alone (socket), or polled alone.
+func (e *env) transports(protocol string) (check func(socket bool)) {
+	rest, ws := e.statusRequests(protocol, "rest"), e.statusRequests(protocol, "websocket")
+	return func(socket bool) {
+		e.t.Helper()
+		dRest, dWS := e.statusRequests(protocol, "rest")-rest, e.statusRequests(protocol, "websocket")-ws
+		if socket && (dWS < 1 || dRest != 0) || !socket && (dWS != 0 || dRest < 1) {
+			e.t.Fatalf("the command asked %s %v REST status requests and opened %v WebSockets; want socket=%v", protocol, dRest, dWS, socket)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package test
 import (
 	"errors"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -34,12 +33,46 @@ func buildCaddy(t *testing.T) string {
 // barPercent is a percentage the bar draws.
 var barPercent = regexp.MustCompile(`\b(\d{1,3})%`)
 
-// On a terminal, the built caddy draws a live bar: a shard upload held
-// midway shows a percentage between 0 and 100, then the bar reaches 100%
-// and the command exits 0.
-func TestCLIBarOnATerminal(t *testing.T) {
+// The built caddy has the command, exits with its codes, and draws its
+// bar on a terminal.
+func TestCLIBinary(t *testing.T) {
 	bin := buildCaddy(t)
 	e := newEnv(t, "protocol shard")
+	t.Run("exit codes", func(t *testing.T) { testBinaryExitCodes(t, e.forTest(t), bin) })
+	t.Run("bar", func(t *testing.T) { testBarOnATerminal(t, e.forTest(t), bin) })
+}
+
+// testBinaryExitCodes runs the built caddy: its help names both
+// commands, a usage error exits 2 and an upload that never comes 3.
+func testBinaryExitCodes(t *testing.T, e *env, bin string) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"help", "upload-progress"}, 0, "watch"},
+		{[]string{"upload-progress", "watch", "--server", e.proxy}, 2, "--key is required"},
+		{[]string{"upload-progress", "watch", "--server", e.proxy, "--key", "/x", "--nope"}, 2, "unknown flag"},
+		{[]string{"upload-progress", "watch", "--server", e.proxy, "--key", "/cli/none.bin", "--api-key", apiKey, "--wait", "200ms"}, 3, "did not appear"},
+	} {
+		out, err := exec.Command(bin, tc.args...).CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(string(out), tc.says) {
+			t.Errorf("caddy %s: exit %d, want %d saying %q:\n%s", strings.Join(tc.args, " "), code, tc.code, tc.says, out)
+		}
+	}
+}
+
+// testBarOnATerminal runs the built caddy in a pseudo-terminal: a shard
+// upload held midway shows a percentage between 0 and 100, then the bar
+// reaches 100% and the command exits 0.
+func testBarOnATerminal(t *testing.T, e *env, bin string) {
 	const size = 8 << 20
 
 	cmd := exec.Command(bin, "upload-progress", "watch", "--server", e.proxy, "--key", "/cli/pty.bin", "--api-key", apiKey)
@@ -101,8 +134,7 @@ func TestCLIBarOnATerminal(t *testing.T) {
 	select {
 	case err := <-exited:
 		exited <- err // for the cleanup
-		var ee *exec.ExitError
-		if errors.As(err, &ee) || err != nil {
+		if err != nil {
 			t.Fatalf("the command exited: %v; the terminal showed:\n%q", err, screen)
 		}
 	case <-time.After(30 * time.Second):
@@ -113,5 +145,4 @@ func TestCLIBarOnATerminal(t *testing.T) {
 	if !strings.Contains(s, "100%") || !strings.Contains(s, "completed") || !strings.Contains(s, "completed 8.0 MiB/8.0 MiB") {
 		t.Fatalf("the bar did not reach 100%% of 8.0 MiB and completed:\n%q", s)
 	}
-	_ = os.Stdout
 }

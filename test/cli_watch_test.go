@@ -28,6 +28,7 @@ func watchArgs(e *env, protocol, key, credential string, more ...string) []strin
 func TestCLIWatchShard(t *testing.T) {
 	e := newEnv(t, "protocol shard")
 	const size = 4 << 20
+	transports := e.transports("shard")
 	c := startCLI(t, watchArgs(e, "shard", "/cli/w.bin", apiKey)...)
 	c.waitLine("waiting", func(l cliLine) bool { return l.Status == "waiting" })
 
@@ -39,6 +40,7 @@ func TestCLIWatchShard(t *testing.T) {
 		t.Fatalf("upload: %+v", r)
 	}
 	c.expectCompleted(size, size)
+	transports(true)
 }
 
 // A pCloud multipart upload watched by its progresshash: midway, then
@@ -67,6 +69,7 @@ func TestCLIWatchPcloud(t *testing.T) {
 		}
 		res <- err
 	}()
+	transports := e.transports("pcloud")
 	c := startCLI(t, watchArgs(e, "pcloud", "cli-p1", apiKey)...)
 	c.waitLine("midway", midway)
 	g.open()
@@ -74,6 +77,7 @@ func TestCLIWatchPcloud(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expectCompleted(int64(len(body)), int64(len(body)))
+	transports(true)
 }
 
 // nginx has no WebSocket: the command polls /progress, sees the upload
@@ -82,6 +86,7 @@ func TestCLIWatchPcloud(t *testing.T) {
 func TestCLIWatchNginx(t *testing.T) {
 	e := newEnv(t, "protocol nginx")
 	const size = 2 << 20
+	transports := e.transports("nginx")
 	c := startCLI(t, watchArgs(e, "nginx", "cli-n1", "")...)
 	c.waitLine("waiting", func(l cliLine) bool { return l.Status == "waiting" })
 
@@ -105,6 +110,7 @@ func TestCLIWatchNginx(t *testing.T) {
 		t.Fatalf("upload: %+v", r)
 	}
 	c.expectCompleted(size, size)
+	transports(false)
 }
 
 // A tus upload watched by its upload URL, as the creation's Location gave
@@ -118,6 +124,7 @@ func TestCLIWatchTus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	transports := e.transports("tus")
 	c := startCLI(t, watchArgs(e, "tus", loc, "")...)
 	g := newDsGate(t)
 	res := make(chan error, 1)
@@ -134,6 +141,7 @@ func TestCLIWatchTus(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expectCompleted(size, size)
+	transports(true)
 }
 
 // A sandbox session watched by its path with the bearer token: its part
@@ -144,6 +152,7 @@ func TestCLIWatchSandbox(t *testing.T) {
 	e := newSandboxEnv(t, origin.Config{})
 	const size = 3 << 20
 	session, _ := e.create("sb_cli", fileSession("/sandbox/cli.bin", size, size))
+	transports := e.transports("sandbox")
 	c := startCLI(t, watchArgs(e.env, "sandbox", session, apiKey)...)
 	part := e.startPart(session, 1, size, nil)
 	src := pattern(size)
@@ -156,6 +165,7 @@ func TestCLIWatchSandbox(t *testing.T) {
 		t.Fatalf("complete: %d %s", a.code, a.body)
 	}
 	c.expectCompleted(size, size)
+	transports(true)
 }
 
 // A dstor folder upload watched by its token with its Authorization: the
@@ -165,6 +175,7 @@ func TestCLIWatchDstor(t *testing.T) {
 	e := newDstorEnv(t, origin.Config{})
 	tok := e.token(1, "/cli", nil)
 	chunk := dsChunkOf([]dsFile{{"a.bin", dsContent(1, 300<<10)}, {"b.bin", dsContent(2, 600<<10)}}, 1)
+	transports := e.transports("dstor")
 	c := startCLI(t, watchArgs(e.env, "dstor", tok, "Bearer "+apiKey)...)
 	g := newDsGate(t)
 	res := make(chan error, 1)
@@ -182,6 +193,7 @@ func TestCLIWatchDstor(t *testing.T) {
 	}
 	c.expectCompleted(int64(len(chunk.body)), -1)
 	e.expectStoredFolder("/cli", chunk)
+	transports(true)
 }
 
 // An upload the origin answers 500: the command reports it failed, says
