@@ -74,6 +74,7 @@ func (w *watcher) stream(ctx context.Context, appearBy time.Time) (got bool, err
 	defer func() { stop(); c.CloseNow(); <-done }()
 
 	var appear <-chan time.Time
+	overdue := false
 	if !w.seen {
 		t := time.NewTimer(time.Until(appearBy))
 		defer t.Stop()
@@ -84,10 +85,12 @@ func (w *watcher) stream(ctx context.Context, appearBy time.Time) (got bool, err
 		case <-ctx.Done():
 			return got, ctx.Err()
 		case <-appear:
-			if !w.seen {
+			// Past --wait: the upload has not appeared if the next
+			// answer (or this one's absence so far) says so.
+			appear, overdue = nil, true
+			if got && !w.seen {
 				return got, errNotAppeared(w.wait)
 			}
-			appear = nil
 		case m := <-msgs:
 			if m.err != nil {
 				if ctx.Err() != nil {
@@ -104,6 +107,9 @@ func (w *watcher) stream(ctx context.Context, appearBy time.Time) (got bool, err
 				// The server closes after an end: no close handshake
 				// to wait for.
 				return got, nil
+			}
+			if overdue && !w.seen {
+				return got, errNotAppeared(w.wait)
 			}
 		}
 	}

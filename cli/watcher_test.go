@@ -213,3 +213,18 @@ func TestWatcherWaitsOnTheSocket(t *testing.T) {
 		t.Fatalf("%v after %d polls, emitted %+v; want the upload not appeared, over the socket", err, s.polls.Load(), emitted)
 	}
 }
+
+// --wait 0 looks once: an upload the first answer shows is followed to
+// its end, even though the time to wait was over before the answer came.
+func TestWatcherWaitZeroTakesTheFirstAnswer(t *testing.T) {
+	s := newFakeServer(t, "/tus/progress", "/tus/progress/ws", func(n int32, w http.ResponseWriter, r *http.Request) {
+		sendAll(w, r, tusUploading, tusCompleted)
+	}, fakeAnswer{500, ""})
+	var emitted []Update
+	w := testWatcher(s, "tus", &emitted)
+	w.wait = 0
+	last, err := runWatcher(t, w)
+	if err != nil || last.Status != StatusCompleted || s.polls.Load() != 0 {
+		t.Fatalf("%+v %v after %d polls", last, err, s.polls.Load())
+	}
+}
