@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,5 +70,33 @@ failed 10/20 bytes 50.0%: origin responded 500
 	}
 	if l.String() != wantLines {
 		t.Errorf("lines:\n%s\nwant:\n%s", &l, wantLines)
+	}
+}
+
+// The bar draws the percentage and the watch's detail; it stands short of
+// 100% until the end, and spins with the bytes where the total is unknown.
+func TestBar(t *testing.T) {
+	var b bytes.Buffer
+	br := newBar(&b)
+	br.show(frame{Update: Update{0, -1, StatusWaiting, ""}})
+	br.show(frame{Update: Update{4 << 20, 8 << 20, StatusUploading, ""}, rate: 5 << 20, hasRate: true, eta: 1, hasETA: true})
+	br.show(frame{Update: Update{8 << 20, 8 << 20, StatusUploading, ""}})
+	if s := b.String(); !strings.Contains(s, "waiting for the upload…\n") || !strings.Contains(s, " 50% |") ||
+		!strings.Contains(s, "uploading 4.0 MiB/8.0 MiB, 5.0 MiB/s, eta 1s") || !strings.Contains(s, " 99% |") || strings.Contains(s, "100%") {
+		t.Fatalf("bar so far: %q", s)
+	}
+	br.show(frame{Update: Update{8 << 20, 8 << 20, StatusCompleted, ""}})
+	br.end(Update{8 << 20, 8 << 20, StatusCompleted, ""})
+	if s := b.String(); !strings.Contains(s, "100% |") || !strings.HasSuffix(s, "completed 8.0 MiB/8.0 MiB \n") {
+		t.Fatalf("bar at the end: %q", s)
+	}
+
+	b.Reset()
+	br = newBar(&b)
+	br.show(frame{Update: Update{2 << 20, -1, StatusUploading, ""}})
+	br.show(frame{Update: Update{3 << 20, -1, StatusFailed, "gone"}})
+	br.end(Update{3 << 20, -1, StatusFailed, "gone"})
+	if s := b.String(); !strings.Contains(s, "uploading 2.0 MiB") || !strings.Contains(s, "failed 3.0 MiB") || !strings.HasSuffix(s, "\n") {
+		t.Fatalf("bar of an unknown length: %q", s)
 	}
 }

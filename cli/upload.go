@@ -63,16 +63,16 @@ func (r *run) upload(ctx context.Context) (Update, error) {
 			<-sent
 			return res.last, res.err
 		}
-		// The server reported the end, so the answer is on its way.
-		var sendErr error
+		// The server reported the end, so the answer is on its way; if
+		// it does not come, the server's word stands.
 		select {
-		case sendErr = <-sent:
+		case sendErr := <-sent:
+			if res.last.Status == StatusCompleted && sendErr != nil && ctx.Err() == nil {
+				res.last.Status, res.last.Reason = StatusFailed, sendErr.Error()
+			}
 		case <-time.After(endGrace):
 			cancelSend()
-			sendErr = <-sent
-		}
-		if res.last.Status == StatusCompleted && sendErr != nil && ctx.Err() == nil {
-			res.last.Status, res.last.Reason = StatusFailed, sendErr.Error()
+			<-sent
 		}
 		return res.last, nil
 	case sendErr := <-sent:

@@ -117,17 +117,15 @@ func (w *watcher) run(ctx context.Context) (Update, error) {
 // take notes u and emits it if it changed; it reports whether u is the
 // watched upload's end.
 func (w *watcher) take(u Update) bool {
-	// Replies without counts (nginx's done and error) keep the last.
+	// Replies without counts (nginx's done and error) keep the last
+	// seen, all of the length uploaded at a completion.
 	if u.Uploaded < 0 {
-		u.Uploaded = w.last.Uploaded
-		if u.Status == StatusCompleted && w.last.Total >= 0 {
-			u.Uploaded = w.last.Total
+		u.Uploaded, u.Total = 0, -1
+		if w.seen {
+			u.Uploaded, u.Total = w.last.Uploaded, w.last.Total
 		}
-	}
-	if u.Total < 0 && u.Status != StatusWaiting {
-		u.Total = max(w.last.Total, -1)
-		if !w.seen {
-			u.Total = -1
+		if u.Status == StatusCompleted && u.Total >= 0 {
+			u.Uploaded = u.Total
 		}
 	}
 	if u.Status == StatusWaiting && w.seen {

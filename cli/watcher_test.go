@@ -228,3 +228,14 @@ func TestWatcherWaitZeroTakesTheFirstAnswer(t *testing.T) {
 		t.Fatalf("%+v %v after %d polls", last, err, s.polls.Load())
 	}
 }
+
+// An nginx upload already done when the watch starts: no counts were ever
+// seen, so none are made up.
+func TestWatcherDoneUnseen(t *testing.T) {
+	s := newFakeServer(t, "/progress", "", nil, fakeAnswer{200, `{"state":"done"}`})
+	var emitted []Update
+	last, err := runWatcher(t, testWatcher(s, "nginx", &emitted))
+	if err != nil || last != (Update{0, -1, StatusCompleted, ""}) {
+		t.Fatalf("%+v %v", last, err)
+	}
+}
