@@ -21,12 +21,25 @@ import (
 //	50% |███████████████               | uploading 4.0 MiB/8.0 MiB, 5.0 MiB/s, eta 1s
 type bar struct {
 	w     io.Writer
+	width int // of the bar itself
 	b     *progressbar.ProgressBar
 	total int64
 	said  bool // "waiting for the upload…" was written
 }
 
-func newBar(w io.Writer) *bar { return &bar{w: w} }
+// newBar is a bar for a terminal columns wide (0: unknown), leaving room
+// for the detail: up to 30 cells, at least 10.
+func newBar(w io.Writer, columns int) *bar {
+	width := 30
+	if columns > 0 {
+		width = min(30, max(10, columns-barDetailRoom))
+	}
+	return &bar{w: w, width: width}
+}
+
+// barDetailRoom is the room the percentage and the longest detail take:
+// " 99% |…| uploading 1023.9 MiB/1023.9 MiB, 1023.9 MiB/s, eta 10h59m59s".
+const barDetailRoom = 72
 
 func (b *bar) show(f frame) {
 	if f.Status == StatusWaiting {
@@ -43,7 +56,7 @@ func (b *bar) show(f frame) {
 	if b.b == nil {
 		b.b = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(b.w),
-			progressbar.OptionSetWidth(30),
+			progressbar.OptionSetWidth(b.width),
 			progressbar.OptionShowDescriptionAtLineEnd(),
 			progressbar.OptionSetPredictTime(false), // the detail has the watch's
 			progressbar.OptionSetElapsedTime(false),

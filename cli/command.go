@@ -69,8 +69,11 @@ func subcommand(name string) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			tty := term.IsTerminal(int(os.Stdout.Fd()))
-			code := Run(ctx, append([]string{name}, args...), Stdio{Out: os.Stdout, Err: os.Stderr, TTY: tty})
+			stdio := Stdio{Out: os.Stdout, Err: os.Stderr, TTY: term.IsTerminal(int(os.Stdout.Fd()))}
+			if stdio.TTY {
+				stdio.Columns, _, _ = term.GetSize(int(os.Stdout.Fd()))
+			}
+			code := Run(ctx, append([]string{name}, args...), stdio)
 			if code != exitCompleted {
 				stop()
 				os.Exit(code)
@@ -88,6 +91,8 @@ func subcommand(name string) *cobra.Command {
 type Stdio struct {
 	Out, Err io.Writer
 	TTY      bool
+	// Columns is the terminal's width, which the bar fits; 0 if unknown.
+	Columns int
 }
 
 // Run runs `caddy upload-progress` with args (watch or upload, then its

@@ -34,13 +34,13 @@ type view struct {
 }
 
 // newRenderer picks the renderer: JSON lines with asJSON, the bar on a
-// terminal, lines otherwise.
-func newRenderer(w io.Writer, asJSON, tty bool) renderer {
+// terminal columns wide (0: unknown), lines otherwise.
+func newRenderer(w io.Writer, asJSON, tty bool, columns int) renderer {
 	switch {
 	case asJSON:
 		return newJSONLines(w)
 	case tty:
-		return newBar(w)
+		return newBar(w, columns)
 	}
 	return newLines(w)
 }

@@ -77,7 +77,7 @@ failed 10/20 bytes 50.0%: origin responded 500
 // 100% until the end, and spins with the bytes where the total is unknown.
 func TestBar(t *testing.T) {
 	var b bytes.Buffer
-	br := newBar(&b)
+	br := newBar(&b, 0)
 	br.show(frame{Update: Update{0, -1, StatusWaiting, ""}})
 	br.show(frame{Update: Update{4 << 20, 8 << 20, StatusUploading, ""}, rate: 5 << 20, hasRate: true, eta: 1, hasETA: true})
 	br.show(frame{Update: Update{8 << 20, 8 << 20, StatusUploading, ""}})
@@ -92,11 +92,20 @@ func TestBar(t *testing.T) {
 	}
 
 	b.Reset()
-	br = newBar(&b)
+	br = newBar(&b, 0)
 	br.show(frame{Update: Update{2 << 20, -1, StatusUploading, ""}})
 	br.show(frame{Update: Update{3 << 20, -1, StatusFailed, "gone"}})
 	br.end(Update{3 << 20, -1, StatusFailed, "gone"})
 	if s := b.String(); !strings.Contains(s, "uploading 2.0 MiB") || !strings.Contains(s, "failed 3.0 MiB") || !strings.HasSuffix(s, "\n") {
 		t.Fatalf("bar of an unknown length: %q", s)
+	}
+}
+
+// The bar leaves room for its detail on a narrow terminal.
+func TestBarWidth(t *testing.T) {
+	for _, tc := range []struct{ columns, want int }{{0, 30}, {200, 30}, {92, 20}, {80, 10}, {40, 10}} {
+		if got := newBar(nil, tc.columns).width; got != tc.want {
+			t.Errorf("%d columns: a bar of %d, want %d", tc.columns, got, tc.want)
+		}
 	}
 }

@@ -24,7 +24,7 @@ type run struct {
 // updates. fresh is the watcher's.
 func (r *run) watcher(key string, fresh func() bool) *watcher {
 	if r.render == nil {
-		r.render = newRenderer(r.stdio.Out, r.o.json, r.stdio.TTY)
+		r.render = newRenderer(r.stdio.Out, r.o.json, r.stdio.TTY, r.stdio.Columns)
 	}
 	t := r.o.target
 	t.key = key
