@@ -1,7 +1,6 @@
 package test
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +99,4 @@ func TestCLIUploadFailed(t *testing.T) {
 	// taken for this one's end.
 	c = startCLI(t, append(args, "--overwrite")...)
 	c.expectCompleted(1<<20, 1<<20)
-	_ = http.StatusOK
 }
