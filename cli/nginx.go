@@ -9,22 +9,25 @@ import (
 
 // nginx watches the upload progress module's /progress: the key is the
 // X-Progress-ID. It has no WebSocket unless the module's websocket_path
-// adds one (--ws-path).
+// adds one (--ws-path), and no credential: --api-key goes in
+// x-user-api-key, --header sets the one an owner option reads.
 type nginx struct{ target }
+
+func (n nginx) hdr() http.Header { return n.header("X-User-Api-Key", n.apiKey) }
 
 func newNginx(t target) adapter { return nginx{t} }
 
 func (n nginx) query() url.Values { return url.Values{"X-Progress-ID": {n.key}} }
 
 func (n nginx) status(ctx context.Context) (*http.Request, error) {
-	return get(ctx, n.url(pathOr(n.statusPath, "/progress"), n.query()), n.header())
+	return get(ctx, n.url(pathOr(n.statusPath, "/progress"), n.query()), n.hdr())
 }
 
 func (n nginx) socket() (string, http.Header) {
 	if n.wsPath == "" {
 		return "", nil
 	}
-	return n.wsURL(n.wsPath, n.query()), n.header()
+	return n.wsURL(n.wsPath, n.query()), n.hdr()
 }
 
 func (n nginx) decode(code int, body []byte) (Update, error) {

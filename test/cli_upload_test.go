@@ -9,7 +9,7 @@ import (
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
 )
 
-func writeFile(t testing.TB, name string, b []byte) {
+func writeCLIFile(t testing.TB, name string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(name, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -23,7 +23,7 @@ func TestCLIUpload(t *testing.T) {
 	const size = 5<<20 + 7
 	src := pattern(size)
 	file := filepath.Join(t.TempDir(), "up.bin")
-	writeFile(t, file, src)
+	writeCLIFile(t, file, src)
 	e := newEnv(t, "protocol shard pcloud tus")
 
 	for _, tc := range []struct {
@@ -78,7 +78,7 @@ func tusStored(t *testing.T, e *env) string {
 // to a path taken (no --overwrite) fails the same way.
 func TestCLIUploadFailed(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "f.bin")
-	writeFile(t, file, pattern(1<<20))
+	writeCLIFile(t, file, pattern(1<<20))
 	e := newEnv(t, "protocol shard")
 	args := []string{"upload", file, "--server", e.proxy, "--key", "/cli/f.bin", "--api-key", apiKey, "--json"}
 

@@ -255,7 +255,7 @@ func TestCLIWaitTimeout(t *testing.T) {
 func TestCLIUsageErrors(t *testing.T) {
 	e := newEnv(t, "protocol shard")
 	file := t.TempDir() + "/f.bin"
-	writeFile(t, file, pattern(10))
+	writeCLIFile(t, file, pattern(10))
 	for _, tc := range []struct {
 		name string
 		args []string
