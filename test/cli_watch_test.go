@@ -290,3 +290,45 @@ func TestCLIUsageErrors(t *testing.T) {
 		t.Fatalf("--help: exit %d, output:\n%s", code, c.out)
 	}
 }
+
+// A tus upload the proxy does not know yet (created at the server
+// directly): its WebSocket refuses it, so the command polls; once a PATCH
+// through the proxy opens the session, the command opens the WebSocket
+// again and follows the upload there to completed.
+func TestCLIWatchTusBeforeTheProxyKnowsIt(t *testing.T) {
+	e := newEnv(t, "protocol tus")
+	const size = 2 << 20
+	src := pattern(size)
+	req, _ := http.NewRequest("POST", "http://"+e.originURL+"/files/", nil)
+	req.Header = http.Header{"Tus-Resumable": {"1.0.0"}, "Upload-Length": {fmt.Sprint(size)}, "X-User-Api-Key": {apiKey}}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if resp.StatusCode != http.StatusCreated || err != nil {
+		t.Fatalf("creation at the origin: %d %v", resp.StatusCode, err)
+	}
+
+	rest, ws := e.statusRequests("tus", "rest"), e.statusRequests("tus", "websocket")
+	c := startCLI(t, watchArgs(e, "tus", loc.Path, "")...)
+	c.waitLine("waiting", func(l cliLine) bool { return l.Status == "waiting" })
+	tc := e.tus(t)
+	hdr := map[string]string{"X-User-Api-Key": apiKey}
+	if code, off, err := tc.patch(t.Context(), loc.Path, 0, bytes.NewReader(src[:size/2]), size/2, hdr); err != nil || code != 204 || off != size/2 {
+		t.Fatalf("first PATCH: %d %d %v", code, off, err)
+	}
+	// A resuming client's HEAD tells the proxy the length.
+	if resp, err := tc.do(t.Context(), http.MethodHead, loc.Path, nil, 0, hdr); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HEAD: %v %v", resp, err)
+	}
+	c.waitLine("paused at half", func(l cliLine) bool { return l.Status == "paused" && l.Uploaded == size/2 && l.Total == size })
+	if code, off, err := tc.patch(t.Context(), loc.Path, size/2, bytes.NewReader(src[size/2:]), size/2, hdr); err != nil || code != 204 || off != size {
+		t.Fatalf("second PATCH: %d %d %v", code, off, err)
+	}
+	c.expectCompleted(size, size)
+	if dRest, dWS := e.statusRequests("tus", "rest")-rest, e.statusRequests("tus", "websocket")-ws; dRest < 1 || dWS < 1 {
+		t.Fatalf("%v REST requests and %v WebSockets, want both", dRest, dWS)
+	}
+}
