@@ -21,6 +21,7 @@ import (
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/sandbox"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/shard"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/tus"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/stores/redis"
 )
 
 // ExampleCaddyfile is Caddyfile.example, the configuration of the quickstart.
