@@ -209,7 +209,8 @@ func unmarshalStore(d *caddyfile.Dispenser) (json.RawMessage, error) {
 	}
 	inst := mod.New()
 	if unm, ok := inst.(caddyfile.Unmarshaler); ok {
-		if err := unm.UnmarshalCaddyfile(caddyfile.NewDispenser(seg)); err != nil {
+		// From the store's name on, as Caddy hands a guest module its block.
+		if err := unm.UnmarshalCaddyfile(caddyfile.NewDispenser(seg[1:])); err != nil {
 			return nil, err
 		}
 	}
