@@ -137,6 +137,12 @@ func (t *SharedTracker) setUp(up bool) {
 		if t.opts.OnState != nil {
 			t.opts.OnState(up)
 		}
+		// Watchers of keys only the store knows see it go and come back.
+		t.vmu.Lock()
+		for _, v := range t.views {
+			v.changed.wake()
+		}
+		t.vmu.Unlock()
 	}
 }
 

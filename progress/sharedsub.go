@@ -94,9 +94,14 @@ func (t *SharedTracker) reseedViews() {
 func (t *SharedTracker) viewed(k slotKey, v *remoteView) (Snapshot, time.Time) {
 	now := time.Now()
 	var cands []candidate
-	if rec := t.mem.lookupRecord(k.owner, k.key); rec != nil {
+	rec := t.mem.lookupRecord(k.owner, k.key)
+	if rec != nil {
 		snap, sh := rec.sharedSnapshot()
 		cands = append(cands, candidate{snap: snap, sh: sh, local: true})
+	}
+	if rec == nil && !t.up.Load() {
+		// What the others wrote before the store went away may be stale.
+		return Snapshot{Unavailable: true}, time.Time{}
 	}
 	var wake time.Time
 	t.vmu.Lock()
@@ -174,7 +179,7 @@ func (s *sharedSubscription) Next(ctx context.Context, prev Snapshot, step int64
 // worthSending reports whether a watcher that was sent prev should be
 // sent snap: another record, state or version, or step more bytes.
 func worthSending(snap, prev Snapshot, step int64) bool {
-	if snap.Found != prev.Found || snap.ID != prev.ID || snap.State != prev.State || snap.Version != prev.Version {
+	if snap.Found != prev.Found || snap.Unavailable != prev.Unavailable || snap.ID != prev.ID || snap.State != prev.State || snap.Version != prev.Version {
 		return true
 	}
 	return snap.Found && (snap.Received-prev.Received >= step || snap.Received < prev.Received)

@@ -234,10 +234,22 @@ func TestStoreDownFailsOpenAndRecovers(t *testing.T) {
 		t.Fatalf("a key only the store could know about, store down: %+v", s)
 	}
 	eventually(t, "store down noticed", func() (bool, string) { return !a.StoreUp(), "up" })
+	sub, err := b.Subscribe(owner, "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if s := sub.Current(); !s.Unavailable {
+		t.Fatalf("a watcher on a node that carries nothing of the key, store down: %+v", s)
+	}
 	srv.Restart()
 	// The carrying node writes its live record again; nothing restarted.
 	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Found && s.Received == 50 })
 	eventually(t, "store up again", func() (bool, string) { return a.StoreUp(), "down" })
+	eventually(t, "the watcher sees the record again", func() (bool, string) {
+		s := sub.Current()
+		return s.Found && s.Received == 50, snapString(s)
+	})
 }
 
 func TestDeadNodeIsReportedGone(t *testing.T) {
