@@ -6,6 +6,7 @@ package multinode
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/redistest"
@@ -466,5 +469,113 @@ func TestTusPatchesAlternatingNodes(t *testing.T) {
 	}
 	if md, _ := final[1]["metadata"].(map[string]any); md["filename"] != "big.bin" {
 		t.Fatalf("the other node lost the upload's metadata: %v", final[1])
+	}
+}
+
+// rawUpload starts a raw upload to target through n, owned by apiKey.
+func rawUpload(t *testing.T, n *caddyNode, target string, size int, header map[string]string) *slowUpload {
+	t.Helper()
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, n.url+target, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(size)
+	req.Header.Set("x-user-api-key", apiKey)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			u.errc <- err
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		u.done <- resp
+	}()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+	return u
+}
+
+func TestSingleRequestProtocolsOnTheOtherNode(t *testing.T) {
+	srv := redistest.Start(t)
+	originAddr, _ := startOrigin(t)
+	a := startNode(t, "pcloud nginx", srv.Addr, originAddr)
+	b := startNode(t, "pcloud nginx", srv.Addr, originAddr)
+	const size = 1 << 20
+	for _, c := range []struct {
+		name, upload, status string
+		half, done           func(v map[string]any) bool
+	}{{
+		name:   "pcloud",
+		upload: "/uploadfile?progresshash=h1&filename=p.bin&auth=" + apiKey,
+		status: "/uploadprogress?progresshash=h1&auth=" + apiKey,
+		half:   func(v map[string]any) bool { return num(v, "uploaded") == size/2 && v["finished"] == false },
+		done:   func(v map[string]any) bool { return v["finished"] == true && num(v, "uploaded") == size },
+	}, {
+		name:   "nginx",
+		upload: "/upload?filename=n.bin&X-Progress-ID=n1",
+		status: "/progress?X-Progress-ID=n1",
+		half:   func(v map[string]any) bool { return v["state"] == "uploading" && num(v, "received") == size/2 },
+		done:   func(v map[string]any) bool { return v["state"] == "done" },
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			u := rawUpload(t, a, c.upload, size, nil)
+			u.write(t, make([]byte, size/2))
+			for _, n := range []*caddyNode{a, b} {
+				n.waitFor(t, c.status, "half", func(_ int, v map[string]any) bool { return c.half(v) })
+			}
+			if code := u.finish(t, make([]byte, size/2)); code >= 300 {
+				t.Fatalf("upload answered %d", code)
+			}
+			var final []string
+			for _, n := range []*caddyNode{a, b} {
+				final = append(final, fmt.Sprint(n.waitFor(t, c.status, "done", func(_ int, v map[string]any) bool { return c.done(v) })))
+			}
+			if final[0] != final[1] {
+				t.Fatalf("final states differ:\n%s\n%s", final[0], final[1])
+			}
+		})
+	}
+}
+
+func TestWatcherOnTheOtherNode(t *testing.T) {
+	srv := redistest.Start(t)
+	originAddr, _ := startOrigin(t)
+	a := startNode(t, "shard", srv.Addr, originAddr)
+	b := startNode(t, "shard", srv.Addr, originAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/watched.bin",
+		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	read := func() map[string]any {
+		t.Helper()
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("watcher on the other node: %v", err)
+		}
+		var v map[string]any
+		json.Unmarshal(b, &v)
+		return v
+	}
+	if v := read(); v["status"] != "not_exist" {
+		t.Fatalf("first message %v", v)
+	}
+	u := startShardUpload(t, a, "/watched.bin", 2<<20)
+	u.write(t, make([]byte, 1<<20))
+	for v := read(); uploaded(v) < 1<<20; v = read() {
+	}
+	u.finish(t, make([]byte, 1<<20))
+	for v := read(); v["status"] != "completed"; v = read() {
+		if v["status"] != "uploading" {
+			t.Fatalf("the watcher saw %v", v)
+		}
 	}
 }
