@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -28,10 +29,12 @@ import (
 // (Snapshot.Unavailable) where only the store could answer; when it comes
 // back, the node writes all its live records again.
 type SharedTracker struct {
-	mem    *MemoryTracker
-	store  Store
-	opts   SharedOptions
-	node   string
+	mem   *MemoryTracker
+	store Store
+	opts  SharedOptions
+	node  string
+	// self is how this node's entries begin, encoded (see entry).
+	self   []byte
 	seq    atomic.Uint64
 	up     atomic.Bool
 	retain atomic.Int64 // time.Duration
@@ -115,6 +118,7 @@ func NewSharedTracker(opts Options, store Store, so SharedOptions) *SharedTracke
 		views:  make(map[slotKey]*remoteView),
 		cancel: cancel,
 	}
+	t.self = []byte(`{"n":"` + t.node + `"`)
 	t.retain.Store(int64(opts.withDefaults().Retain))
 	t.up.Store(true)
 	t.wg.Add(2)
@@ -306,15 +310,15 @@ func (t *SharedTracker) Close() {
 	_ = t.store.Close()
 }
 
-// track makes rec one of the live records the flusher writes.
+// track makes rec one of the live records the flusher writes, at its next
+// tick: an upload shorter than flush_interval is then written once, ended.
 func (t *SharedTracker) track(rec *Record) {
 	t.lmu.Lock()
 	t.live[rec] = &written{}
 	t.lmu.Unlock()
-	t.flushSoon()
 }
 
-// flushSoon asks for a flush now: a record began or ended.
+// flushSoon asks for a flush now: a record ended.
 func (t *SharedTracker) flushSoon() {
 	select {
 	case t.kick <- struct{}{}:
@@ -326,6 +330,11 @@ func (t *SharedTracker) flusher(ctx context.Context) {
 	defer t.wg.Done()
 	tick := time.NewTicker(t.opts.FlushInterval)
 	defer tick.Stop()
+	// Endings that come close together go in one write: after a flush the
+	// flusher rests a twentieth of the interval, which delays an ending
+	// by at most that.
+	rest := time.NewTimer(0)
+	defer rest.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -334,6 +343,12 @@ func (t *SharedTracker) flusher(ctx context.Context) {
 		case <-t.kick:
 		}
 		t.flush(ctx)
+		rest.Reset(max(t.opts.FlushInterval/20, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-rest.C:
+		}
 	}
 }
 
@@ -416,10 +431,15 @@ func (t *SharedTracker) listen(ctx context.Context) {
 }
 
 func (t *SharedTracker) deliver(data []byte) {
+	// The node hears its own writes too; they need no decoding.
+	if bytes.HasPrefix(data, t.self) {
+		return
+	}
 	e, owner, err := decodeEntry(data)
 	if err != nil || e.Node == t.node {
 		return
 	}
+	t.followEnd(owner, &e)
 	k := slotKey{owner, e.Key}
 	t.vmu.Lock()
 	v := t.views[k]
@@ -429,5 +449,23 @@ func (t *SharedTracker) deliver(data []byte) {
 	t.vmu.Unlock()
 	if v != nil {
 		v.changed.wake()
+	}
+}
+
+// followEnd ends this node's part of a session that another node saw its
+// origin end (the last PATCH went there), so that this node stops
+// renewing it as live and its requests see it ended.
+func (t *SharedTracker) followEnd(owner Owner, e *entry) {
+	if e.Session == nil || !(e.State == Completed || e.State == Aborted || e.State == Failed && e.Error != NodeGone) {
+		return
+	}
+	rec := t.mem.lookupRecord(owner, e.Key)
+	if rec == nil || rec.sess == nil || rec.started.UnixMilli() > e.Finished {
+		return
+	}
+	if _, _, done := rec.Finished(); !done {
+		if t.mem.EndSession(rec, SessionEnded(e.State, e.Error, e.HTTPStatus)) {
+			t.flushSoon()
+		}
 	}
 }
