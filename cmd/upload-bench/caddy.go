@@ -68,8 +68,8 @@ type caddySpec struct {
 	// in that Redis.
 	redis            string
 	redisTrackedPort int
-	adminAddr                        string // "": admin off
-	logLevel                         string // "": Caddy's default logging
+	adminAddr        string // "": admin off
+	logLevel         string // "": Caddy's default logging
 }
 
 // caddyConfig is the JSON config: admin off (or on adminAddr when it is set,
