@@ -174,7 +174,39 @@ func decodeEntry(data []byte) (entry, Owner, error) {
 		return e, o, errors.New("progress: entry with a malformed owner")
 	}
 	copy(o[:], b)
+	if !e.sound() {
+		return e, o, errors.New("progress: entry out of bounds")
+	}
 	return e, o, nil
+}
+
+// maxWireCount bounds every count an entry may carry (8 PiB), so that
+// merging the entries of many nodes cannot overflow.
+const maxWireCount = 1 << 53
+
+// sound reports whether an entry says nothing a node could not have
+// written: a known state, no count negative or past maxWireCount.
+func (e *entry) sound() bool {
+	ok := func(n int64) bool { return n >= 0 && n <= maxWireCount }
+	if e.State > Expired || !ok(e.Received) || !ok(e.Total+1) {
+		return false
+	}
+	if s := e.Session; s != nil {
+		if !ok(s.OffsetAck) || !ok(s.ChunkAck) || !ok(s.Acknowledged) || len(s.PartAck) > 100_000 || len(s.InFlight) > 100_000 {
+			return false
+		}
+		for _, n := range s.PartAck {
+			if !ok(n) {
+				return false
+			}
+		}
+		for _, st := range s.InFlight {
+			if !ok(st.Received) || !ok(st.From+1) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // snapshot is what the entry shows at now: a live record whose lease has
