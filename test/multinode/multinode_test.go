@@ -374,9 +374,9 @@ func TestNodeKilledMidUpload(t *testing.T) {
 	if v["error"] != "proxy node went away" || uploaded(v) != 1000 {
 		t.Fatalf("the upload of a dead node shows %v", v)
 	}
-	// Its lease had at most lease to run from the node's last write;
-	// polling adds a little.
-	if took := time.Since(killed); took > lease+flush+500*time.Millisecond {
+	// Its lease had at most lease to run from the node's last write. The
+	// slack is for a loaded machine's polling, not for the store.
+	if took := time.Since(killed); took > lease+flush+2*time.Second {
 		t.Fatalf("reported failed %v after the node died; lease %v, flush_interval %v", took, lease, flush)
 	}
 }
