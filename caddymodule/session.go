@@ -223,6 +223,17 @@ func (x *exchange) Find(key string) *progress.Record {
 	return x.h.tracker().FindSession(x.owner, key)
 }
 
+// View implements protocolapi.SessionOpener: the tracker's view of the
+// key, while it still shows rec's session.
+func (x *exchange) View(rec *progress.Record) progress.Snapshot {
+	if rec.IsSession() {
+		if snap := x.h.tracker().Lookup(x.owner, rec.Key()); snap.Found && snap.Session != nil {
+			return snap
+		}
+	}
+	return rec.Snapshot()
+}
+
 // End implements protocolapi.SessionOpener.
 func (x *exchange) End(rec *progress.Record, o progress.Outcome) {
 	x.h.tracker().EndSession(rec, o)

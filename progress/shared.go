@@ -185,6 +185,10 @@ func (t *SharedTracker) OpenSession(owner Owner, key string, spec SessionSpec) (
 	rec, made, err := t.mem.OpenSession(owner, key, spec)
 	if err == nil && made {
 		t.track(rec)
+		// The next request of the session may go to another node at
+		// once, even before this answer is through: that node must find
+		// it. The request that opened it waits one write, not its body.
+		t.writeNow(rec)
 	}
 	return rec, made, err
 }
@@ -316,6 +320,27 @@ func (t *SharedTracker) track(rec *Record) {
 	t.lmu.Lock()
 	t.live[rec] = &written{}
 	t.lmu.Unlock()
+}
+
+// writeNow writes rec at once, waiting at most findTimeout, and not at all
+// while the store is down; the flusher writes it again as it changes.
+func (t *SharedTracker) writeNow(rec *Record) {
+	if !t.up.Load() {
+		return
+	}
+	now := time.Now()
+	e, snap := entryOf(t.node, t.seq.Add(1), rec, now.Add(t.opts.Lease))
+	e.Detail = encodeDetail(snap.Detail)
+	data, err := json.Marshal(&e)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(findTimeout, t.opts.ReadTimeout))
+	defer cancel()
+	err = t.store.Write(ctx, []StoreEntry{{Owner: rec.owner, Key: rec.key, Node: t.node, Data: data, TTL: t.opts.Lease + time.Duration(t.retain.Load())}})
+	if err != nil {
+		t.failed("write")
+	}
 }
 
 // flushSoon asks for a flush now: a record ended.

@@ -100,6 +100,10 @@ type SessionOpener interface {
 	Open(key string, spec progress.SessionSpec) *progress.Record
 	Find(key string) *progress.Record
 	End(rec *progress.Record, o progress.Outcome)
+	// View is what the zone shows of rec's key: rec's own snapshot, or,
+	// where proxies share the zone through a store, every node's view of
+	// the session merged.
+	View(rec *progress.Record) progress.Snapshot
 }
 
 // NewAnswered is how the handler hands an answer to Answer.
@@ -122,6 +126,15 @@ func (a *Answered) EndStream() {
 	if a.Stream != nil {
 		a.Stream.Record().EndStream(a.Stream, a.Accepted)
 	}
+}
+
+// View is what the zone shows of the request's session now (see
+// SessionOpener.View): what an answer overlaid with the live view shows.
+func (a *Answered) View() progress.Snapshot {
+	if a.Session == nil {
+		return progress.Snapshot{}
+	}
+	return a.opener.View(a.Session)
 }
 
 // Find returns the request's owner's session of key, or nil.

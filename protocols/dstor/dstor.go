@@ -210,7 +210,7 @@ func status(r *http.Request) *protocol.Exchange {
 				return
 			}
 			keepOrigin(a, a.Body)
-			if b := WithCounts(a.Body, a.Session.Snapshot()); b != nil {
+			if b := WithCounts(a.Body, a.View()); b != nil {
 				a.Replace = b
 			}
 		},

@@ -579,3 +579,109 @@ func TestWatcherOnTheOtherNode(t *testing.T) {
 		}
 	}
 }
+
+// sandboxDo sends a request of the sandbox API through n with the bearer
+// token and returns the status and the decoded JSON reply.
+func sandboxDo(t *testing.T, n *caddyNode, method, path string, body []byte) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, n.url+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &v)
+	return resp.StatusCode, v
+}
+
+func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	originAddr, _ := startOrigin(t)
+	a := startNode(t, "sandbox", srv.Addr, originAddr)
+	b := startNode(t, "sandbox", srv.Addr, originAddr)
+	const part = 1 << 20
+	code, obj := sandboxDo(t, a, http.MethodPost, "/v1/sandboxes/sb1/uploads",
+		[]byte(fmt.Sprintf(`{"target_path":"/two.bin","content_length":%d,"part_size":%d,"kind":"file","conflict":"replace"}`, 2*part, part)))
+	if code != http.StatusCreated {
+		t.Fatalf("creation: %d %v", code, obj)
+	}
+	session := "/v1/sandboxes/sb1/uploads/" + obj["upload_id"].(string)
+	status := func(n *caddyNode, what string, ok func(v map[string]any) bool) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			code, v := sandboxDo(t, n, http.MethodGet, session, nil)
+			if code == http.StatusOK && ok(v) {
+				return v
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status on %s not %s within %v: %d %v", session, n.url, what, within, code, v)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Part 1 through a, part 2 through b, both half sent.
+	putPart := func(n *caddyNode, num int) *slowUpload {
+		t.Helper()
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest(http.MethodPut, n.url+session+"/parts/"+strconv.Itoa(num), pr)
+		req.ContentLength = part
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				u.errc <- err
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			u.done <- resp
+		}()
+		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+		return u
+	}
+	p1, p2 := putPart(a, 1), putPart(b, 2)
+	p1.write(t, make([]byte, part/2))
+	p2.write(t, make([]byte, part/4))
+	for _, n := range []*caddyNode{a, b} {
+		v := status(n, "both parts in flight", func(v map[string]any) bool {
+			parts, _ := v["parts_in_flight"].([]any)
+			return num(v, "received_bytes") == part/2+part/4 && len(parts) == 2
+		})
+		if v["status"] != "uploading" {
+			t.Fatalf("status with two parts streaming through two nodes: %v", v)
+		}
+	}
+	if code := p1.finish(t, make([]byte, part/2)); code != http.StatusOK {
+		t.Fatalf("part 1 answered %d", code)
+	}
+	for _, n := range []*caddyNode{a, b} {
+		status(n, "part 1 accepted, part 2 in flight", func(v map[string]any) bool {
+			parts, _ := v["parts_in_flight"].([]any)
+			return num(v, "received_bytes") == part+part/4 && len(parts) == 1
+		})
+	}
+	if code := p2.finish(t, make([]byte, 3*part/4)); code != http.StatusOK {
+		t.Fatalf("part 2 answered %d", code)
+	}
+	var final []string
+	for _, n := range []*caddyNode{a, b} {
+		v := status(n, "both parts accepted", func(v map[string]any) bool {
+			parts, _ := v["parts_in_flight"].([]any)
+			return num(v, "received_bytes") == 2*part && num(v, "accepted_bytes") == 2*part && len(parts) == 0
+		})
+		delete(v, "updated_at") // the origin's, or the last byte's as each node saw it
+		final = append(final, fmt.Sprint(v))
+	}
+	if final[0] != final[1] {
+		t.Fatalf("the nodes answer differently:\n%s\n%s", final[0], final[1])
+	}
+}
