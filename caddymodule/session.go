@@ -58,7 +58,7 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 		}
 	}
 	if ex.Local != nil {
-		if code, body, ok := ex.Local(x.ans.Session); ok {
+		if code, body, ok := ex.Local(x.ans.Session, x.ans.View()); ok {
 			return h.reply(w, r, p, transportREST, code, body)
 		}
 	}

@@ -48,11 +48,12 @@ type Exchange struct {
 	// it) in Answered.Request.
 	ReadRequest bool
 	// Local, if set, is asked before the request goes on, with the
-	// session the proxy holds for its key (nil if none): when it returns
-	// true, the proxy answers the request itself with status and body
-	// (JSON), and the origin never sees it. A status route the proxy
-	// answers while the origin knows nothing yet.
-	Local func(rec *progress.Record) (status int, body any, ok bool)
+	// session the proxy holds for its key (nil if none) and what the zone
+	// shows of it (Answered.View: with a shared store, every node's view
+	// merged): when it returns true, the proxy answers the request itself
+	// with status and body (JSON), and the origin never sees it. A status
+	// route the proxy answers while the origin knows nothing yet.
+	Local func(rec *progress.Record, view progress.Snapshot) (status int, body any, ok bool)
 	// Rewrite holds the answer back until Answer has run, which may then
 	// replace its body (Answered.Replace): a status answer the protocol
 	// lays its live view over. An answer longer than MaxAnswer is not

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -683,5 +684,111 @@ func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
 	}
 	if final[0] != final[1] {
 		t.Fatalf("the nodes answer differently:\n%s\n%s", final[0], final[1])
+	}
+}
+
+func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	originAddr, _ := startOrigin(t)
+	a := startNode(t, "dstor", srv.Addr, originAddr)
+	b := startNode(t, "dstor", srv.Addr, originAddr)
+	do := func(n *caddyNode, method, path, token, contentType string, body io.Reader, size int) (*http.Request, error) {
+		req, err := http.NewRequest(method, n.url+path, body)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", apiKey)
+		if token != "" {
+			req.Header.Set("x-dstor-upload-token", token)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		if size >= 0 {
+			req.ContentLength = int64(size)
+		}
+		return req, nil
+	}
+	req, _ := do(a, http.MethodPost, "/v1/upload/get-token", "", "application/json", strings.NewReader(`{"chunks_number":2,"folder_path":"/photos"}`), -1)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token string }
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if tok.Token == "" {
+		t.Fatalf("get-token: %s", resp.Status)
+	}
+	chunk := func(n *caddyNode, name string, size int) (*slowUpload, []byte) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		f, _ := mw.CreateFormFile("file", name)
+		f.Write(make([]byte, size))
+		mw.Close()
+		pr, pw := io.Pipe()
+		req, err := do(n, http.MethodPost, "/v1/upload/", tok.Token, mw.FormDataContentType(), pr, buf.Len())
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				u.errc <- err
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			u.done <- resp
+		}()
+		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+		return u, buf.Bytes()
+	}
+	status := func(n *caddyNode, what string, ok func(v map[string]any) bool) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			req, _ := do(n, http.MethodGet, "/v1/upload/get-status/", tok.Token, "", nil, -1)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v map[string]any
+			json.NewDecoder(resp.Body).Decode(&v)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && ok(v) {
+				return v
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("get-status on %s not %s within %v: %s %v", n.url, what, within, resp.Status, v)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	c1, body1 := chunk(a, "2024/one.jpg", 256<<10)
+	c2, body2 := chunk(b, "2024/two.jpg", 256<<10)
+	c1.write(t, body1[:100<<10])
+	c2.write(t, body2[:50<<10])
+	for _, n := range []*caddyNode{a, b} {
+		status(n, "both chunks in flight", func(v map[string]any) bool {
+			return v["status"] == "UPLOADING" && num(v, "bytesUploaded") == 150<<10 && num(v, "chunksInFlight") == 2
+		})
+	}
+	if code := c1.finish(t, body1[100<<10:]); code >= 300 {
+		t.Fatalf("chunk 1 answered %d", code)
+	}
+	for _, n := range []*caddyNode{a, b} {
+		status(n, "chunk 1 in, chunk 2 in flight", func(v map[string]any) bool {
+			return num(v, "chunksUploaded") == 1 && num(v, "chunksInFlight") == 1 && num(v, "bytesUploaded") == float64(len(body1)+50<<10)
+		})
+	}
+	if code := c2.finish(t, body2[50<<10:]); code >= 300 {
+		t.Fatalf("chunk 2 answered %d", code)
+	}
+	for _, n := range []*caddyNode{a, b} {
+		status(n, "both chunks in", func(v map[string]any) bool {
+			return num(v, "chunksUploaded") == 2 && num(v, "bytesUploaded") == float64(len(body1)+len(body2)) && num(v, "filesUploaded") == 2
+		})
 	}
 }
