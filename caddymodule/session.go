@@ -223,13 +223,11 @@ func (x *exchange) Find(key string) *progress.Record {
 	return x.h.tracker().FindSession(x.owner, key)
 }
 
-// View implements protocolapi.SessionOpener: the tracker's view of the
-// key, while it still shows rec's session.
+// View implements protocolapi.SessionOpener: rec's snapshot, merged with
+// what the other proxies of a shared zone saw of it.
 func (x *exchange) View(rec *progress.Record) progress.Snapshot {
-	if rec.IsSession() {
-		if snap := x.h.tracker().Lookup(x.owner, rec.Key()); snap.Found && snap.Session != nil {
-			return snap
-		}
+	if v, ok := x.h.tracker().(progress.Viewer); ok {
+		return v.View(rec)
 	}
 	return rec.Snapshot()
 }

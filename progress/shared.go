@@ -266,6 +266,40 @@ func (t *SharedTracker) Lookup(owner Owner, key string) Snapshot {
 	return merge(cands, time.Now(), time.Duration(t.retain.Load()))
 }
 
+// View is what the zone shows of rec, a session this node holds: its
+// own view merged with the other nodes' (see merge), or its own alone
+// when the store cannot say.
+func (t *SharedTracker) View(rec *Record) Snapshot {
+	snap, sh := rec.sharedSnapshot()
+	if rec.sess == nil || !t.up.Load() {
+		return snap
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.opts.ReadTimeout)
+	more, err := t.remote(ctx, rec.owner, rec.key)
+	cancel()
+	if err != nil {
+		return snap
+	}
+	cands := []candidate{{snap: snap, sh: sh, local: true}}
+	for _, c := range more {
+		if c.snap.Session != nil {
+			cands = append(cands, c)
+		}
+	}
+	if merged := merge(cands, time.Now(), time.Duration(t.retain.Load())); merged.Found {
+		return merged
+	}
+	return snap
+}
+
+// Viewer is a tracker whose records are not the whole of what the zone
+// shows of them (SharedTracker): View merges the rest in.
+type Viewer interface {
+	View(rec *Record) Snapshot
+}
+
+var _ Viewer = (*SharedTracker)(nil)
+
 // remote reads the other nodes' entries of owner's key.
 func (t *SharedTracker) remote(ctx context.Context, owner Owner, key string) ([]candidate, error) {
 	datas, err := t.store.Read(ctx, owner, key)
