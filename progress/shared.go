@@ -480,8 +480,9 @@ func (t *SharedTracker) listen(ctx context.Context) {
 	defer t.wg.Done()
 	t.store.Listen(ctx, t.deliver, func(up bool) {
 		if up {
-			// What was written while the subscription was down is
-			// missed: watchers read the store again.
+			// The store is back. What was written while the
+			// subscription was down is missed: watchers read it again.
+			t.setUp(true)
 			t.reseedViews()
 			return
 		}
