@@ -380,6 +380,11 @@ func TestNodeKilledMidUpload(t *testing.T) {
 	if took := time.Since(killed); took > lease+flush+2*time.Second {
 		t.Fatalf("reported failed %v after the node died; lease %v, flush_interval %v", took, lease, flush)
 	}
+	// The node comes back (a new process): the record is still there.
+	again := startNode(t, "shard", srv.Addr, originAddr)
+	if v := again.waitFor(t, "/progress?path=/orphan.bin", "failed", func(code int, v map[string]any) bool { return v["status"] == "failed" }); v["error"] != "proxy node went away" {
+		t.Fatalf("the restarted node shows %v", v)
+	}
 }
 
 // tusCreate creates a tus upload of size through n and returns its URL path.
