@@ -797,3 +797,44 @@ func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 		})
 	}
 }
+
+func TestTusWatcherOnTheOtherNode(t *testing.T) {
+	srv := redistest.Start(t)
+	originAddr, _ := startOrigin(t)
+	a := startNode(t, "tus", srv.Addr, originAddr)
+	b := startNode(t, "tus", srv.Addr, originAddr)
+	const size = 1 << 20
+	upload := tusCreate(t, a, size)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/tus/progress/ws?upload="+upload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	read := func() map[string]any {
+		t.Helper()
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("watcher on the other node: %v", err)
+		}
+		var v map[string]any
+		json.Unmarshal(msg, &v)
+		return v
+	}
+	if v := read(); v["status"] != "created" || num(v, "length") != size {
+		t.Fatalf("first message on the other node: %v", v)
+	}
+	p := tusPatch(t, a, upload, 0, size)
+	p.write(t, make([]byte, size/2))
+	for v := read(); num(v, "received") < size/2; v = read() {
+	}
+	if code := p.finish(t, make([]byte, size/2)); code != http.StatusNoContent {
+		t.Fatalf("PATCH answered %d", code)
+	}
+	for v := read(); v["status"] != "completed"; v = read() {
+		if v["status"] != "uploading" {
+			t.Fatalf("the watcher saw %v", v)
+		}
+	}
+}
