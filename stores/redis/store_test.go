@@ -324,6 +324,11 @@ func TestClusterRecordOnEveryShard(t *testing.T) {
 	for _, key := range holders {
 		showsOn(t, b, owner, key, func(s progress.Snapshot) bool { return s.State == progress.Completed && s.Received == 10 })
 	}
+	for _, srv := range servers {
+		if n, err := srv.Do("DBSIZE"); err != nil || n == ":0" {
+			t.Fatalf("master %s holds no record: %q %v", srv.Addr, n, err)
+		}
+	}
 	// And a watcher on b hears a live upload through the cluster's pub/sub.
 	sub, err := b.Subscribe(owner, "/live")
 	if err != nil {
