@@ -33,6 +33,10 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, p *protoco
 // statusCode is the HTTP status of a status reply showing snap: 200, or
 // the protocol's own.
 func (p *protocol) statusCode(snap progress.Snapshot) int {
+	if snap.Unavailable {
+		code, _ := p.Fail(storeUnavailable)
+		return code
+	}
 	if p.coder != nil {
 		return p.coder.StatusCode(snap)
 	}
@@ -52,6 +56,18 @@ func (h *Handler) parseStatusRequest(r *http.Request, p *protocol) (progress.Own
 	}
 	q, f := p.ParseStatus(r)
 	return owner, q, f
+}
+
+// Render is the protocol's reply showing snap, except for a snapshot that
+// only an unreachable shared store could complete: that is the protocol's
+// failure saying so, on every transport (a watcher stays connected and
+// hears the store come back), never a wrong "does not exist".
+func (p *protocol) Render(snap progress.Snapshot) any {
+	if snap.Unavailable {
+		_, body := p.Fail(storeUnavailable)
+		return body
+	}
+	return p.Protocol.Render(snap)
 }
 
 // storeUnavailable answers a status request that only the zone's shared

@@ -838,3 +838,50 @@ func TestTusWatcherOnTheOtherNode(t *testing.T) {
 		}
 	}
 }
+
+func TestWatcherStaysThroughAStoreOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	originAddr, _ := startOrigin(t)
+	a := startNode(t, "shard", srv.Addr, originAddr)
+	b := startNode(t, "shard", srv.Addr, originAddr)
+	u := startShardUpload(t, a, "/outage.bin", 2<<20)
+	u.write(t, make([]byte, 1<<20))
+	b.waitFor(t, "/progress?path=/outage.bin", "uploading", func(code int, v map[string]any) bool { return uploaded(v) == 1<<20 })
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/outage.bin",
+		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	read := func() map[string]any {
+		t.Helper()
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("watcher on the other node: %v", err)
+		}
+		var v map[string]any
+		json.Unmarshal(msg, &v)
+		return v
+	}
+	if v := read(); uploaded(v) != 1<<20 {
+		t.Fatalf("first message %v", v)
+	}
+	srv.Kill()
+	for v := read(); v["error"] != "progress store unavailable"; v = read() {
+		if v["status"] == "not_exist" {
+			t.Fatalf("the watcher was told the upload does not exist: %v", v)
+		}
+	}
+	u.write(t, make([]byte, 1<<19))
+	srv.Restart()
+	for v := read(); uploaded(v) != 3<<19; v = read() {
+		if v["status"] == "not_exist" {
+			t.Fatalf("the watcher was told the upload does not exist: %v", v)
+		}
+	}
+	u.finish(t, make([]byte, 1<<19))
+	for v := read(); v["status"] != "completed"; v = read() {
+	}
+}
