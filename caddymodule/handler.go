@@ -124,6 +124,14 @@ type Handler struct {
 	// could reach it either. Default: 10s.
 	WatcherTimeout caddy.Duration `json:"watcher_timeout,omitempty"`
 
+	// The path at which the handler serves its JavaScript client
+	// (upload-progress.js, an ES module built into Caddy) to GET and HEAD,
+	// as text/javascript with an ETag, cached for five minutes, so that a
+	// page can `import { watchUpload } from '/upload-progress.js'` from the
+	// server it watches. Must start with / and differ from every protocol's
+	// endpoints. Default: none (not served).
+	ClientPath string `json:"client_path,omitempty"`
+
 	zone *zone
 	// protocols in configuration order: the first that tracks an upload
 	// gets it. endpoints holds the same, those that claim requests by
@@ -151,6 +159,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // ServeHTTP serves status requests itself, tracks the uploads that ask for
 // it, and passes everything else on untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.ClientPath != "" && r.URL.Path == h.ClientPath {
+		return h.serveClient(w, r)
+	}
 	for _, p := range h.endpoints {
 		if p.statusPath != "" && p.answers(r, p.statusPath) {
 			return h.serveStatus(w, r, p)
