@@ -306,7 +306,12 @@ function wsScheme(url) {
  * upload URL, sandbox the session URL and the bearer token, dstor the
  * upload token and the Authorization credential), watchToken (a token
  * already obtained, or true to get one even where headers can be sent),
- * onProgress(event, reply), onEnd(event, error), onTransport(name).
+ * onProgress(event, reply, transport) for every reply (reply: the
+ * protocol's own JSON; transport: 'websocket', 'sse' or 'poll'),
+ * onEnd(event, error) once (event: the last one, null if none came;
+ * error: null when the upload reached a final status or the server ended
+ * the stream, else why watching stopped: a refusal, or maxRetries
+ * failures in a row), onTransport(name) at each attempt of a transport.
  * More: transports (the order to try, default ['websocket', 'sse',
  * 'poll']), pollInterval (ms, 1000), minBackoff and maxBackoff (ms, 250
  * and 10000), maxRetries (consecutive failures before giving up, 10),
@@ -351,7 +356,7 @@ class Watch {
 
   // take handles one reply; it returns false for a reply that is no
   // progress (then the transport decides), true otherwise.
-  take(reply) {
+  take(reply, via) {
     if (this.ended) return true
     const ev = normalise(this.o.protocol, reply, this.last, this.o.total)
     if (ev.refusal !== undefined) {
@@ -361,7 +366,7 @@ class Watch {
     if (ev.retry !== undefined) return false
     this.pace(ev)
     this.last = ev
-    this.o.onProgress?.(ev, reply)
+    this.o.onProgress?.(ev, reply, via)
     if (FINAL.has(ev.status)) this.finish()
     return true
   }
@@ -439,7 +444,7 @@ class Watch {
       }
       return null
     }
-    this.take(reply)
+    this.take(reply, 'poll')
     return typeof reply.watch_token === 'string' && reply.watch_token !== '' ? reply.watch_token : null
   }
 
@@ -483,7 +488,7 @@ class Watch {
             return
           }
           gotMessage = true
-          this.take(reply)
+          this.take(reply, 'websocket')
         }
         socket.onclose = (e) => {
           this.closeCurrent = null
@@ -545,7 +550,7 @@ class Watch {
     } catch {
       return
     }
-    this.take(reply)
+    this.take(reply, 'sse')
   }
 
   // fetchStream reads the stream through fetch, with the headers.
@@ -608,7 +613,7 @@ class Watch {
         break
       }
       if (!res.ok || reply === null) return { next: 'retry', gotMessage, error: new Error(`status ${res.status}`) }
-      if (!this.take(reply)) return { next: 'retry', gotMessage, error: new Error('the server is busy') }
+      if (!this.take(reply, 'poll')) return { next: 'retry', gotMessage, error: new Error('the server is busy') }
       gotMessage = true
       if (this.ended) break
       await sleep(o.pollInterval, this.stopper.signal)
@@ -729,7 +734,7 @@ export class UploadError extends Error {
  * string, or (Node) a stream or any async iterable of bytes, or a
  * ReadableStream; a stream's size goes in the size option.
  *
- * Options are watchUpload's, plus: name (the file name; a File's own by
+ * Options are watchUpload's (headers go with every request), plus: name (the file name; a File's own by
  * default), size, signal (an AbortSignal), query (more parameters of the
  * upload request, e.g. {overwrite: 'true'} for shard), uploadPath (shard
  * /fso, pcloud /uploadfile, nginx /upload, tus /files/), settleTimeout
@@ -783,7 +788,7 @@ function isStream(body) {
 
 // request sends one request and reads its answer whole.
 async function request(o, url, init) {
-  const headers = { ...(init.headers ?? {}) }
+  const headers = { ...(o.headers ?? {}), ...(init.headers ?? {}) }
   const req = { method: init.method ?? 'POST', headers, signal: o.signal, cache: 'no-store' }
   if (init.body !== undefined) {
     req.body = init.body
@@ -820,9 +825,9 @@ function tracked(o, key, send, watchOpts = {}) {
       ...watchOpts,
       key,
       total: o.size ?? null,
-      onProgress: (ev, reply) => {
+      onProgress: (ev, reply, via) => {
         last = ev
-        o.onProgress?.(ev, reply)
+        o.onProgress?.(ev, reply, via)
       },
       onEnd: (ev, err) => {
         watchDone = true
