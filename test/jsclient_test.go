@@ -51,6 +51,21 @@ func TestJSClient(t *testing.T) {
 	}
 }
 
+// TestJSClientUnits runs the client's tests that need no server: the
+// event-stream parser, each protocol's replies read as the normalised
+// event, the transports' logic against a scripted fetch.
+func TestJSClientUnits(t *testing.T) {
+	testkit.RequireNode(t, "js")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", filepath.Join("..", "clients", "js", "test"))
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node --test clients/js/test: %v\n%s", err, out)
+	}
+}
+
 // TestJSClientStreams runs the client's tests of Server-Sent Events and
 // watch tokens: each protocol's stream read as SSE, and the WebSocket
 // opened with a watch token in place of the credential, as in a browser.

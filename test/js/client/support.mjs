@@ -78,6 +78,7 @@ export function collector(gate = null) {
   const c = { events: [], transports: [], tried: [], end: null }
   c.ended = new Promise((resolve) => {
     c.onEnd = (event, error) => {
+      gate?.open() // a watch that ended early must not hold the upload
       c.end = { event, error }
       resolve(c.end)
     }
