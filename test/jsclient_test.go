@@ -105,6 +105,13 @@ func newJSClientEnv(t *testing.T, siteExtra string) *env {
 	if _, err := os.Stat(filepath.Join("js", "node_modules", "ws", "package.json")); err != nil {
 		t.Fatalf("ws is not installed in test/js (%v): run `npm ci --prefix test/js` from the repository root", err)
 	}
+	return newJSClientEnvFor(t, siteExtra)
+}
+
+// newJSClientEnvFor starts the origin and Caddy with jsClientBlock and
+// siteExtra.
+func newJSClientEnvFor(t *testing.T, siteExtra string) *env {
+	t.Helper()
 	originURL, originDir := startOrigin(t)
 	return newEnvAt(t, jsClientBlock(originURL), siteExtra, false, originURL, originDir)
 }
