@@ -72,6 +72,9 @@ const PROTOCOLS = {
       if (o.credential) h.Authorization = o.credential
       return h
     },
+    // With a watch token in place of the headers, the upload token goes
+    // in the query.
+    tokenQuery: (o) => ({ token: o.key }),
     normalise: dstorEvent,
   },
 }
@@ -422,7 +425,10 @@ class Watch {
   // stands in for the credential.
   streamURL(scheme) {
     let u = new URL(this.o.streamURL)
-    if (this.token) u.searchParams.set('watch_token', this.token)
+    if (this.token) {
+      u.searchParams.set('watch_token', this.token)
+      for (const [k, v] of Object.entries(this.o.p.tokenQuery?.(this.o) ?? {})) u.searchParams.set(k, v)
+    }
     if (scheme === 'ws') u = wsScheme(u)
     return u.toString()
   }
@@ -454,14 +460,15 @@ class Watch {
     if (typeof WS !== 'function') return { next: 'fallback', error: new Error('no WebSocket') }
     const run = async () => {
       // Headers go with the handshake in Node (ws, undici); a page needs a token.
+      // A server that offers no token needs none here (an ownerless
+      // protocol), or has none to give: the bare WebSocket tells which.
       const headerless = !inNode || o.watchToken === true
       if (this.needsHeaders() && headerless && !this.token) {
         this.token = await this.getToken()
         if (this.ended) return { next: 'end' }
-        if (!this.token) return { next: 'fallback', error: new Error('no watch token') }
       }
       const url = this.streamURL('ws')
-      const withHeaders = this.needsHeaders() && !this.token
+      const withHeaders = this.needsHeaders() && !this.token && !headerless
       return new Promise((resolve) => {
         let socket
         try {
@@ -533,6 +540,10 @@ class Watch {
         gotMessage = true
         this.takeText(e.data)
       })
+      es.addEventListener('refused', (e) => {
+        this.finish(new Error(refusalText(e.data)))
+        done({ next: 'end', gotMessage })
+      })
       es.addEventListener('end', (e) => {
         gotMessage = true
         this.takeText(e.data)
@@ -581,6 +592,13 @@ class Watch {
         if (ev.event === 'end') {
           ended = true
           this.finish()
+          ctl.abort()
+        }
+        if (ev.event === 'refused') {
+          // The origin refused the session's credential: the protocol's
+          // error reply.
+          ended = true
+          this.finish(new Error(refusalText(ev.data)))
           ctl.abort()
         }
       })
@@ -637,6 +655,16 @@ function refusalMessage(res, reply) {
   const e = reply?.error
   const why = typeof e === 'string' ? e : e?.message ?? reply?.errorExplanation ?? reply?.message
   return `${res.status}${why ? `: ${why}` : ''}`
+}
+
+// refusalText is the message of an error reply's JSON text.
+function refusalText(data) {
+  let reply = null
+  try {
+    reply = JSON.parse(data)
+  } catch {}
+  const e = reply?.error
+  return (typeof e === 'string' ? e : e?.message ?? reply?.errorExplanation ?? reply?.message) || 'the server refused the watch'
 }
 
 function sleep(ms, signal) {
