@@ -188,7 +188,8 @@ function dstorEvent(r, prev) {
   let status
   switch (r.status) {
     case 'UPLOADING':
-      status = r.chunksUploaded || r.chunksInFlight || r.bytesUploaded ? 'uploading' : 'waiting'
+      if (r.chunksNumber > 0 && r.chunksUploaded >= r.chunksNumber && !r.chunksInFlight) status = 'completing' // the origin's turn
+      else status = r.chunksUploaded || r.chunksInFlight || r.bytesUploaded ? 'uploading' : 'waiting'
       break
     case 'DONE':
       status = 'completed'
@@ -340,6 +341,7 @@ class Watch {
     this.sseRetry = null
     this.lastEventID = null
     this.samples = null
+    this.nudging = false
   }
 
   stop() {
@@ -371,7 +373,31 @@ class Watch {
     this.last = ev
     this.o.onProgress?.(ev, reply, via)
     if (FINAL.has(ev.status)) this.finish()
+    else if (ev.status === 'completing' && this.token && via !== 'poll') this.nudge()
     return true
+  }
+
+  // nudge polls the status endpoint with the credential while a session
+  // watched with a watch token is completing: the proxy asks the origin
+  // how a session stands only for a watcher that holds the credential, so
+  // the end the origin reaches by itself comes to a token's watchers
+  // through a status request that passes to the origin.
+  async nudge() {
+    if (this.nudging) return
+    this.nudging = true
+    try {
+      while (!this.ended && this.last?.status === 'completing') {
+        await sleep(this.o.pollInterval, this.stopper.signal)
+        if (this.ended) break
+        const res = await this.o.fetch(this.o.statusURL, { headers: this.o.headers, signal: this.stopper.signal, cache: 'no-store' })
+        const reply = await readJSON(res)
+        if (res.ok && reply !== null) this.take(reply, 'poll')
+      }
+    } catch {
+      // The stream goes on; a failed nudge is tried at the next completing.
+    } finally {
+      this.nudging = false
+    }
   }
 
   // pace adds rate (bytes a second, smoothed) and eta (seconds) to ev.
@@ -870,6 +896,7 @@ function tracked(o, key, send, watchOpts = {}) {
         timer = setTimeout(() => {
           w.stop()
           watchDone = true
+          o.onEnd?.(last, new Error(`the watch saw no end within ${o.settleTimeout} ms of the upload's answer`))
           done()
         }, o.settleTimeout)
         return

@@ -97,6 +97,7 @@ test('normalise: sandbox, the origin\'s object with the live view', () => {
 test('normalise: dstor, the proxy\'s object and the origin\'s stages', () => {
   const r = { status: 'UPLOADING', chunksNumber: 3, chunksUploaded: 0, chunksInFlight: 0, bytesUploaded: 0, filesUploaded: 0, folderPath: '/p' }
   assert.equal(normalise('dstor', r).status, 'waiting')
+  assert.equal(normalise('dstor', { ...r, chunksUploaded: 3, bytesUploaded: 900 }).status, 'completing') // every chunk in
   const up = normalise('dstor', { ...r, chunksInFlight: 1, bytesUploaded: 500, currentFile: '2024/a.jpg', filesUploaded: 1 }, null, 900)
   assert.deepEqual(up, { uploaded: 500, total: 900, status: 'uploading', currentFile: '2024/a.jpg', files: 1 })
   assert.equal(normalise('dstor', { ...r, status: 'ERROR', errorAtStage: 'UPLOADING', errorExplanation: 'forced failure', chunksUploaded: 2 }).status, 'paused')
