@@ -283,6 +283,13 @@ function settle(opts) {
     return t === 'poll' || o.streamURL !== null
   })
   if (o.transports.length === 0) throw new TypeError('no transport left: this protocol has no stream endpoint, allow poll')
+  // A token the caller holds (a page whose server got it) stands in for
+  // the credential at the REST endpoint too.
+  o.pollURL = new URL(o.statusURL)
+  if (typeof opts.watchToken === 'string' && opts.watchToken !== '') {
+    o.pollURL.searchParams.set('watch_token', opts.watchToken)
+    for (const [k, v] of Object.entries(p.tokenQuery?.(o) ?? {})) o.pollURL.searchParams.set(k, v)
+  }
   return o
 }
 
@@ -309,7 +316,8 @@ function wsScheme(url) {
  * the progresshash and the auth token, nginx the X-Progress-ID, tus the
  * upload URL, sandbox the session URL and the bearer token, dstor the
  * upload token and the Authorization credential), watchToken (a token
- * already obtained, or true to get one even where headers can be sent),
+ * already obtained, used at every endpoint in place of the credential, or
+ * true to get one even where headers can be sent),
  * onProgress(event, reply, transport) for every reply (reply: the
  * protocol's own JSON; transport: 'websocket', 'sse' or 'poll'),
  * onEnd(event, error) once (event: the last one, null if none came;
@@ -646,7 +654,7 @@ class Watch {
     while (!this.ended) {
       let res
       try {
-        res = await o.fetch(o.statusURL, { headers: o.headers, signal: this.stopper.signal, cache: 'no-store' })
+        res = await o.fetch(o.pollURL, { headers: o.headers, signal: this.stopper.signal, cache: 'no-store' })
       } catch (err) {
         return { next: 'retry', gotMessage, error: err }
       }

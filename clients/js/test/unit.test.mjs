@@ -45,6 +45,29 @@ test('readEventStream: a field without a colon, a space kept after the first, a 
   assert.deepEqual(got, [{ event: 'message', data: '\n two spaces', id: undefined }])
 })
 
+test('readEventStream: the same events however the bytes are cut into reads', async () => {
+  const text = 'retry: 2000\r\n: hb\r\n\r\nid: 1\nevent: progress\ndata: {"s":"é"}\n\n' +
+    'id: 2\revent: progress\rdata: {"n":2}\r\r: heartbeat\n\nid: 3\r\nevent: end\r\ndata: {"n":3}\r\n\r\n'
+  const bytes = new TextEncoder().encode(text)
+  const whole = []
+  await readEventStream(new Blob([bytes]).stream(), (e) => whole.push(e))
+  assert.equal(whole.length, 4)
+  let x = 12345
+  for (let run = 0; run < 200; run++) {
+    const cuts = []
+    for (let at = 0; at < bytes.length;) {
+      x = (x * 1103515245 + 12345) % 2147483648
+      const n = 1 + (x % 7)
+      cuts.push(bytes.subarray(at, at + n))
+      at += n
+    }
+    const got = []
+    const body = new ReadableStream({ start(c) { for (const b of cuts) c.enqueue(b); c.close() } })
+    await readEventStream(body, (e) => got.push(e))
+    assert.deepEqual(got, whole, `cut into ${cuts.map((c) => c.length)}`)
+  }
+})
+
 const MiB = 1 << 20
 
 test('normalise: shard', () => {
@@ -183,4 +206,12 @@ test('watchUpload: gives up after maxRetries failures in a row', async () => {
   const r = await watched({ protocol: 'shard', key: '/a', transports: ['poll'], fetch: f, maxRetries: 3 })
   assert.match(r.err.message, /gave up after 3 retries/)
   assert.equal(asked.length, 4)
+})
+
+test('watchUpload: a watch token the caller holds goes to the REST endpoint too (dstor names its upload beside it)', async () => {
+  const { f, asked } = scriptedFetch([{ body: { status: 'DONE', chunksNumber: 1, chunksUploaded: 1, bytesUploaded: 7, filesUploaded: 1 } }])
+  const r = await watched({ protocol: 'dstor', key: 'tok 1', watchToken: 'wt', transports: ['poll'], fetch: f })
+  assert.equal(r.err, null)
+  assert.deepEqual(r.evs, [['completed', 7, 'poll']])
+  assert.equal(asked[0].url, 'http://127.0.0.1:1/v1/upload/get-status/?watch_token=wt&token=tok+1')
 })
