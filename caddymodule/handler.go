@@ -92,6 +92,14 @@ type Handler struct {
 	// the WebSocket. Same-origin requests are always allowed. Default: none.
 	OriginPatterns []string `json:"origin_patterns,omitempty"`
 
+	// The path at which the handler serves its JavaScript client
+	// (upload-progress.js, an ES module built into Caddy) to GET and HEAD,
+	// as text/javascript with an ETag, cached for five minutes, so that a
+	// page can `import { watchUpload } from '/upload-progress.js'` from the
+	// server it watches. Must start with / and differ from every protocol's
+	// endpoints. Default: none (not served).
+	ClientPath string `json:"client_path,omitempty"`
+
 	// How often, at most, a WebSocket watcher gets a progress update:
 	// updates go out on ticks every update_interval shared by all watchers
 	// (never two to one watcher within half an interval). The bytes that
@@ -123,14 +131,6 @@ type Handler struct {
 	// message cannot be written in time is disconnected, as no close frame
 	// could reach it either. Default: 10s.
 	WatcherTimeout caddy.Duration `json:"watcher_timeout,omitempty"`
-
-	// The path at which the handler serves its JavaScript client
-	// (upload-progress.js, an ES module built into Caddy) to GET and HEAD,
-	// as text/javascript with an ETag, cached for five minutes, so that a
-	// page can `import { watchUpload } from '/upload-progress.js'` from the
-	// server it watches. Must start with / and differ from every protocol's
-	// endpoints. Default: none (not served).
-	ClientPath string `json:"client_path,omitempty"`
 
 	zone *zone
 	// protocols in configuration order: the first that tracks an upload
