@@ -124,6 +124,13 @@ type Handler struct {
 	// could reach it either. Default: 10s.
 	WatcherTimeout caddy.Duration `json:"watcher_timeout,omitempty"`
 
+	// How long a watch token stays good: a page that holds only the
+	// token (a browser can set no header on a WebSocket or an
+	// EventSource) can watch and poll the one upload it names for this
+	// long, from when the status request that asked for it (with the
+	// credential and watch_token=1) was answered. Default: 10m.
+	WatchTokenTTL caddy.Duration `json:"watch_token_ttl,omitempty"`
+
 	zone *zone
 	// protocols in configuration order: the first that tracks an upload
 	// gets it. endpoints holds the same, those that claim requests by
@@ -136,8 +143,8 @@ type Handler struct {
 	// refreshes shares the origin's status requests of watched sessions.
 	refreshes *refreshes
 	// The WebSocket timings, defaults applied.
-	pace                         progress.Pace
-	pingInterval, watcherTimeout time.Duration
+	pace                                        progress.Pace
+	pingInterval, watcherTimeout, watchTokenTTL time.Duration
 }
 
 // CaddyModule returns the Caddy module information.
@@ -156,6 +163,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.serveStatus(w, r, p)
 		}
 		if p.answers(r, p.webSocketPaths...) || p.router != nil && p.router.Watches(r) {
+			if acceptsEventStream(r) {
+				return h.serveEvents(w, r, p)
+			}
 			return h.serveWatch(w, r, p)
 		}
 	}

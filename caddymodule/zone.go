@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"crypto/rand"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
@@ -16,7 +18,13 @@ var zones = caddy.NewUsagePool()
 type zone struct {
 	name    string
 	tracker progress.Tracker
+	// watchKey signs the zone's watch tokens: random per zone, so that a
+	// token is good only where it was issued.
+	watchKey [32]byte
 }
+
+// signingKey is the key that signs and checks the zone's watch tokens.
+func (z *zone) signingKey() []byte { return z.watchKey[:] }
 
 // Destruct closes the tracker when the last handler using the zone is
 // cleaned up: its watchers are told the server is going away.
@@ -29,7 +37,12 @@ func (z *zone) Destruct() error {
 // user, and applies opts to it.
 func loadZone(name string, opts progress.Options) (*zone, error) {
 	v, _, err := zones.LoadOrNew(name, func() (caddy.Destructor, error) {
-		return &zone{name: name, tracker: progress.NewMemoryTracker(opts)}, nil
+		z := &zone{name: name}
+		if _, err := rand.Read(z.watchKey[:]); err != nil {
+			return nil, err
+		}
+		z.tracker = progress.NewMemoryTracker(opts)
+		return z, nil
 	})
 	if err != nil {
 		return nil, err
