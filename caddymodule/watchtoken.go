@@ -34,8 +34,11 @@ const (
 	watchTokenRaw     = 1 + 8 + sha256.Size + sha256.Size
 )
 
+// watchTokenEncoding is strict: one token has one spelling.
+var watchTokenEncoding = base64.RawURLEncoding.Strict()
+
 // watchTokenLen is the length of a token as it appears in a URL.
-var watchTokenLen = base64.RawURLEncoding.EncodedLen(watchTokenRaw)
+var watchTokenLen = watchTokenEncoding.EncodedLen(watchTokenRaw)
 
 // Why a watch token is refused. The messages name nothing of the token's
 // contents: a forged token and one for another upload read the same.
@@ -59,7 +62,7 @@ func parseWatchToken(s string) (watchToken, error) {
 		return t, errTokenMalformed
 	}
 	var raw [watchTokenRaw]byte
-	n, err := base64.RawURLEncoding.Decode(raw[:], []byte(s))
+	n, err := watchTokenEncoding.Decode(raw[:], []byte(s))
 	if err != nil || n != watchTokenRaw || raw[0] != watchTokenVersion {
 		return t, errTokenMalformed
 	}
@@ -95,7 +98,7 @@ func signWatchToken(signingKey []byte, protocol string, owner progress.Owner, ke
 	copy(raw[9:], owner[:])
 	mac := watchTokenMAC(signingKey, protocol, owner, key, exp)
 	copy(raw[9+sha256.Size:], mac[:])
-	return base64.RawURLEncoding.EncodeToString(raw[:])
+	return watchTokenEncoding.EncodeToString(raw[:])
 }
 
 // verifyWatchToken returns the owner a token speaks for, if it was signed
