@@ -72,9 +72,17 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 	// The request's context ends when the client goes away (or its
 	// connection is closed); a reload does not cancel it.
 	ctx, drop := context.WithCancelCause(r.Context())
-	defer drop(nil)
 	s := &eventStream{p: p, w: w, rc: http.NewResponseController(w), timeout: h.watcherTimeout, id: lastEventID(r)}
-	go s.heartbeat(ctx, h.pingInterval, drop)
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		s.heartbeat(ctx, h.pingInterval, drop)
+	}()
+	// The response writer is not to be used once the handler returns.
+	defer func() {
+		drop(nil)
+		<-beating
+	}()
 
 	err = h.follow(ctx, wt, s)
 	if !errors.Is(err, errWriteTimeout) && !errors.Is(context.Cause(ctx), errWriteTimeout) {

@@ -163,21 +163,19 @@ func TestEventStreamFollowsAnUpload(t *testing.T) {
 		}
 		up <- err
 	}()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
 	chunk := make([]byte, mib)
 	id := 1
 	var last sseEvent
-	for sent := 1; sent <= 3; sent++ {
-		if _, err := pw.Write(chunk); err != nil {
-			t.Fatal(err)
-		}
-		if sent == 3 {
-			pw.Close()
-		}
-		// Events until this MiB shows.
+	var uploaded int64
+	// next reads events (skipping heartbeats) until one shows more than
+	// was seen, or the end.
+	nextEvent := func(what string) {
+		t.Helper()
 		for {
 			ev, err := events.next()
 			if err != nil {
-				t.Fatalf("after %d MiB: %v", sent, err)
+				t.Fatalf("%s: %v", what, err)
 			}
 			if ev.comment != "" {
 				continue
@@ -191,14 +189,27 @@ func TestEventStreamFollowsAnUpload(t *testing.T) {
 				t.Fatalf("event data %q: %v", ev.data, err)
 			}
 			last = ev
-			if st.Uploaded >= int64(sent)*mib || ev.event == "end" {
-				break
+			if st.Uploaded > uploaded || ev.event == "end" {
+				uploaded = st.Uploaded
+				return
 			}
 		}
-		if last.event == "end" {
-			break
+	}
+	// Each MiB brings an update: one MiB is the watcher's step, and the
+	// last update showed at most the MiB before.
+	for sent := 1; sent <= 2; sent++ {
+		if _, err := pw.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		nextEvent("after " + strconv.Itoa(sent) + " MiB")
+		if !strings.Contains(last.data, `"status":"uploading"`) || last.event != "progress" {
+			t.Fatalf("after %d MiB: %+v, want uploading", sent, last)
 		}
 	}
+	if _, err := pw.Write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
 	if err := <-up; err != nil {
 		t.Fatal(err)
 	}
