@@ -154,7 +154,12 @@ func (x *exchange) addWatchToken() {
 // what it holds, as it would a watcher.
 func (h *Handler) serveStatusByToken(w http.ResponseWriter, r *http.Request, p *protocol, key, token string) error {
 	if key == "" {
-		return h.refuse(w, r, p, transportREST, progress.BadRequestf("the request names no upload"))
+		// The protocol says what names an upload.
+		f := progress.BadRequestf("the request names no upload")
+		if _, pf := p.ParseStatus(r); pf != nil {
+			f = pf
+		}
+		return h.refuse(w, r, p, transportREST, f)
 	}
 	owner, f := h.acceptWatchToken(p, key, token)
 	if f != nil {

@@ -189,7 +189,7 @@ func chunkRefusal(a *protocol.Answered) string {
 func status(r *http.Request) *protocol.Exchange {
 	tok := uploadToken(r)
 	if tok == "" {
-		return &protocol.Exchange{Local: func(*progress.Record) (int, any, bool) {
+		return &protocol.Exchange{Status: true, Local: func(*progress.Record) (int, any, bool) {
 			return http.StatusBadRequest, Status{Status: "ERROR", ErrorExplanation: missingToken(r), ErrorAtStage: stageUploading}, true
 		}}
 	}
