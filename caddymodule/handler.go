@@ -52,7 +52,8 @@ type Handler struct {
 	// fill it. Default: 100000.
 	MaxKeys int `json:"max_keys,omitempty"`
 
-	// The most WebSocket watchers the zone holds at once, and per key;
+	// The most watchers (WebSocket and event stream) the zone holds at
+	// once, and per key;
 	// past them a watcher is refused with 503 in its protocol's shape.
 	// Defaults: 10000 and 1024.
 	MaxWatchers       int `json:"max_watchers,omitempty"`
@@ -113,8 +114,9 @@ type Handler struct {
 	// Negative: no bound. Default: 250.
 	KeyUpdatesPerSecond int `json:"key_updates_per_second,omitempty"`
 
-	// How often WebSocket watchers are pinged, which keeps idle connections
-	// open through proxies and finds watchers that are gone. Default: 30s.
+	// How often WebSocket watchers are pinged, and event streams get a
+	// heartbeat comment, which keeps idle connections open through proxies
+	// and finds watchers that are gone. Default: 30s.
 	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
 
 	// How long a WebSocket watcher may take to answer a ping or to take a
