@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
@@ -43,9 +44,10 @@ func acceptsEventStream(r *http.Request) bool {
 //
 // A config reload does not end it: Caddy lets the old server's requests
 // run to their end, and the zone's tracker goes on. The client going away
-// ends it (the request's context), as does the tracker closing: the
-// stream then ends with a comment and no end event, so that the
-// EventSource reconnects, after retry, to the server that takes over.
+// ends it (the request's context), as do the tracker closing and the
+// process exiting: the stream then ends with a comment and no end event,
+// so that the EventSource reconnects, after retry, to the server that
+// takes over.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protocol) error {
 	if r.Method != http.MethodGet {
 		return h.refuseMethod(w, r, p, transportSSE, http.MethodGet)
@@ -72,6 +74,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 	// The request's context ends when the client goes away (or its
 	// connection is closed); a reload does not cancel it.
 	ctx, drop := context.WithCancelCause(r.Context())
+	defer liveStreams.add(drop)()
 	s := &eventStream{p: p, w: w, rc: http.NewResponseController(w), timeout: h.watcherTimeout, id: lastEventID(r)}
 	beating := make(chan struct{})
 	go func() {
@@ -85,6 +88,10 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 	}()
 
 	err = h.follow(ctx, wt, s)
+	if errors.Is(context.Cause(ctx), errServerExiting) {
+		s.end(watchEnd{kind: endClosed})
+		return nil
+	}
 	if !errors.Is(err, errWriteTimeout) && !errors.Is(context.Cause(ctx), errWriteTimeout) {
 		return nil
 	}
@@ -214,4 +221,66 @@ func (s *eventStream) writeLocked(b []byte) error {
 	}
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	return nil
+}
+
+// errServerExiting ends the event streams of a process that exits.
+var errServerExiting = errors.New("server exiting")
+
+// liveStreams are the event streams being served. When the process
+// exits, Caddy waits for every request to end before it cleans up the
+// modules, which closes the trackers and so ends the streams: the streams
+// must end first, or the exit would wait for them (a WebSocket, hijacked,
+// is not waited for). A reload is no exit: its streams go on.
+var liveStreams = &streamRegistry{exiting: caddy.Exiting, every: 250 * time.Millisecond}
+
+// streamRegistry ends its streams once exiting says the process exits,
+// looking every so often while it has any.
+type streamRegistry struct {
+	exiting func() bool
+	every   time.Duration
+
+	mu       sync.Mutex
+	ends     map[*context.CancelCauseFunc]struct{}
+	watching bool
+}
+
+// add registers a stream's end, and returns what unregisters it.
+func (sr *streamRegistry) add(end context.CancelCauseFunc) (remove func()) {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	if sr.ends == nil {
+		sr.ends = map[*context.CancelCauseFunc]struct{}{}
+	}
+	k := &end
+	sr.ends[k] = struct{}{}
+	if !sr.watching {
+		sr.watching = true
+		go sr.watchExit()
+	}
+	return func() {
+		sr.mu.Lock()
+		delete(sr.ends, k)
+		sr.mu.Unlock()
+	}
+}
+
+// watchExit ends every stream once the process exits; it returns when
+// there is none left.
+func (sr *streamRegistry) watchExit() {
+	t := time.NewTicker(sr.every)
+	defer t.Stop()
+	for range t.C {
+		sr.mu.Lock()
+		if len(sr.ends) == 0 {
+			sr.watching = false
+			sr.mu.Unlock()
+			return
+		}
+		if sr.exiting() {
+			for end := range sr.ends {
+				(*end)(errServerExiting)
+			}
+		}
+		sr.mu.Unlock()
+	}
 }

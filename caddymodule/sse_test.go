@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,3 +376,39 @@ type errDeadline struct{}
 func (errDeadline) Error() string   { return "i/o timeout" }
 func (errDeadline) Timeout() bool   { return true }
 func (errDeadline) Temporary() bool { return true }
+
+// TestEventStreamsEndWhenTheProcessExits: Caddy waits for every request
+// before it closes the trackers, so the streams end on their own once
+// the process exits, and only then.
+func TestEventStreamsEndWhenTheProcessExits(t *testing.T) {
+	var exiting atomic.Bool
+	sr := &streamRegistry{exiting: exiting.Load, every: time.Millisecond}
+	ctx, end := context.WithCancelCause(context.Background())
+	defer end(nil)
+	remove := sr.add(end)
+	other, endOther := context.WithCancelCause(context.Background())
+	sr.add(endOther)()
+	select {
+	case <-ctx.Done():
+		t.Fatal("a stream ended while the process runs on")
+	case <-time.After(20 * time.Millisecond):
+	}
+	exiting.Store(true)
+	select {
+	case <-ctx.Done():
+		if context.Cause(ctx) != errServerExiting {
+			t.Errorf("ended with %v", context.Cause(ctx))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream did not end when the process exits")
+	}
+	if other.Err() != nil {
+		t.Error("a stream that was removed was ended")
+	}
+	remove()
+	waitFor(t, "the exit watcher to end", func() bool {
+		sr.mu.Lock()
+		defer sr.mu.Unlock()
+		return !sr.watching
+	})
+}

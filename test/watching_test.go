@@ -3,10 +3,13 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // sseSeries is an event-stream status_requests_total series of the
@@ -136,4 +139,42 @@ func TestEventStreamOverHTTP2(t *testing.T) {
 		t.Errorf("end event %+v", ev)
 	}
 	s.ended(t)
+}
+
+// A config reload does not end an event stream whose upload goes on: it
+// streams the upload to its end event; stopping Caddy ends a stream with
+// a comment and no end event, so that an EventSource reconnects.
+func TestEventStreamAcrossReloadAndStop(t *testing.T) {
+	e := newEnv(t, "")
+	key := http.Header{"X-User-Api-Key": {apiKey}}
+	const size, first = 2 << 20, 1 << 20
+	up := e.holdUpload("/reload-sse.bin", size, first)
+	s := openSSE(t, e.client, e.proxy+"/ws/progress?path=/reload-sse.bin", key)
+	if ev := s.next(t); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first) {
+		t.Fatalf("first event %+v", ev)
+	}
+	e.load("retain 10m", e.originURL)
+	up.finish()
+	if ev := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" }); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
+		t.Errorf("end event after the reload %+v", ev)
+	}
+	s.ended(t)
+
+	idle := openSSE(t, e.client, e.proxy+"/ws/progress?path=/never.bin", key)
+	if ev := idle.next(t); ev.event != "progress" {
+		t.Fatalf("first event %+v", ev)
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var last sseEvent
+	for ev := range idle.events {
+		last = ev
+		if ev.event != "" {
+			t.Errorf("after the stop: %+v, want no event", ev)
+		}
+	}
+	if last.comment != "server shutting down" || idle.err != io.EOF {
+		t.Errorf("the stream ended with %+v, %v; want the comment and its end", last, idle.err)
+	}
 }
