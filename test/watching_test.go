@@ -1,6 +1,7 @@
 package test
 
 import (
+	cryptotls "crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/quic-go/quic-go/http3"
 )
 
 // sseSeries is an event-stream status_requests_total series of the
@@ -120,9 +122,9 @@ func TestWatchTokenExpires(t *testing.T) {
 	}
 }
 
-// Server-Sent Events over HTTP/2 (TLS): the same stream, flushed event by
-// event, where no WebSocket is served.
-func TestEventStreamOverHTTP2(t *testing.T) {
+// Server-Sent Events over HTTP/2 and HTTP/3 (TLS): the same stream,
+// flushed event by event, where no WebSocket is served.
+func TestEventStreamOverHTTP2AndHTTP3(t *testing.T) {
 	e := newEnvWith(t, "", "", true)
 	key := http.Header{"X-User-Api-Key": {apiKey}}
 	const size, first = 2 << 20, 512 << 10
@@ -137,6 +139,23 @@ func TestEventStreamOverHTTP2(t *testing.T) {
 	up.finish()
 	if ev := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" }); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
 		t.Errorf("end event %+v", ev)
+	}
+	s.ended(t)
+
+	// And over HTTP/3.
+	h3 := &http3.Transport{TLSClientConfig: &cryptotls.Config{InsecureSkipVerify: true}}
+	defer h3.Close()
+	up = e.holdUpload("/h3.bin", size, first)
+	s = openSSE(t, &http.Client{Transport: h3}, e.proxy+"/ws/progress?path=/h3.bin", key)
+	if s.resp.ProtoMajor != 3 {
+		t.Fatalf("the stream came over %s, want HTTP/3", s.resp.Proto)
+	}
+	if ev := s.next(t); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first) {
+		t.Fatalf("first event over HTTP/3 %+v", ev)
+	}
+	up.finish()
+	if ev := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" }); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
+		t.Errorf("end event over HTTP/3 %+v", ev)
 	}
 	s.ended(t)
 }
