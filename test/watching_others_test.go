@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 )
 
 // A pCloud upload watched by a page that holds only a watch token: the
@@ -46,8 +47,14 @@ func TestWatchTokenPcloud(t *testing.T) {
 	if _, err := pw.Write(all[:first]); err != nil {
 		t.Fatal(err)
 	}
-	for p, _ := e.pcloudProgress("progresshash=tok-1&auth=tok"); p.Uploaded != first; p, _ = e.pcloudProgress("progresshash=tok-1&auth=tok") {
-		if p.Result != 0 || p.Finished || p.Uploaded > first {
+	// Polled until the proxy shows the bytes sent (not found before the
+	// request arrives).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p, _ := e.pcloudProgress("progresshash=tok-1&auth=tok")
+		if p.Result == 0 && p.Uploaded == first {
+			break
+		}
+		if p.Finished || p.Uploaded > first || time.Now().After(deadline) {
 			t.Fatalf("while uploading: %+v", p)
 		}
 	}
