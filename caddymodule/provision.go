@@ -25,6 +25,7 @@ const (
 	defaultKeyUpdatesPerSecond = 250
 	defaultPingInterval        = 30 * time.Second
 	defaultWatcherTimeout      = 10 * time.Second
+	defaultWatchTokenTTL       = 10 * time.Minute
 )
 
 // Provision sets defaults, loads the protocols, checks the whole
@@ -48,14 +49,27 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.pingInterval = orDefault(h.PingInterval, defaultPingInterval)
 	h.watcherTimeout = orDefault(h.WatcherTimeout, defaultWatcherTimeout)
+	h.watchTokenTTL = orDefault(h.WatchTokenTTL, defaultWatchTokenTTL)
 	if err := h.loadProtocols(ctx); err != nil {
 		return err
 	}
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	var store protocolapi.Store
+	if h.StoreRaw != nil {
+		mod, err := ctx.LoadModule(h, "StoreRaw")
+		if err != nil {
+			return fmt.Errorf("loading store: %v", err)
+		}
+		s, ok := mod.(protocolapi.Store)
+		if !ok {
+			return fmt.Errorf("store: module %T is not a progress store", mod)
+		}
+		store = s
+	}
 
-	z, err := loadZone(h.Zone, progress.Options{
+	z, err := loadZone(h.Zone, store, progress.Options{
 		Retain:            time.Duration(h.Retain),
 		MaxKeys:           h.MaxKeys,
 		MaxWatchers:       h.MaxWatchers,
@@ -211,7 +225,7 @@ func (h *Handler) Validate() error {
 	if h.MaxFileDetails < 0 {
 		return fmt.Errorf("max_file_details must not be negative")
 	}
-	for name, v := range map[string]caddy.Duration{"idle_timeout": h.IdleTimeout, "ping_interval": h.PingInterval, "watcher_timeout": h.WatcherTimeout} {
+	for name, v := range map[string]caddy.Duration{"idle_timeout": h.IdleTimeout, "ping_interval": h.PingInterval, "watcher_timeout": h.WatcherTimeout, "watch_token_ttl": h.WatchTokenTTL} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative", name)
 		}
@@ -326,6 +340,16 @@ func resolvable(name string) (err error) {
 	repl := caddyhttp.NewTestReplacer(req)
 	_, err = repl.ReplaceOrErr("{"+name+"}", false, true)
 	return err
+}
+
+// knownStoreNames lists the store modules this Caddy has.
+func knownStoreNames() []string {
+	var names []string
+	for _, m := range caddy.GetModules(protocolapi.StoreNamespace) {
+		names = append(names, m.ID.Name())
+	}
+	slices.Sort(names)
+	return names
 }
 
 // knownProtocolNames lists the protocol modules this Caddy has.
