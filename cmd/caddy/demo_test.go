@@ -325,7 +325,7 @@ func demoPage(t *testing.T, d *runningDemo) {
 	if page := c.do(http.MethodGet, d.site+"/", nil, nil, http.StatusOK); !bytes.Contains(page, []byte(`src="/demo/demo.js"`)) {
 		t.Errorf("GET /: %.200s", page)
 	}
-	for _, asset := range []string{"/demo/demo.js", "/demo/watch.js", "/demo/uploads.js", "/demo/format.js", "/demo/demo.css", "/demo/vendor/uppy.mjs"} {
+	for _, asset := range []string{"/upload-progress.js", "/demo/demo.js", "/demo/uploads.js", "/demo/format.js", "/demo/demo.css", "/demo/vendor/uppy.mjs"} {
 		c.do(http.MethodGet, d.site+asset, nil, nil, http.StatusOK)
 	}
 }

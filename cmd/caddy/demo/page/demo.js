@@ -1,9 +1,10 @@
 // The demo page: picks or drops files, uploads each through Caddy with the
 // chosen protocol, and draws one card per upload fed by Caddy's count (the
-// protocol's progress endpoint, polled by watch.js). /?watch=<protocol>:<key>
+// protocol's progress endpoints, followed by the JavaScript client that
+// upload_progress serves at its client_path). /?watch=<protocol>:<key>
 // watches an upload made elsewhere (another tab, curl).
 
-import { watchUpload } from './watch.js'
+import { watchUpload } from '/upload-progress.js'
 import { uploaders } from './uploads.js'
 import * as fmt from './format.js'
 
@@ -114,8 +115,11 @@ function watch(card, protocol, key) {
   const w = watchUpload({
     protocol,
     key,
-    credential: credential(),
-    pollInterval: 250, // as often as Caddy updates
+    // A tus upload URL is the capability to watch it (the demo's tus
+    // sessions have no owner): no credential, so the page opens the
+    // WebSocket at once.
+    credential: protocol === 'tus' ? undefined : credential(),
+    pollInterval: 250, // where it polls: as often as Caddy updates
     onProgress: (ev, reply, transport) => {
       last = ev
       card.server(ev, reply, transport)
