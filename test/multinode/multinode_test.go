@@ -163,14 +163,24 @@ func (n *caddyNode) kill() {
 	n.cmd = nil
 }
 
-// get asks the node and returns the status and the decoded JSON reply.
+// get asks the node with apiKey and returns the status and the decoded
+// JSON reply.
 func (n *caddyNode) get(t *testing.T, path string) (int, map[string]any) {
+	t.Helper()
+	return n.getAs(t, path, apiKey)
+}
+
+// getAs asks the node with key as x-user-api-key, or with no credential
+// if key is empty.
+func (n *caddyNode) getAs(t *testing.T, path, key string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, n.url+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("x-user-api-key", apiKey)
+	if key != "" {
+		req.Header.Set("x-user-api-key", key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -182,12 +192,18 @@ func (n *caddyNode) get(t *testing.T, path string) (int, map[string]any) {
 	return resp.StatusCode, v
 }
 
-// waitFor polls path on n until ok says the reply is as wanted.
+// waitFor polls path on n with apiKey until ok says the reply is as wanted.
 func (n *caddyNode) waitFor(t *testing.T, path, what string, ok func(code int, v map[string]any) bool) map[string]any {
+	t.Helper()
+	return n.waitForAs(t, path, apiKey, what, ok)
+}
+
+// waitForAs is waitFor with key as the credential (none if empty).
+func (n *caddyNode) waitForAs(t *testing.T, path, key, what string, ok func(code int, v map[string]any) bool) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		code, v := n.get(t, path)
+		code, v := n.getAs(t, path, key)
 		if ok(code, v) {
 			return v
 		}
