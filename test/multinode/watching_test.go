@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/redistest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
@@ -164,13 +165,14 @@ func TestEventStreamThroughAStoreOutage(t *testing.T) {
 	a := startNode(t, "shard", srv.Addr, originAddr)
 	b := startNode(t, "shard", srv.Addr, originAddr)
 	const path = "/ws/progress?path=/outage-sse.bin"
-	u := startShardUpload(t, a, "/outage-sse.bin", 2<<20)
+	u := startShardUpload(t, a, "/outage-sse.bin", 3<<20)
 	u.write(t, make([]byte, 1<<20))
 	b.waitFor(t, "/progress?path=/outage-sse.bin", "uploading", func(code int, v map[string]any) bool { return uploaded(v) == 1<<20 })
 	before := openSSE(t, b, path, keyHeader)
 	followTo(t, before, 1<<20)
 
 	srv.Kill()
+	killed := time.Now()
 	// Only the store knows of the upload on b: both the watcher that was
 	// there and one that comes now hear that it cannot be reached, in the
 	// protocol's shape, and stay.
@@ -184,18 +186,23 @@ func TestEventStreamThroughAStoreOutage(t *testing.T) {
 	if ev := during.next(t); ev.event != "progress" || ev.data != unavailable {
 		t.Fatalf("a watcher coming while the store is down: %s %s", ev.event, ev.data)
 	}
-	u.write(t, make([]byte, 1<<19))
-	a.waitFor(t, "/progress?path=/outage-sse.bin", "right on its own node", func(code int, v map[string]any) bool { return uploaded(v) == 3<<19 })
+	u.write(t, make([]byte, 1<<20))
+	a.waitFor(t, "/progress?path=/outage-sse.bin", "right on its own node", func(code int, v map[string]any) bool { return uploaded(v) == 2<<20 })
+	// The store stays down longer than a lease: the lease of a's last
+	// write before the outage runs out meanwhile, which must not read as
+	// a's death once the store is back. This wait is the outage's length,
+	// not a synchronisation.
+	time.Sleep(time.Until(killed.Add(lease + 100*time.Millisecond)))
 
 	srv.Restart()
 	for _, s := range []*sseStream{before, during} {
-		followTo(t, s, 3<<19)
+		followTo(t, s, 2<<20)
 	}
-	if code := u.finish(t, make([]byte, 1<<19)); code != http.StatusCreated {
+	if code := u.finish(t, make([]byte, 1<<20)); code != http.StatusCreated {
 		t.Fatalf("upload answered %d", code)
 	}
 	for _, s := range []*sseStream{before, during} {
-		if v := followToEnd(t, s).json(); v["status"] != "completed" || uploaded(v) != 2<<20 {
+		if v := followToEnd(t, s).json(); v["status"] != "completed" || uploaded(v) != 3<<20 {
 			t.Fatalf("the end event: %v", v)
 		}
 		s.ended(t)
