@@ -1,0 +1,180 @@
+package test
+
+import (
+	cryptotls "crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go/http3"
+)
+
+// http3Client is an HTTP/3 client (quic-go's, as in Caddy) that trusts the
+// internal CA of the test's Caddy, as a browser that trusts it would.
+func http3Client(t *testing.T) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(storageDir, "pki", "authorities", "local", "root.crt"))
+	if err != nil {
+		t.Fatalf("Caddy's internal root certificate: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatal("Caddy's internal root certificate does not parse")
+	}
+	tr := &http3.Transport{TLSClientConfig: &cryptotls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
+	t.Cleanup(func() { tr.Close() })
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
+}
+
+// gatedReader hands out its data a chunk at a time and, after each chunk
+// but the last, waits until the test lets it go on: the upload then stands
+// still at a known count while the test looks at its progress.
+type gatedReader struct {
+	data  []byte
+	chunk int
+	off   int
+	// gate lets the next chunk go; closed, all of them.
+	gate chan struct{}
+}
+
+func (g *gatedReader) Read(b []byte) (int, error) {
+	if g.off >= len(g.data) {
+		return 0, io.EOF
+	}
+	// At the start of every chunk but the first.
+	if g.off > 0 && g.off%g.chunk == 0 {
+		select {
+		case <-g.gate:
+		case <-time.After(30 * time.Second):
+			return 0, errors.New("the test never let the next chunk go")
+		}
+	}
+	end := min(g.off+g.chunk-g.off%g.chunk, len(g.data), g.off+len(b))
+	n := copy(b, g.data[g.off:end])
+	g.off += n
+	return n, nil
+}
+
+// statusOverHTTP3 asks the shard status of path over c and checks that it
+// was answered over HTTP/3.
+func statusOverHTTP3(t *testing.T, c *http.Client, proxy, path string) progressReply {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, proxy+"/progress?path="+url.QueryEscape(path), nil)
+	req.Header.Set("x-user-api-key", apiKey)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("status over HTTP/3: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 3 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status: %s %d, want HTTP/3 200", resp.Proto, resp.StatusCode)
+	}
+	var p progressReply
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatalf("status body: %v", err)
+	}
+	return p
+}
+
+// An upload over HTTP/3, which Caddy serves to browsers on HTTPS sites, is
+// tracked as one over HTTP/1.1 or HTTP/2: its status, asked over HTTP/3
+// while the body streams, shows each step the body takes, then completed,
+// and the origin holds the same bytes. The WebSocket path refuses HTTP/3
+// in the protocol's shape (426), since Caddy serves no WebSocket over it.
+func TestUploadOverHTTP3IsTracked(t *testing.T) {
+	e := newEnvWith(t, "protocol shard", "", true)
+	c := http3Client(t)
+
+	const chunk, chunks = 64 << 10, 6
+	data := pattern(chunk * chunks)
+	body := &gatedReader{data: data, chunk: chunk, gate: make(chan struct{})}
+	req, _ := http.NewRequest(http.MethodPost, e.proxy+"/fso?path=/h3.bin&informProgress=true", body)
+	req.ContentLength = int64(len(data))
+	req.Header.Set("x-user-api-key", apiKey)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	type result struct {
+		resp *http.Response
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := c.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{resp: resp, body: string(b), err: err}
+	}()
+	released := false
+	defer func() {
+		if !released {
+			close(body.gate)
+		}
+	}()
+
+	// Each chunk reaches the tracker before the next leaves the client.
+	for i := 1; i < chunks; i++ {
+		want := int64(i * chunk)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			p := statusOverHTTP3(t, c, e.proxy, "/h3.bin")
+			if p.Uploaded == want {
+				if p.Status != "uploading" || p.TotalSize != int64(len(data)) {
+					t.Fatalf("after %d bytes of %d: %+v, want uploading with total_size %d", want, len(data), p, len(data))
+				}
+				break
+			}
+			if p.Uploaded > want || time.Now().After(deadline) {
+				t.Fatalf("status %+v while the client has sent %d bytes", p, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		body.gate <- struct{}{}
+	}
+	close(body.gate)
+	released = true
+
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the upload over HTTP/3 did not end within 60 s")
+	}
+	if res.err != nil || res.resp.StatusCode != http.StatusCreated || res.resp.ProtoMajor != 3 {
+		t.Fatalf("upload over HTTP/3: %v %v %s", res.err, res.resp, res.body)
+	}
+	if p := statusOverHTTP3(t, c, e.proxy, "/h3.bin"); p.Status != "completed" || p.Uploaded != int64(len(data)) || p.TotalSize != int64(len(data)) {
+		t.Fatalf("after the upload: %+v, want completed with %d bytes", p, len(data))
+	}
+	if e.storedSHA256("/h3.bin") != sha256Hex(data) {
+		t.Fatal("the origin stored different bytes")
+	}
+
+	// The WebSocket path answers HTTP/3 with the protocol's refusal.
+	ws, _ := http.NewRequest(http.MethodGet, e.proxy+"/ws/progress?path=/h3.bin", nil)
+	ws.Header.Set("x-user-api-key", apiKey)
+	resp, err := c.Do(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `{"error":"a WebSocket handshake over HTTP/1.1 is required here; poll the status endpoint otherwise"}` + "\n"
+	if resp.ProtoMajor != 3 || resp.StatusCode != http.StatusUpgradeRequired || string(b) != want {
+		t.Fatalf("WebSocket path over HTTP/3: %s %d %s, want HTTP/3 426 %s", resp.Proto, resp.StatusCode, b, want)
+	}
+	if got := fmt.Sprint(resp.Header.Values("Connection"), resp.Header.Values("Upgrade")); got != "[] []" {
+		t.Fatalf("426 over HTTP/3 with connection-specific headers %s", got)
+	}
+}
