@@ -206,13 +206,13 @@ func dashboardQueries(t *testing.T) map[string]string {
 				t.Errorf("variable DS_PROMETHEUS is a %s of %s, want a datasource of prometheus", v.Type, v.Query)
 			}
 		case "zone":
-			var q struct{ Query string }
+			var q struct{ Query, Metric, Label string }
 			if err := json.Unmarshal(v.Query, &q); err != nil {
 				t.Fatalf("variable zone: %v", err)
 			}
 			m := regexp.MustCompile(`^label_values\((\w+),\s*(\w+)\)$`).FindStringSubmatch(q.Query)
-			if v.Type != "query" || m == nil || m[2] != "zone" {
-				t.Fatalf("variable zone is a %s of %q, want label_values(<metric>, zone)", v.Type, q.Query)
+			if v.Type != "query" || m == nil || m[2] != "zone" || q.Label != "zone" || q.Metric != m[1] {
+				t.Fatalf("variable zone is a %s of %+v, want label_values(<metric>, zone) with its metric and label", v.Type, q)
 			}
 			sameJSON(t, "variable zone's datasource", v.Datasource, promDatasource)
 			queries["variable zone"] = m[1] + "{zone!=\"\"}"
