@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,6 +64,65 @@ func (g *gatedReader) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// gatedUpload is an upload over HTTP/3 whose body goes a chunk at a time,
+// when the test says.
+type gatedUpload struct {
+	gate     chan struct{}
+	released sync.Once
+	done     chan gatedResult
+}
+
+type gatedResult struct {
+	resp *http.Response
+	body string
+	err  error
+}
+
+// startGatedUpload POSTs data to path (shard) over c; its first chunk
+// goes at once, each next one on next.
+func startGatedUpload(t *testing.T, c *http.Client, proxy, path string, data []byte, chunk int) *gatedUpload {
+	t.Helper()
+	up := &gatedUpload{gate: make(chan struct{}), done: make(chan gatedResult, 1)}
+	body := &gatedReader{data: data, chunk: chunk, gate: up.gate}
+	req, _ := http.NewRequest(http.MethodPost, proxy+"/fso?path="+url.QueryEscape(path)+"&informProgress=true", body)
+	req.ContentLength = int64(len(data))
+	req.Header.Set("x-user-api-key", apiKey)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	go func() {
+		resp, err := c.Do(req)
+		if err != nil {
+			up.done <- gatedResult{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		up.done <- gatedResult{resp: resp, body: string(b), err: err}
+	}()
+	// A test that fails midway lets the rest of the body go, so that the
+	// upload ends.
+	t.Cleanup(up.release)
+	return up
+}
+
+// next lets the next chunk go.
+func (up *gatedUpload) next() { up.gate <- struct{}{} }
+
+// release lets every chunk left go.
+func (up *gatedUpload) release() { up.released.Do(func() { close(up.gate) }) }
+
+// finish lets the rest of the body go and waits for the answer.
+func (up *gatedUpload) finish(t *testing.T) gatedResult {
+	t.Helper()
+	up.release()
+	select {
+	case res := <-up.done:
+		return res
+	case <-time.After(60 * time.Second):
+		t.Fatal("the upload over HTTP/3 did not end within 60 s")
+		return gatedResult{}
+	}
+}
+
 // statusOverHTTP3 asks the shard status of path over c and checks that it
 // was answered over HTTP/3.
 func statusOverHTTP3(t *testing.T, c *http.Client, proxy, path string) progressReply {
@@ -95,33 +155,7 @@ func TestUploadOverHTTP3IsTracked(t *testing.T) {
 
 	const chunk, chunks = 64 << 10, 6
 	data := pattern(chunk * chunks)
-	body := &gatedReader{data: data, chunk: chunk, gate: make(chan struct{})}
-	req, _ := http.NewRequest(http.MethodPost, e.proxy+"/fso?path=/h3.bin&informProgress=true", body)
-	req.ContentLength = int64(len(data))
-	req.Header.Set("x-user-api-key", apiKey)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	type result struct {
-		resp *http.Response
-		body string
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		resp, err := c.Do(req)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		done <- result{resp: resp, body: string(b), err: err}
-	}()
-	released := false
-	defer func() {
-		if !released {
-			close(body.gate)
-		}
-	}()
+	up := startGatedUpload(t, c, e.proxy, "/h3.bin", data, chunk)
 
 	// Each chunk reaches the tracker before the next leaves the client.
 	for i := 1; i < chunks; i++ {
@@ -140,17 +174,9 @@ func TestUploadOverHTTP3IsTracked(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		body.gate <- struct{}{}
+		up.next()
 	}
-	close(body.gate)
-	released = true
-
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the upload over HTTP/3 did not end within 60 s")
-	}
+	res := up.finish(t)
 	if res.err != nil || res.resp.StatusCode != http.StatusCreated || res.resp.ProtoMajor != 3 {
 		t.Fatalf("upload over HTTP/3: %v %v %s", res.err, res.resp, res.body)
 	}
