@@ -7,14 +7,17 @@
 //
 // The module is http.handlers.upload_progress, the Caddyfile directive
 // upload_progress; the progress APIs are its guest modules in
-// http.handlers.upload_progress.protocols (shard, pcloud, nginx, tus, sandbox, dstor). See
-// package caddymodule, package protocol for adding one, and the README.
+// http.handlers.upload_progress.protocols (shard, pcloud, nginx, tus, sandbox, dstor). It adds
+// the command `caddy upload-progress` (package cli), the terminal client of
+// those APIs. See package caddymodule, package protocol for adding one, and
+// the README.
 package uploadprogress
 
 import (
 	_ "embed"
 
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/caddymodule"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/cli"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/dstor"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/nginx"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/pcloud"
