@@ -7,7 +7,8 @@
 //
 // The module is http.handlers.upload_progress, the Caddyfile directive
 // upload_progress; the progress APIs are its guest modules in
-// http.handlers.upload_progress.protocols (shard, pcloud, nginx, tus, sandbox, dstor). It adds
+// http.handlers.upload_progress.protocols (shard, pcloud, nginx, tus, sandbox, dstor), and
+// a zone shared by many proxies is kept by http.handlers.upload_progress.stores.redis. It adds
 // the command `caddy upload-progress` (package cli), the terminal client of
 // those APIs. See package caddymodule, package protocol for adding one, and
 // the README.
@@ -24,6 +25,7 @@ import (
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/sandbox"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/shard"
 	_ "github.com/caddy-upload-progress/caddy-upload-progress/protocols/tus"
+	_ "github.com/caddy-upload-progress/caddy-upload-progress/stores/redis"
 )
 
 // ExampleCaddyfile is Caddyfile.example, the configuration of the quickstart.
