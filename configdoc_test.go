@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -23,16 +24,29 @@ type configType struct {
 }
 
 // Every JSON field of the configuration (the handler's, and every
-// protocol module's with the structs they embed or hold) has a doc
+// protocol and store module's with the structs they embed or hold) has a doc
 // comment of its own, which is its user documentation (Caddy's JSON docs
 // show it), and says its default or that it is required; a flag (bool)
 // is off by default.
 func TestConfigFieldsAreDocumented(t *testing.T) {
-	dirs, err := filepath.Glob("protocols/*")
+	// Every package of the module: the Caddy modules are found by their
+	// CaddyModule method wherever they are.
+	var dirs []string
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirs = append(dirs, "caddymodule", "protocol")
 	types := map[string]*configType{}
 	var roots []string
 	fset := token.NewFileSet()
@@ -41,7 +55,10 @@ func TestConfigFieldsAreDocumented(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pkg := modulePath + "/" + filepath.ToSlash(dir)
+		pkg := modulePath
+		if dir != "." {
+			pkg += "/" + filepath.ToSlash(dir)
+		}
 		for _, file := range files {
 			if strings.HasSuffix(file, "_test.go") {
 				continue
@@ -80,8 +97,8 @@ func TestConfigFieldsAreDocumented(t *testing.T) {
 			}
 		}
 	}
-	if len(roots) < 7 {
-		t.Fatalf("found %d Caddy modules (%v), want the handler and six protocols", len(roots), roots)
+	if len(roots) < 8 {
+		t.Fatalf("found %d Caddy modules (%v), want the handler, six protocols and a store", len(roots), roots)
 	}
 
 	seen := map[string]bool{}
@@ -121,7 +138,7 @@ func TestConfigFieldsAreDocumented(t *testing.T) {
 			if id, ok := f.Type.(*ast.Ident); ok && id.Name == "bool" {
 				continue
 			}
-			if !strings.Contains(doc, "Default") && !strings.Contains(doc, "Required") {
+			if lower := strings.ToLower(doc); !strings.Contains(lower, "default") && !strings.Contains(lower, "required") {
 				t.Errorf("%s: its doc comment says neither its default nor that it is required:\n%s", where, doc)
 			}
 		}

@@ -19,6 +19,37 @@ import (
 // module refuses, which no Caddyfile that loads can set.
 func Covers(t *testing.T, config any, protocol string, except ...string) {
 	t.Helper()
+	covers(t, config, func(handler map[string]any) []map[string]any {
+		if protocol == "" {
+			return []map[string]any{handler}
+		}
+		var found []map[string]any
+		ps, _ := handler["protocols"].([]any)
+		for _, p := range ps {
+			if pm, ok := p.(map[string]any); ok && pm["name"] == protocol {
+				found = append(found, pm)
+			}
+		}
+		return found
+	}, except)
+}
+
+// CoversStore is Covers for the config of a store module, named name, in
+// the handler's store object.
+func CoversStore(t *testing.T, config any, name string, except ...string) {
+	t.Helper()
+	covers(t, config, func(handler map[string]any) []map[string]any {
+		if sm, ok := handler["store"].(map[string]any); ok && sm["name"] == name {
+			return []map[string]any{sm}
+		}
+		return nil
+	}, except)
+}
+
+// covers checks that the fields of config are set in the objects that
+// pick finds in the upload_progress handlers of the golden adaptations.
+func covers(t *testing.T, config any, pick func(handler map[string]any) []map[string]any, except []string) {
+	t.Helper()
 	want := jsonFields(reflect.TypeOf(config).Elem(), "")
 	files, err := filepath.Glob(filepath.Join("testdata", "adapt", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -34,8 +65,10 @@ func Covers(t *testing.T, config any, protocol string, except ...string) {
 		if err := json.Unmarshal(b, &v); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
-		for _, obj := range configObjects(v, protocol) {
-			keyPaths(obj, "", set)
+		for _, h := range handlers(v) {
+			for _, obj := range pick(h) {
+				keyPaths(obj, "", set)
+			}
 		}
 	}
 	for _, f := range want {
@@ -74,24 +107,16 @@ func jsonFields(t reflect.Type, prefix string) []string {
 	return fields
 }
 
-// configObjects finds, in an adapted config, the objects of upload_progress
-// handlers (protocol "") or of the named protocol within them.
-func configObjects(v any, protocol string) []map[string]any {
+// handlers finds the objects of the upload_progress handlers in an
+// adapted config.
+func handlers(v any) []map[string]any {
 	var found []map[string]any
 	var walk func(any)
 	walk = func(v any) {
 		switch v := v.(type) {
 		case map[string]any:
 			if v["handler"] == "upload_progress" {
-				if protocol == "" {
-					found = append(found, v)
-				} else if ps, ok := v["protocols"].([]any); ok {
-					for _, p := range ps {
-						if pm, ok := p.(map[string]any); ok && pm["name"] == protocol {
-							found = append(found, pm)
-						}
-					}
-				}
+				found = append(found, v)
 			}
 			for _, c := range v {
 				walk(c)
