@@ -55,9 +55,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		key_updates_per_second <n> | off
 //		ping_interval          <duration>
 //		watcher_timeout        <duration>
+//		watch_token_ttl        <duration>
 //		key                    <template>
 //		owner                  <template> | off
 //		origin_patterns        <pattern...>
+//		client_path            <path>
 //	}
 //
 // The protocols' own options: pcloud's `upload_path <path>`, shard's
@@ -126,6 +128,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, &h.WatcherTimeout); err != nil {
 				return err
 			}
+		case "watch_token_ttl":
+			if err := durationArg(d, &h.WatchTokenTTL); err != nil {
+				return err
+			}
 		case "key":
 			if err := protocolapi.OneArg(d, &h.Key); err != nil {
 				return err
@@ -139,6 +145,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.DisableOwnerCheck = true
 			} else {
 				h.Owner = s
+			}
+		case "client_path":
+			if err := protocolapi.OneArg(d, &h.ClientPath); err != nil {
+				return err
 			}
 		case "origin_patterns":
 			args := d.RemainingArgs()

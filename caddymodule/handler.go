@@ -59,14 +59,14 @@ type Handler struct {
 	// fill it. Default: 100000.
 	MaxKeys int `json:"max_keys,omitempty"`
 
-	// The most WebSocket watchers the zone holds at once; past it a
-	// watcher is refused with 503 in its protocol's shape.
+	// The most watchers (WebSocket and event stream) the zone holds at
+	// once; past it a watcher is refused with 503 in its protocol's shape.
 	// Default: 10000.
 	MaxWatchers int `json:"max_watchers,omitempty"`
 
-	// The most WebSocket watchers of one key (one upload) the zone holds
-	// at once; past it a watcher of that key is refused with 503 in its
-	// protocol's shape. Default: 1024.
+	// The most watchers (WebSocket and event stream) of one key (one
+	// upload) the zone holds at once; past it a watcher of that key is
+	// refused with 503 in its protocol's shape. Default: 1024.
 	MaxWatchersPerKey int `json:"max_watchers_per_key,omitempty"`
 
 	// The most memory, in bytes, that the file details of the zone's
@@ -104,6 +104,14 @@ type Handler struct {
 	// the WebSocket. Same-origin requests are always allowed. Default: none.
 	OriginPatterns []string `json:"origin_patterns,omitempty"`
 
+	// The path at which the handler serves its JavaScript client
+	// (upload-progress.js, an ES module built into Caddy) to GET and HEAD,
+	// as text/javascript with an ETag, cached for five minutes, so that a
+	// page can `import { watchUpload } from '/upload-progress.js'` from the
+	// server it watches. Must start with / and differ from every protocol's
+	// endpoints. Default: none (not served).
+	ClientPath string `json:"client_path,omitempty"`
+
 	// How often, at most, a WebSocket watcher gets a progress update:
 	// updates go out on ticks every update_interval shared by all watchers
 	// (never two to one watcher within half an interval). The bytes that
@@ -125,8 +133,9 @@ type Handler struct {
 	// Negative: no bound. Default: 250.
 	KeyUpdatesPerSecond int `json:"key_updates_per_second,omitempty"`
 
-	// How often WebSocket watchers are pinged, which keeps idle connections
-	// open through proxies and finds watchers that are gone. Default: 30s.
+	// How often WebSocket watchers are pinged, and event streams get a
+	// heartbeat comment, which keeps idle connections open through proxies
+	// and finds watchers that are gone. Default: 30s.
 	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
 
 	// How long a WebSocket watcher may take to answer a ping or to take a
@@ -135,6 +144,13 @@ type Handler struct {
 	// message cannot be written in time is disconnected, as no close frame
 	// could reach it either. Default: 10s.
 	WatcherTimeout caddy.Duration `json:"watcher_timeout,omitempty"`
+
+	// How long a watch token stays good: a page that holds only the
+	// token (a browser can set no header on a WebSocket or an
+	// EventSource) can watch and poll the one upload it names for this
+	// long, from when the status request that asked for it (with the
+	// credential and watch_token=1) was answered. Default: 10m.
+	WatchTokenTTL caddy.Duration `json:"watch_token_ttl,omitempty"`
 
 	zone *zone
 	// protocols in configuration order: the first that tracks an upload
@@ -148,8 +164,8 @@ type Handler struct {
 	// refreshes shares the origin's status requests of watched sessions.
 	refreshes *refreshes
 	// The WebSocket timings, defaults applied.
-	pace                         progress.Pace
-	pingInterval, watcherTimeout time.Duration
+	pace                                        progress.Pace
+	pingInterval, watcherTimeout, watchTokenTTL time.Duration
 }
 
 // CaddyModule returns the Caddy module information.
@@ -163,11 +179,17 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // ServeHTTP serves status requests itself, tracks the uploads that ask for
 // it, and passes everything else on untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.ClientPath != "" && r.URL.Path == h.ClientPath {
+		return h.serveClient(w, r)
+	}
 	for _, p := range h.endpoints {
 		if p.statusPath != "" && p.answers(r, p.statusPath) {
 			return h.serveStatus(w, r, p)
 		}
 		if p.answers(r, p.webSocketPaths...) || p.router != nil && p.router.Watches(r) {
+			if acceptsEventStream(r) {
+				return h.serveEvents(w, r, p)
+			}
 			return h.serveWatch(w, r, p)
 		}
 	}

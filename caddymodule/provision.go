@@ -25,6 +25,7 @@ const (
 	defaultKeyUpdatesPerSecond = 250
 	defaultPingInterval        = 30 * time.Second
 	defaultWatcherTimeout      = 10 * time.Second
+	defaultWatchTokenTTL       = 10 * time.Minute
 )
 
 // Provision sets defaults, loads the protocols, checks the whole
@@ -48,6 +49,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.pingInterval = orDefault(h.PingInterval, defaultPingInterval)
 	h.watcherTimeout = orDefault(h.WatcherTimeout, defaultWatcherTimeout)
+	h.watchTokenTTL = orDefault(h.WatchTokenTTL, defaultWatchTokenTTL)
 	if err := h.loadProtocols(ctx); err != nil {
 		return err
 	}
@@ -223,10 +225,13 @@ func (h *Handler) Validate() error {
 	if h.MaxFileDetails < 0 {
 		return fmt.Errorf("max_file_details must not be negative")
 	}
-	for name, v := range map[string]caddy.Duration{"idle_timeout": h.IdleTimeout, "ping_interval": h.PingInterval, "watcher_timeout": h.WatcherTimeout} {
+	for name, v := range map[string]caddy.Duration{"idle_timeout": h.IdleTimeout, "ping_interval": h.PingInterval, "watcher_timeout": h.WatcherTimeout, "watch_token_ttl": h.WatchTokenTTL} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative", name)
 		}
+	}
+	if h.ClientPath != "" && !strings.HasPrefix(h.ClientPath, "/") {
+		return fmt.Errorf("client_path %q must start with /", h.ClientPath)
 	}
 	seen := map[string]*protocol{}
 	for _, p := range h.protocols {
@@ -246,6 +251,9 @@ func (h *Handler) Validate() error {
 				return fmt.Errorf("protocols %s and %s both answer %s; give one of them another status_path or websocket_path", other.name, p.name, path)
 			}
 			seen[path] = p
+			if path == h.ClientPath {
+				return fmt.Errorf("client_path %s is an endpoint of protocol %s; give the client another path", path, p.name)
+			}
 		}
 	}
 	return nil

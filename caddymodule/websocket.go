@@ -20,35 +20,20 @@ var (
 	errWriteTimeout = errors.New("write_timeout")
 )
 
-// serveWatch streams an upload's progress over a WebSocket: the current
-// state at once, then an update each time the asked-for number of bytes
-// more arrived (paced by progress.NextPaced: update_interval,
-// key_updates_per_second), then the
-// final state, at once, and a normal close. A watcher of a key with no
-// upload yet gets not_exist and may stay: it then streams the upload from
-// its first tick.
+// serveWatch streams an upload's progress over a WebSocket (follow): the
+// current state at once, paced updates, the final state and a normal
+// close.
 func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol) error {
 	if r.Method != http.MethodGet {
 		return h.refuseMethod(w, r, p, transportWebSocket, http.MethodGet)
 	}
-	owner, q, f := h.parseStatusRequest(r, p)
-	if f == nil {
-		f = checkHandshake(r, h.OriginPatterns)
+	wt, err := h.openWatch(w, r, p, transportWebSocket, func() *progress.Failure {
+		return checkHandshake(r, h.OriginPatterns)
+	})
+	if wt == nil {
+		return err
 	}
-	if f != nil {
-		return h.refuse(w, r, p, transportWebSocket, f)
-	}
-	if p.coder != nil {
-		// A protocol whose replies carry their own status (404 for an
-		// unknown upload) refuses a watcher with that reply.
-		if snap := h.lookup(r, p, owner, q.Key); p.statusCode(snap) != http.StatusOK {
-			return h.reply(w, r, p, transportWebSocket, p.statusCode(snap), p.Render(snap))
-		}
-	}
-	sub, err := h.tracker().Subscribe(owner, q.Key)
-	if err != nil {
-		return h.refuseWatcher(w, r, p, err)
-	}
+	sub := wt.sub
 	defer sub.Close()
 
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns})
@@ -66,59 +51,10 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	defer drop(nil)
 	go h.keepAlive(ctx, c, drop)
 
-	snap := sub.Current()
-	if !snap.Found {
-		snap = named(probe(r, p, owner, q.Key, snap), q.Key)
-	}
-	var gate *refreshGate
-	rk := refreshKey{owner, q.Key}
-	if p.refresher != nil {
-		gate = h.refreshes.join(rk)
-		defer h.refreshes.leave(rk, gate)
-	}
 	var dropped error
-	for {
-		if err := h.send(ctx, c, p.Render(snap)); err != nil {
-			// ctx has no deadline: only the write's own timeout ends this way.
-			if errors.Is(err, context.DeadlineExceeded) {
-				dropped = errWriteTimeout
-			}
-			break
-		}
-		if snap.State.Terminal() {
-			c.Close(websocket.StatusNormalClosure, snap.State.String())
-			return nil
-		}
-		sent := time.Now()
-		for {
-			wctx, cancel := ctx, context.CancelFunc(func() {})
-			if gate != nil {
-				// The origin moves some sessions on its own: ask it now
-				// and then while nothing else happens.
-				wctx, cancel = context.WithTimeoutCause(ctx, refreshEvery, errRefreshDue)
-			}
-			var next progress.Snapshot
-			next, err = progress.NextPaced(wctx, sub, snap, q.Step, sent, h.pace)
-			due := context.Cause(wctx) == errRefreshDue && ctx.Err() == nil
-			cancel()
-			if err == nil || !due {
-				snap = next
-				break
-			}
-			if refused := h.refresh(ctx, r, p, gate, rk, sub.Current()); refused != "" {
-				sub.Close()
-				c.Close(websocket.StatusPolicyViolation, refused)
-				return nil
-			}
-		}
-		snap = named(snap, q.Key)
-		if errors.Is(err, progress.ErrClosed) {
-			c.Close(websocket.StatusGoingAway, "server shutting down")
-			return nil
-		}
-		if err != nil {
-			break
-		}
+	// ctx has no deadline: only the write's own timeout ends this way.
+	if err := h.follow(ctx, wt, socketSink{h, c}); errors.Is(err, context.DeadlineExceeded) {
+		dropped = errWriteTimeout
 	}
 
 	// The watcher went away, or is dropped for being too slow.
@@ -138,25 +74,26 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	return nil
 }
 
-// refuseWatcher answers a watcher the tracker cannot take: at a limit, or
-// while it shuts down.
-func (h *Handler) refuseWatcher(w http.ResponseWriter, r *http.Request, p *protocol, err error) error {
-	f := &progress.Failure{Kind: progress.Unavailable, Message: "too many watchers, try again later"}
-	reason := refusedLimit
-	if errors.Is(err, progress.ErrClosed) {
-		f.Message, reason = "the server is shutting down, try again later", refusedClosed
-	} else {
-		h.warnings.watchersRefused(h.Zone, p.name, err)
-	}
-	watchersRefused.WithLabelValues(h.Zone, p.name, reason).Inc()
-	return h.refuse(w, r, p, transportWebSocket, f)
+// socketSink is a watch over a WebSocket.
+type socketSink struct {
+	h *Handler
+	c *websocket.Conn
 }
 
-// Why a watcher was refused, as counted in watchers_refused_total.
-const (
-	refusedLimit  = "limit"
-	refusedClosed = "closed"
-)
+func (s socketSink) send(ctx context.Context, v any) error { return s.h.send(ctx, s.c, v) }
+
+// end closes the WebSocket: normally, naming the final state; with 1008
+// and the origin's refusal; with 1001 when the server shuts down.
+func (s socketSink) end(e watchEnd) {
+	switch e.kind {
+	case endFinal:
+		s.c.Close(websocket.StatusNormalClosure, e.state.String())
+	case endRefused:
+		s.c.Close(websocket.StatusPolicyViolation, e.reason)
+	case endClosed:
+		s.c.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+}
 
 // readClient reads what the client sends, in the background, until the
 // connection closes, and returns a context that ends then. The library
