@@ -147,8 +147,9 @@ func statusOverHTTP3(t *testing.T, c *http.Client, proxy, path string) progressR
 // An upload over HTTP/3, which Caddy serves to browsers on HTTPS sites, is
 // tracked as one over HTTP/1.1 or HTTP/2: its status, asked over HTTP/3
 // while the body streams, shows each step the body takes, then completed,
-// and the origin holds the same bytes. The WebSocket path refuses HTTP/3
-// in the protocol's shape (426), since Caddy serves no WebSocket over it.
+// and the origin holds the same bytes. A plain request at the WebSocket
+// path over HTTP/3 is refused in the protocol's shape (426), since Caddy
+// serves no WebSocket over it.
 func TestUploadOverHTTP3IsTracked(t *testing.T) {
 	e := newEnvWith(t, "protocol shard", "", true)
 	c := http3Client(t)
@@ -196,7 +197,7 @@ func TestUploadOverHTTP3IsTracked(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	want := `{"error":"a WebSocket handshake over HTTP/1.1 is required here; poll the status endpoint otherwise"}` + "\n"
+	want := `{"error":"a WebSocket handshake over HTTP/1.1, or Accept: text/event-stream, is required here; poll the status endpoint otherwise"}` + "\n"
 	if resp.ProtoMajor != 3 || resp.StatusCode != http.StatusUpgradeRequired || string(b) != want {
 		t.Fatalf("WebSocket path over HTTP/3: %s %d %s, want HTTP/3 426 %s", resp.Proto, resp.StatusCode, b, want)
 	}
