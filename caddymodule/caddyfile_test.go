@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,11 +15,14 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/adapttest"
 )
 
 // updateGolden rewrites the golden files under testdata from the current
-// output: go test ./caddymodule/ -run Golden -update
-var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+// output: go test ./caddymodule/ -run Golden -update (the flag of
+// adapttest, which rewrites testdata/adapt too).
+var updateGolden = adapttest.Update
 
 func TestUnmarshalCaddyfile(t *testing.T) {
 	dur := func(d time.Duration) caddy.Duration { return caddy.Duration(d) }

@@ -31,7 +31,7 @@ type Handler struct {
 	// The progress APIs to serve, in order: the first that tracks an
 	// upload gets it. Each is a module in the namespace
 	// http.handlers.upload_progress.protocols, named by "name" (shard,
-	// pcloud, nginx), and decides which requests are tracked uploads, what
+	// pcloud, nginx, tus, sandbox, dstor), and decides which requests are tracked uploads, what
 	// their key and owner are by default, where its status endpoints are
 	// and the shape of its replies. Default: `[{"name": "shard"}]`.
 	ProtocolsRaw []json.RawMessage `json:"protocols,omitempty" caddy:"namespace=http.handlers.upload_progress.protocols inline_key=name"`
@@ -60,10 +60,13 @@ type Handler struct {
 	MaxKeys int `json:"max_keys,omitempty"`
 
 	// The most watchers (WebSocket and event stream) the zone holds at
-	// once, and per key;
-	// past them a watcher is refused with 503 in its protocol's shape.
-	// Defaults: 10000 and 1024.
-	MaxWatchers       int `json:"max_watchers,omitempty"`
+	// once; past it a watcher is refused with 503 in its protocol's shape.
+	// Default: 10000.
+	MaxWatchers int `json:"max_watchers,omitempty"`
+
+	// The most watchers (WebSocket and event stream) of one key (one
+	// upload) the zone holds at once; past it a watcher of that key is
+	// refused with 503 in its protocol's shape. Default: 1024.
 	MaxWatchersPerKey int `json:"max_watchers_per_key,omitempty"`
 
 	// The most memory, in bytes, that the file details of the zone's
@@ -81,7 +84,8 @@ type Handler struct {
 
 	// The key uploads are tracked under, with placeholders, for every
 	// protocol that does not set its own, except those whose uploads span
-	// many requests (tus), which name their sessions themselves. An unknown placeholder is a
+	// many requests (tus, sandbox, dstor), which name their sessions
+	// themselves. An unknown placeholder is a
 	// configuration error; an upload whose key comes out empty passes
 	// untracked. Default: each protocol's own.
 	Key string `json:"key,omitempty"`

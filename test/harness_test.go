@@ -108,14 +108,22 @@ type env struct {
 	tls       bool
 }
 
-// freePort returns a loopback port nobody listens on right now.
+// freePort returns a loopback port nobody listens on right now, over TCP
+// nor UDP: an HTTPS site serves HTTP/3 on the UDP port of the same number.
 func freePort(t testing.TB) string {
 	t.Helper()
-	port, err := testkit.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	for range 20 {
+		port, err := testkit.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			pc.Close()
+			return fmt.Sprint(port)
+		}
 	}
-	return fmt.Sprint(port)
+	t.Fatal("no loopback port free over both TCP and UDP in 20 tries")
+	return ""
 }
 
 // startOrigin runs the reference origin on a loopback port.

@@ -23,6 +23,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden adaptations in testdata/adapt")
 
+// Update is the -update flag, for a package's other golden files.
+var Update = update
+
 // Check adapts every testdata/adapt/*.caddyfile and compares the result
 // with its .json file.
 func Check(t *testing.T) {

@@ -9,3 +9,9 @@ import (
 
 // TestAdapt: Caddyfiles with `protocol nginx` adapt to the JSON Caddy runs.
 func TestAdapt(t *testing.T) { adapttest.Check(t) }
+
+// TestAdaptCoversEveryOption: every JSON field of protocol nginx is set by a
+// Caddyfile in testdata/adapt.
+func TestAdaptCoversEveryOption(t *testing.T) {
+	adapttest.Covers(t, new(Nginx), "nginx")
+}

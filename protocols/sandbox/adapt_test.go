@@ -10,3 +10,9 @@ import (
 
 // TestAdapt: Caddyfiles with `protocol sandbox` adapt to the JSON Caddy runs.
 func TestAdapt(t *testing.T) { adapttest.Check(t) }
+
+// TestAdaptCoversEveryOption: every JSON field of protocol sandbox is set by a
+// Caddyfile in testdata/adapt, but those it refuses.
+func TestAdaptCoversEveryOption(t *testing.T) {
+	adapttest.Covers(t, new(Sandbox), "sandbox", "key", "status_path", "websocket_paths")
+}

@@ -26,9 +26,12 @@ type Redis struct {
 	// The server: `host:port` or a `redis://` / `rediss://` URL. Several
 	// addresses are the seeds of a Redis Cluster. Default: `127.0.0.1:6379`.
 	Address []string `json:"address,omitempty"`
-	// Username and password (ACL), if the server wants them. Placeholders
-	// such as {env.REDIS_PASSWORD} are replaced when the config loads.
+	// The user name (ACL), if the server wants one. Default: none (the
+	// server's default user).
 	Username string `json:"username,omitempty"`
+	// The password, if the server wants one. Placeholders such as
+	// {env.REDIS_PASSWORD} are replaced when the config loads. Default:
+	// none.
 	Password string `json:"password,omitempty"`
 	// The key owners' credentials are hashed under (HMAC-SHA256), the same
 	// on every proxy: required, at least 16 bytes. Only the hashes reach
