@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
+	"os"
 	"time"
 
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
@@ -19,6 +18,9 @@ var (
 	errNoPong       = errors.New("no_pong")
 	errWriteTimeout = errors.New("write_timeout")
 )
+
+// errPingDue ends a watcher's wait for news when its client is due a ping.
+var errPingDue = errors.New("ping due")
 
 // serveWatch streams an upload's progress over a WebSocket: the current
 // state at once, then an update each time the asked-for number of bytes
@@ -49,72 +51,120 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	if err != nil {
 		return h.refuseWatcher(w, r, p, err)
 	}
-	defer sub.Close()
 
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns})
+	c, err := acceptWatcher(w, r, h.watcherTimeout)
 	if err != nil {
-		// Accept has answered the client (400, 403 or 426).
+		// The handshake was answered (400 or 426).
+		sub.Close()
 		h.logger.Debug("websocket handshake refused", zap.Error(err))
 		return nil
 	}
-	defer c.CloseNow()
 	statusRequests.WithLabelValues(h.Zone, p.name, transportWebSocket, "101").Inc()
 
-	// The request's own context is not used: a config reload must not end
-	// a watcher whose upload goes on (the tracker closing does).
-	ctx, drop := context.WithCancelCause(readClient(context.WithoutCancel(r.Context()), c))
-	defer drop(nil)
-	go h.keepAlive(ctx, c, drop)
-
+	// The watcher goes on in a goroutine of its own, and the request
+	// returns: the server's goroutine, with its deep stack, and the
+	// request's state are not held for as long as the watcher stays. The
+	// request's own context is not used: a config reload must not end a
+	// watcher whose upload goes on (the tracker closing does). Only a
+	// protocol that asks its origin about watched sessions keeps the
+	// request, whose credentials it forwards.
+	ctx, wr := context.Background(), (*http.Request)(nil)
+	if p.refresher != nil {
+		ctx = context.WithoutCancel(r.Context())
+		wr = r.Clone(ctx)
+	}
 	snap := sub.Current()
 	if !snap.Found {
 		snap = named(probe(r, p, owner, q.Key, snap), q.Key)
 	}
+	ctx, drop := context.WithCancelCause(ctx)
+	c.onGone = func() { drop(errWatcherGone) }
+	go c.readClient()
+	go h.watch(ctx, drop, wr, p, c, sub, owner, q, snap)
+	return nil
+}
+
+// watch is an accepted watcher's stream, from its first message to its
+// close; ctx ends when the client goes away.
+func (h *Handler) watch(ctx context.Context, drop context.CancelCauseFunc, r *http.Request, p *protocol, c *wsConn, sub progress.Subscription, owner progress.Owner, q progress.StatusQuery, snap progress.Snapshot) {
+	defer sub.Close()
+	defer c.abort()
+	defer drop(nil)
+
 	var gate *refreshGate
 	rk := refreshKey{owner, q.Key}
 	if p.refresher != nil {
 		gate = h.refreshes.join(rk)
 		defer h.refreshes.leave(rk, gate)
 	}
+	// A ping goes out every ping_interval; its pong is due within
+	// watcher_timeout, while the stream goes on.
+	nextPing, pongDue, pongs := time.Now().Add(h.pingInterval), time.Time{}, uint64(0)
 	var dropped error
+	var err error
 	for {
-		if err := h.send(ctx, c, p.Render(snap)); err != nil {
-			// ctx has no deadline: only the write's own timeout ends this way.
-			if errors.Is(err, context.DeadlineExceeded) {
+		frame, rerr := h.render(p, snap)
+		if rerr != nil {
+			break
+		}
+		if snap.State.Terminal() {
+			c.close(frame, closeNormal, snap.State.String())
+			return
+		}
+		if err := c.send(frame); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
 				dropped = errWriteTimeout
 			}
 			break
 		}
-		if snap.State.Terminal() {
-			c.Close(websocket.StatusNormalClosure, snap.State.String())
-			return nil
-		}
 		sent := time.Now()
 		for {
-			wctx, cancel := ctx, context.CancelFunc(func() {})
-			if gate != nil {
-				// The origin moves some sessions on its own: ask it now
-				// and then while nothing else happens.
-				wctx, cancel = context.WithTimeoutCause(ctx, refreshEvery, errRefreshDue)
+			// The wait ends early when the client is due a ping or its
+			// pong is due, or the origin of a session that moves on its
+			// own is due to be asked how it stands.
+			due, cause := nextPing, errPingDue
+			if !pongDue.IsZero() {
+				due = pongDue
 			}
+			if gate != nil {
+				if t := time.Now().Add(refreshEvery); t.Before(due) {
+					due, cause = t, errRefreshDue
+				}
+			}
+			wctx, cancel := context.WithDeadlineCause(ctx, due, cause)
 			var next progress.Snapshot
 			next, err = progress.NextPaced(wctx, sub, snap, q.Step, sent, h.pace)
-			due := context.Cause(wctx) == errRefreshDue && ctx.Err() == nil
+			why := context.Cause(wctx)
 			cancel()
-			if err == nil || !due {
+			if err == nil || ctx.Err() != nil || (why != errPingDue && why != errRefreshDue) {
 				snap = next
 				break
 			}
+			if why == errPingDue {
+				if !pongDue.IsZero() {
+					if !c.answered(pongs) {
+						drop(errNoPong)
+						break
+					}
+					pongDue = time.Time{}
+					continue
+				}
+				if pongs, err = c.ping(); err != nil {
+					break
+				}
+				pongDue, nextPing = time.Now().Add(h.watcherTimeout), time.Now().Add(h.pingInterval)
+				continue
+			}
 			if refused := h.refresh(ctx, r, p, gate, rk, sub.Current()); refused != "" {
 				sub.Close()
-				c.Close(websocket.StatusPolicyViolation, refused)
-				return nil
+				c.close(nil, closePolicyViolation, refused)
+				return
 			}
 		}
 		snap = named(snap, q.Key)
 		if errors.Is(err, progress.ErrClosed) {
-			c.Close(websocket.StatusGoingAway, "server shutting down")
-			return nil
+			c.close(nil, closeGoingAway, "server shutting down")
+			return
 		}
 		if err != nil {
 			break
@@ -126,16 +176,15 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 		dropped = errNoPong
 	}
 	if dropped == nil {
-		return nil
+		return
 	}
 	watchersDropped.WithLabelValues(h.Zone, p.name, dropped.Error()).Inc()
 	h.logger.Debug("websocket watcher dropped", zap.String("protocol", p.name), zap.String("reason", dropped.Error()))
 	sub.Close() // free its place at once; the close handshake may take a while
 	if dropped == errNoPong {
 		// Its connection still takes bytes, so the close frame tells it why.
-		c.Close(websocket.StatusPolicyViolation, "watcher too slow: no pong within "+h.watcherTimeout.String())
+		c.close(nil, closePolicyViolation, "watcher too slow: no pong within "+h.watcherTimeout.String())
 	}
-	return nil
 }
 
 // refuseWatcher answers a watcher the tracker cannot take: at a limit, or
@@ -158,61 +207,11 @@ const (
 	refusedClosed = "closed"
 )
 
-// readClient reads what the client sends, in the background, until the
-// connection closes, and returns a context that ends then. The library
-// handles pongs and the client's close frame; a watcher has nothing else to
-// say, so a data message is discarded (up to the read limit, past which the
-// library closes with 1009) and answered with a close, 1008.
-//
-// It is websocket.Conn.CloseRead without the wait: a Close from CloseRead's
-// own goroutine waits for that goroutine to end, 15 s later.
-func readClient(ctx context.Context, c *websocket.Conn) context.Context {
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		defer cancel()
-		_, r, err := c.Reader(ctx)
-		if err != nil {
-			return
-		}
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return
-		}
-		c.Close(websocket.StatusPolicyViolation, "a watcher sends no messages")
-	}()
-	return ctx
-}
-
-// send writes one message, giving up after watcher_timeout so that a
-// watcher that does not read cannot hold anything.
-func (h *Handler) send(ctx context.Context, c *websocket.Conn, v any) error {
-	b, err := json.Marshal(v)
+// render is the message of snap as a whole text frame.
+func (h *Handler) render(p *protocol, snap progress.Snapshot) ([]byte, error) {
+	b, err := json.Marshal(p.Render(snap))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.watcherTimeout)
-	defer cancel()
-	return c.Write(ctx, websocket.MessageText, b)
-}
-
-// keepAlive pings the client every ping_interval until ctx ends; a client
-// that does not answer within watcher_timeout is dropped through drop.
-func (h *Handler) keepAlive(ctx context.Context, c *websocket.Conn, drop context.CancelCauseFunc) {
-	t := time.NewTicker(h.pingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, h.watcherTimeout)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					drop(errNoPong)
-				}
-				return
-			}
-		}
-	}
+	return textFrame(b), nil
 }

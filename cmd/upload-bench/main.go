@@ -277,7 +277,7 @@ func run(args []string) (err error) {
 		}
 	}
 	if w10 {
-		if err := runW10(ctx, b, caddy.admin, caddy.cmd.Process.Pid, w10p, files); err != nil {
+		if err := runW10(ctx, b, caddy.admin, caddy.cmd.Process.Pid, w10p, files, o.profDir); err != nil {
 			return err
 		}
 	}

@@ -193,6 +193,7 @@ type w10Round struct {
 	n          int
 	throughput float64 // MiB/s
 	uploadCPU  time.Duration
+	clientCPU  time.Duration // the watcher process's, during the uploads
 	msgs       int64
 	acceptCPU  time.Duration // connecting all n
 	mem        float64       // bytes per watcher
@@ -202,7 +203,10 @@ type w10Round struct {
 }
 
 // runW10 runs W10 and prints its table.
-func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan, files uint64) error {
+// With heapDir set, it writes Caddy's heap and goroutine profiles there
+// while each count of idle watchers is connected, and a CPU profile of the
+// first round's most watched uploads.
+func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan, files uint64, heapDir string) error {
 	log.Printf("W10: watchers at scale: %d uploads of %d MiB at once, watched by %v watchers; idle %v; open-file limit %d", p.Uploads, p.Size/mib, p.Watchers, p.Idle, files)
 	wc, err := startW10Child(ctx)
 	if err != nil {
@@ -218,6 +222,7 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 	}
 	wsBase := testkit.WebSocketURL(b.tracked) + "/ws/progress?path="
 
+	cpuProfiled := false
 	one := func(n int, tag string) (w10Round, error) {
 		r := w10Round{n: n}
 		keys := make([]string, p.Uploads)
@@ -254,7 +259,17 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 				}
 			}
 		}
+		var profiled chan error
+		if heapDir != "" && n == slices.Max(p.Watchers) && !cpuProfiled {
+			// A CPU profile of Caddy while the most watched uploads run.
+			cpuProfiled, profiled = true, make(chan error, 1)
+			name := fmt.Sprintf("%s/W10-%d-watchers.cpu.pprof", heapDir, n)
+			go func() {
+				profiled <- (&profiler{admin: admin, d: 3 * time.Second}).fetch(ctx, "profile?seconds=3", name)
+			}()
+		}
 		c0 := cpu()
+		w0, _ := processCPU(wc.cmd.Process.Pid)
 		start := time.Now()
 		err := pool(ctx, p.Uploads, p.Uploads, func(ctx context.Context, i int) error {
 			return uploadPattern(ctx, b.client, b.uploadURL(true, keys[i]), p.Size)
@@ -274,6 +289,13 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 			}
 		}
 		r.uploadCPU = cpu() - c0
+		w1, _ := processCPU(wc.cmd.Process.Pid)
+		r.clientCPU = w1 - w0
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				return r, err
+			}
+		}
 		return r, b.checkTracked(ctx, true, keys[0])
 	}
 
@@ -291,8 +313,8 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 			if err != nil {
 				return fmt.Errorf("W10 round %d, %d watchers: %w", round+1, n, err)
 			}
-			log.Printf("  W10 round %d/%d %6d watchers: %.0f MiB/s, caddy CPU %v during the uploads, %d messages; accept %v each, %.1f KiB and %.2f goroutines per watcher; REST %v (new connection) %v (kept-alive)",
-				round+1, p.Rounds, n, r.throughput, r.uploadCPU, r.msgs, r.acceptCPU/time.Duration(max(n, 1)), r.mem/1024, r.goroutines, r.restFresh, r.restKept)
+			log.Printf("  W10 round %d/%d %6d watchers: %.0f MiB/s, caddy CPU %v (watcher process %v) during the uploads, %d messages; accept %v each, %.1f KiB and %.2f goroutines per watcher; REST %v (new connection) %v (kept-alive)",
+				round+1, p.Rounds, n, r.throughput, r.uploadCPU, r.clientCPU, r.msgs, r.acceptCPU/time.Duration(max(n, 1)), r.mem/1024, r.goroutines, r.restFresh, r.restKept)
 			res[n] = append(res[n], r)
 		}
 	}
@@ -330,6 +352,15 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 			return err
 		}
 		it := idle{n: n, accept: acc, mem: (float64(m1.total()) - float64(m0.total())) / float64(n), goroutines: float64(m1.goroutines-m0.goroutines) / float64(n)}
+		if heapDir != "" {
+			for _, what := range []string{"heap", "goroutine"} {
+				name := fmt.Sprintf("%s/W10-idle-%d.%s.pprof", heapDir, n, what)
+				if err := (&profiler{admin: admin}).fetch(ctx, what, name); err != nil {
+					return err
+				}
+				log.Printf("  W10 %s profile written to %s", what, name)
+			}
+		}
 		log.Printf("  W10 idle %6d watchers: %.1f KiB and %.2f goroutines per watcher (Caddy heap+stacks %d MiB), accept %v each", n, it.mem/1024, it.goroutines, m1.total()/mib, acc)
 		idles = append(idles, it)
 		if _, err := wc.do("close"); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -82,9 +83,18 @@ func (s *watcherSet) do(f []string) (string, error) {
 	return "", fmt.Errorf("unknown command %q", strings.Join(f, " "))
 }
 
-// dial connects n watchers, 64 at a time. Past 20,000 connections the
-// watchers dial from further loopback addresses (127.0.0.2, ...), as one
-// source address has about 28,000 ports to one destination.
+// locals counts the connections made, for nextLocal.
+var locals atomic.Uint32
+
+// nextLocal is the loopback address the next connection is made from:
+// 127.0.0.1 to 127.0.0.200 in turn. One source address has about 28,000
+// ports to one destination, and the connections of earlier rounds hold
+// theirs for a minute (TIME_WAIT).
+func nextLocal() net.IP {
+	return net.IPv4(127, 0, 0, byte(1+locals.Add(1)%200))
+}
+
+// dial connects n watchers, 64 at a time.
 func (s *watcherSet) dial(n int, base string, keys []string) error {
 	u, err := url.Parse(base)
 	if err != nil {
@@ -94,14 +104,12 @@ func (s *watcherSet) dial(n int, base string, keys []string) error {
 	var first error
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
-	start := len(s.all)
 	ws := make([]*rawWatcher, n)
 	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			local := net.IPv4(127, 0, 0, byte(1+(start+i)/20000))
-			w, err := dialRaw(u.Host, u.RequestURI()+url.QueryEscape(keys[i%len(keys)]), local, &s.msgs)
+			w, err := dialRaw(u.Host, u.RequestURI()+url.QueryEscape(keys[i%len(keys)]), nextLocal(), &s.msgs)
 			if err != nil {
 				mu.Lock()
 				first = cmpErr(first, err)
@@ -300,7 +308,11 @@ func (w *rawWatcher) writeFrame(op byte, payload []byte) {
 // rest sends n GETs of target, conc at a time, each on a connection of its
 // own with fresh, else over kept-alive connections.
 func rest(n, conc int, fresh bool, target string) error {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc, DisableKeepAlives: fresh}
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, DisableKeepAlives: fresh,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: nextLocal()}}
+			return d.DialContext(ctx, network, addr)
+		}}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var next atomic.Int64
