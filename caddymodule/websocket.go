@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -19,8 +18,6 @@ var (
 	errWriteTimeout = errors.New("write_timeout")
 )
 
-// errPingDue ends a watcher's wait for news when its client is due a ping.
-var errPingDue = errors.New("ping due")
 
 // serveWatch streams an upload's progress over a WebSocket: the current
 // state at once, then an update each time the asked-for number of bytes
@@ -79,17 +76,21 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	}
 	ctx, drop := context.WithCancelCause(ctx)
 	c.onGone = func() { drop(errWatcherGone) }
+	c.noPong = func() { drop(errNoPong) }
 	go c.readClient()
 	go h.watch(ctx, drop, wr, p, c, sub, owner, q, snap)
 	return nil
 }
 
 // watch is an accepted watcher's stream, from its first message to its
-// close; ctx ends when the client goes away.
+// close; ctx ends when the client goes away, or is dropped for not
+// answering pings (the pinger's).
 func (h *Handler) watch(ctx context.Context, drop context.CancelCauseFunc, r *http.Request, p *protocol, c *wsConn, sub progress.Subscription, owner progress.Owner, q progress.StatusQuery, snap progress.Snapshot) {
 	defer sub.Close()
 	defer c.abort()
 	defer drop(nil)
+	h.pinger.add(c)
+	defer h.pinger.remove(c)
 
 	var gate *refreshGate
 	rk := refreshKey{owner, q.Key}
@@ -97,17 +98,14 @@ func (h *Handler) watch(ctx context.Context, drop context.CancelCauseFunc, r *ht
 		gate = h.refreshes.join(rk)
 		defer h.refreshes.leave(rk, gate)
 	}
-	// A ping goes out every ping_interval; its pong is due within
-	// watcher_timeout, while the stream goes on.
-	nextPing, pongDue, pongs := time.Now().Add(h.pingInterval), time.Time{}, uint64(0)
 	var dropped error
-	var err error
 	for {
-		frame, rerr := h.render(p, snap)
-		if rerr != nil {
+		frame, err := h.frames.text(p, snap)
+		if err != nil {
 			break
 		}
 		if snap.State.Terminal() {
+			// The last message and the close go out together.
 			c.close(frame, closeNormal, snap.State.String())
 			return
 		}
@@ -119,41 +117,19 @@ func (h *Handler) watch(ctx context.Context, drop context.CancelCauseFunc, r *ht
 		}
 		sent := time.Now()
 		for {
-			// The wait ends early when the client is due a ping or its
-			// pong is due, or the origin of a session that moves on its
-			// own is due to be asked how it stands.
-			due, cause := nextPing, errPingDue
-			if !pongDue.IsZero() {
-				due = pongDue
-			}
+			wctx, cancel := ctx, context.CancelFunc(func() {})
 			if gate != nil {
-				if t := time.Now().Add(refreshEvery); t.Before(due) {
-					due, cause = t, errRefreshDue
-				}
+				// The origin moves some sessions on its own: ask it now
+				// and then while nothing else happens.
+				wctx, cancel = context.WithTimeoutCause(ctx, refreshEvery, errRefreshDue)
 			}
-			wctx, cancel := context.WithDeadlineCause(ctx, due, cause)
 			var next progress.Snapshot
 			next, err = progress.NextPaced(wctx, sub, snap, q.Step, sent, h.pace)
-			why := context.Cause(wctx)
+			due := context.Cause(wctx) == errRefreshDue && ctx.Err() == nil
 			cancel()
-			if err == nil || ctx.Err() != nil || (why != errPingDue && why != errRefreshDue) {
+			if err == nil || !due {
 				snap = next
 				break
-			}
-			if why == errPingDue {
-				if !pongDue.IsZero() {
-					if !c.answered(pongs) {
-						drop(errNoPong)
-						break
-					}
-					pongDue = time.Time{}
-					continue
-				}
-				if pongs, err = c.ping(); err != nil {
-					break
-				}
-				pongDue, nextPing = time.Now().Add(h.watcherTimeout), time.Now().Add(h.pingInterval)
-				continue
 			}
 			if refused := h.refresh(ctx, r, p, gate, rk, sub.Current()); refused != "" {
 				sub.Close()
@@ -207,11 +183,3 @@ const (
 	refusedClosed = "closed"
 )
 
-// render is the message of snap as a whole text frame.
-func (h *Handler) render(p *protocol, snap progress.Snapshot) ([]byte, error) {
-	b, err := json.Marshal(p.Render(snap))
-	if err != nil {
-		return nil, err
-	}
-	return textFrame(b), nil
-}

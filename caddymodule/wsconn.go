@@ -61,7 +61,18 @@ type wsConn struct {
 	gone  chan struct{} // closed when the reader ends
 	// onGone is called, once, when the reader ends.
 	onGone func()
+	// noPong drops the watcher for not answering a ping.
+	noPong func()
+
+	// The pinger's (keepalive.go), used by its goroutine only: when the
+	// last ping went out, the one unanswered so far (zero when none) and
+	// the count of pongs then.
+	lastPing, pingAt time.Time
+	pongsAt          uint64
 }
+
+// errWriteBusy is a ping's error when a message is being written.
+var errWriteBusy = errors.New("a write is under way")
 
 // acceptWatcher completes the WebSocket handshake of r, which
 // checkHandshake has passed, and returns the connection; on error the
@@ -157,11 +168,28 @@ func (c *wsConn) write(frames []byte, closing bool) error {
 // send writes one message frame.
 func (c *wsConn) send(frame []byte) error { return c.write(frame, false) }
 
-// ping sends a ping and returns the count of pongs so far, which grows
-// when the client answers.
+// pingFrame is a ping, with no payload.
+var pingFrame = appendFrame(nil, ws.OpPing, nil)
+
+// ping sends a ping, unless a message is being written (errWriteBusy),
+// and returns the count of pongs so far, which grows when the client
+// answers. The ping waits pingWriteWait at most for room in the
+// connection; past it, the connection is closed.
 func (c *wsConn) ping() (uint64, error) {
+	if !c.wmu.TryLock() {
+		return 0, errWriteBusy
+	}
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return 0, net.ErrClosed
+	}
 	n := c.pongs.Load()
-	return n, c.write(appendFrame(nil, ws.OpPing, nil), false)
+	c.conn.SetWriteDeadline(time.Now().Add(pingWriteWait))
+	if _, err := c.conn.Write(pingFrame); err != nil {
+		c.conn.Close()
+		return n, err
+	}
+	return n, nil
 }
 
 // answered reports whether a pong came since ping returned n.
@@ -171,7 +199,9 @@ func (c *wsConn) answered(n uint64) bool { return c.pongs.Load() != n }
 // code and reason go out together, and the client has closeWait to answer
 // before the connection closes. It does not wait.
 func (c *wsConn) close(last []byte, code int, reason string) {
-	if c.write(appendClose(last, code, reason), true) == nil {
+	// last may be a shared frame: the two go into a buffer of their own.
+	frames := appendClose(append(make([]byte, 0, len(last)+4+len(reason)), last...), code, reason)
+	if c.write(frames, true) == nil {
 		c.conn.SetReadDeadline(time.Now().Add(closeWait))
 	}
 }
