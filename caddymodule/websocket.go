@@ -18,7 +18,6 @@ var (
 	errWriteTimeout = errors.New("write_timeout")
 )
 
-
 // serveWatch streams an upload's progress over a WebSocket: the current
 // state at once, then an update each time the asked-for number of bytes
 // more arrived (paced by progress.NextPaced: update_interval,
@@ -182,4 +181,3 @@ const (
 	refusedLimit  = "limit"
 	refusedClosed = "closed"
 )
-
