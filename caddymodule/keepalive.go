@@ -14,13 +14,13 @@ const pingWriteWait = 100 * time.Millisecond
 // and one timer, rather than a goroutine and a timer each: every
 // ping_interval each is pinged, and one that has not answered within
 // watcher_timeout is dropped (no_pong). The goroutine runs while there are
-// watchers.
+// watchers: it ends with the last.
 type pinger struct {
 	every, timeout time.Duration
 
-	mu      sync.Mutex
-	conns   map[*wsConn]struct{}
-	running bool
+	mu    sync.Mutex
+	conns map[*wsConn]struct{}
+	stop  chan struct{} // of the running goroutine; nil when none runs
 }
 
 // add starts keeping c alive.
@@ -32,9 +32,9 @@ func (k *pinger) add(c *wsConn) {
 	}
 	c.lastPing = time.Now()
 	k.conns[c] = struct{}{}
-	if !k.running {
-		k.running = true
-		go k.run()
+	if k.stop == nil {
+		k.stop = make(chan struct{})
+		go k.run(k.stop)
 	}
 }
 
@@ -43,22 +43,27 @@ func (k *pinger) remove(c *wsConn) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.conns, c)
+	if len(k.conns) == 0 && k.stop != nil {
+		close(k.stop)
+		k.stop = nil
+	}
 }
 
 // run looks at every watcher a few times per watcher_timeout (and per
 // ping_interval, if shorter), so that a ping goes out and a silence is
 // noticed within a quarter of either of being due.
-func (k *pinger) run() {
+func (k *pinger) run(stop <-chan struct{}) {
 	t := time.NewTicker(max(min(k.every, k.timeout)/4, 10*time.Millisecond))
 	defer t.Stop()
 	var batch []*wsConn
-	for now := range t.C {
-		k.mu.Lock()
-		if len(k.conns) == 0 {
-			k.running = false
-			k.mu.Unlock()
+	for {
+		var now time.Time
+		select {
+		case <-stop:
 			return
+		case now = <-t.C:
 		}
+		k.mu.Lock()
 		batch = batch[:0]
 		for c := range k.conns {
 			batch = append(batch, c)
