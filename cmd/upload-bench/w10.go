@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
@@ -62,26 +61,6 @@ var (
 // watchers fit: each is a descriptor in Caddy and one in the watcher
 // process.
 const w10FileLimit = 250_000
-
-// raiseFileLimit raises RLIMIT_NOFILE to want, or as far as it goes, and
-// returns the soft limit in force.
-func raiseFileLimit(want uint64) uint64 {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 0
-	}
-	if l.Cur >= want {
-		return l.Cur
-	}
-	n := syscall.Rlimit{Cur: want, Max: max(want, l.Max)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &n); err != nil {
-		// Not allowed to raise the hard limit: up to it.
-		n = syscall.Rlimit{Cur: l.Max, Max: l.Max}
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &n)
-	}
-	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
-	return l.Cur
-}
 
 // w10Child is the watcher process.
 type w10Child struct {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -83,15 +82,18 @@ func (s *watcherSet) do(f []string) (string, error) {
 	return "", fmt.Errorf("unknown command %q", strings.Join(f, " "))
 }
 
-// locals counts the connections made, for nextLocal.
-var locals atomic.Uint32
-
-// nextLocal is the loopback address the next connection is made from:
-// 127.0.0.1 to 127.0.0.200 in turn. One source address has about 28,000
-// ports to one destination, and the connections of earlier rounds hold
-// theirs for a minute (TIME_WAIT).
-func nextLocal() net.IP {
-	return net.IPv4(127, 0, 0, byte(1+locals.Add(1)%200))
+// localFor is the address the watcher that is the open-th connection of
+// the process dials from: none (the system's choice) for the first
+// 20,000, then 127.0.0.2, 127.0.0.3, ... for each 20,000 more, as one
+// source address has about 28,000 ports to one destination. Sockets bound
+// to an address of their own hold their port against other programs'
+// listeners while they linger after closing, so the bench binds only past
+// what one address holds, with SO_REUSEADDR.
+func localFor(open int) *net.TCPAddr {
+	if open < 20000 {
+		return nil
+	}
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+open/20000))}
 }
 
 // dial connects n watchers, 64 at a time.
@@ -104,12 +106,13 @@ func (s *watcherSet) dial(n int, base string, keys []string) error {
 	var first error
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
+	open := len(s.all)
 	ws := make([]*rawWatcher, n)
 	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			w, err := dialRaw(u.Host, u.RequestURI()+url.QueryEscape(keys[i%len(keys)]), nextLocal(), &s.msgs)
+			w, err := dialRaw(u.Host, u.RequestURI()+url.QueryEscape(keys[i%len(keys)]), localFor(open+i), &s.msgs)
 			if err != nil {
 				mu.Lock()
 				first = cmpErr(first, err)
@@ -200,8 +203,12 @@ const handshake = "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnecti
 
 // dialRaw opens a watcher of target on addr from local and returns once
 // its first message came.
-func dialRaw(addr, target string, local net.IP, msgs *atomic.Int64) (*rawWatcher, error) {
-	d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: local}}
+func dialRaw(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawWatcher, error) {
+	d := net.Dialer{Timeout: 30 * time.Second}
+	if local != nil {
+		d.LocalAddr = local
+		d.Control = reuseAddr
+	}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -308,11 +315,7 @@ func (w *rawWatcher) writeFrame(op byte, payload []byte) {
 // rest sends n GETs of target, conc at a time, each on a connection of its
 // own with fresh, else over kept-alive connections.
 func rest(n, conc int, fresh bool, target string) error {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc, DisableKeepAlives: fresh,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: nextLocal()}}
-			return d.DialContext(ctx, network, addr)
-		}}
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, DisableKeepAlives: fresh}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var next atomic.Int64
