@@ -42,6 +42,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			<the protocol's own options>
 //		}
 //		zone                   <name>
+//		store <name> {
+//			<the store's own options>
+//		}
 //		retain                 <duration>
 //		max_keys               <n>
 //		max_watchers           <n>
@@ -77,6 +80,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := protocolapi.OneArg(d, &h.Zone); err != nil {
 				return err
 			}
+		case "store":
+			raw, err := unmarshalStore(d)
+			if err != nil {
+				return err
+			}
+			h.StoreRaw = raw
 		case "retain":
 			if err := durationArg(d, &h.Retain); err != nil {
 				return err
@@ -179,6 +188,33 @@ func unmarshalProtocols(d *caddyfile.Dispenser) ([]json.RawMessage, error) {
 		raws = append(raws, caddyconfig.JSONModuleObject(inst, "name", name, nil))
 	}
 	return raws, nil
+}
+
+// unmarshalStore reads `store <name> { … }`, whose block the store's module
+// reads itself.
+func unmarshalStore(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	seg := d.NextSegment()
+	sd := caddyfile.NewDispenser(seg)
+	sd.Next()
+	if !sd.NextArg() {
+		return nil, sd.ArgErr()
+	}
+	name := sd.Val()
+	if sd.NextArg() {
+		return nil, sd.ArgErr()
+	}
+	mod, err := caddy.GetModule(protocolapi.StoreNamespace + "." + name)
+	if err != nil {
+		return nil, sd.Errf("unknown store %q (known: %s)", name, strings.Join(knownStoreNames(), ", "))
+	}
+	inst := mod.New()
+	if unm, ok := inst.(caddyfile.Unmarshaler); ok {
+		// From the store's name on, as Caddy hands a guest module its block.
+		if err := unm.UnmarshalCaddyfile(caddyfile.NewDispenser(seg[1:])); err != nil {
+			return nil, err
+		}
+	}
+	return caddyconfig.JSONModuleObject(inst, "name", name, nil), nil
 }
 
 // parsedArg reads exactly one argument into dst through parse; want says

@@ -31,6 +31,7 @@ type frameKey struct {
 	state             progress.State
 	httpStatus        int
 	started, finished int64
+	unavailable       bool
 }
 
 // text is the message of snap, rendered by p, as a whole text frame. The
@@ -41,7 +42,7 @@ func (fc *frameCache) text(p *protocol, snap progress.Snapshot) ([]byte, error) 
 	}
 	k := frameKey{p: p, found: snap.Found, id: snap.ID, version: snap.Version, key: snap.Key, err: snap.Error,
 		total: snap.Total, received: snap.Received, state: snap.State, httpStatus: snap.HTTPStatus,
-		started: snap.Started.UnixNano(), finished: snap.Finished.UnixNano()}
+		started: snap.Started.UnixNano(), finished: snap.Finished.UnixNano(), unavailable: snap.Unavailable}
 	fc.mu.Lock()
 	b, ok := fc.m[k]
 	fc.mu.Unlock()

@@ -41,6 +41,13 @@ type Handler struct {
 	// Default: `default`.
 	Zone string `json:"zone,omitempty"`
 
+	// Where the zone's records are kept: a module in the namespace
+	// http.handlers.upload_progress.stores, named by "name" (redis), shared
+	// by the proxies that serve the zone together behind a load balancer.
+	// Every handler naming the zone must name the same store with the
+	// same settings. Default: the proxy's memory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.upload_progress.stores inline_key=name"`
+
 	// How long a finished upload stays queryable. Default: 5m. When several
 	// handlers share a zone, the last one loaded sets it.
 	Retain caddy.Duration `json:"retain,omitempty"`

@@ -75,7 +75,15 @@ var (
 		Help: "Progress status requests, by protocol, transport (rest or websocket) and response code.",
 	}, []string{"zone", "protocol", "transport", "code"})
 
+	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "store_errors_total",
+		Help: "Failed operations on the zone's shared store, by operation (write, read, ping, listen).",
+	}, []string{"zone", "op"})
+
 	zoneStats = zoneCollector{
+		storeUp: prometheus.NewDesc("caddy_upload_progress_store_up",
+			"Whether the zone's shared store was reachable at its last use (1) or not (0); only zones with a store.", []string{"zone"}, nil),
 		inFlight: prometheus.NewDesc("caddy_upload_progress_uploads_in_flight",
 			"Tracked uploads being received now.", []string{"zone"}, nil),
 		watchers: prometheus.NewDesc("caddy_upload_progress_watchers",
@@ -94,7 +102,7 @@ var (
 // zoneCollector reads the live gauges from the trackers at scrape time, so
 // the upload path never touches a gauge.
 type zoneCollector struct {
-	inFlight, watchers, keys, detailBytes, detailsDropped, evicted *prometheus.Desc
+	inFlight, watchers, keys, detailBytes, detailsDropped, evicted, storeUp *prometheus.Desc
 }
 
 func (c zoneCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -104,6 +112,7 @@ func (c zoneCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.detailBytes
 	ch <- c.detailsDropped
 	ch <- c.evicted
+	ch <- c.storeUp
 }
 
 func (c zoneCollector) Collect(ch chan<- prometheus.Metric) {
@@ -115,6 +124,9 @@ func (c zoneCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.detailBytes, prometheus.GaugeValue, float64(s.FileDetailBytes), z.name)
 		ch <- prometheus.MustNewConstMetric(c.detailsDropped, prometheus.CounterValue, float64(s.FileDetailsDropped), z.name)
 		ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(s.Evicted), z.name)
+		if st, ok := z.tracker.(sharedTracker); ok {
+			ch <- prometheus.MustNewConstMetric(c.storeUp, prometheus.GaugeValue, float64(boolInt(st.StoreUp())), z.name)
+		}
 	})
 }
 
@@ -126,7 +138,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	}
 	for _, c := range []prometheus.Collector{
 		uploadsStarted, uploadsFinished, uploadsUntracked, watchersRefused, watchersDropped, receivedBytes,
-		uploadDuration, uploadSize, statusRequests, zoneStats,
+		uploadDuration, uploadSize, statusRequests, storeErrors, zoneStats,
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

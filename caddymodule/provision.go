@@ -56,8 +56,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	var store protocolapi.Store
+	if h.StoreRaw != nil {
+		mod, err := ctx.LoadModule(h, "StoreRaw")
+		if err != nil {
+			return fmt.Errorf("loading store: %v", err)
+		}
+		s, ok := mod.(protocolapi.Store)
+		if !ok {
+			return fmt.Errorf("store: module %T is not a progress store", mod)
+		}
+		store = s
+	}
 
-	z, err := loadZone(h.Zone, progress.Options{
+	z, err := loadZone(h.Zone, store, progress.Options{
 		Retain:            time.Duration(h.Retain),
 		MaxKeys:           h.MaxKeys,
 		MaxWatchers:       h.MaxWatchers,
@@ -322,6 +334,16 @@ func resolvable(name string) (err error) {
 	repl := caddyhttp.NewTestReplacer(req)
 	_, err = repl.ReplaceOrErr("{"+name+"}", false, true)
 	return err
+}
+
+// knownStoreNames lists the store modules this Caddy has.
+func knownStoreNames() []string {
+	var names []string
+	for _, m := range caddy.GetModules(protocolapi.StoreNamespace) {
+		names = append(names, m.ID.Name())
+	}
+	slices.Sort(names)
+	return names
 }
 
 // knownProtocolNames lists the protocol modules this Caddy has.

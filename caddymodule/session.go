@@ -58,7 +58,7 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 		}
 	}
 	if ex.Local != nil {
-		if code, body, ok := ex.Local(x.ans.Session); ok {
+		if code, body, ok := ex.Local(x.ans.Session, x.ans.View()); ok {
 			return h.reply(w, r, p, transportREST, code, body)
 		}
 	}
@@ -221,6 +221,15 @@ func (x *exchange) Open(key string, spec progress.SessionSpec) *progress.Record 
 // Find implements protocolapi.SessionOpener.
 func (x *exchange) Find(key string) *progress.Record {
 	return x.h.tracker().FindSession(x.owner, key)
+}
+
+// View implements protocolapi.SessionOpener: rec's snapshot, merged with
+// what the other proxies of a shared zone saw of it.
+func (x *exchange) View(rec *progress.Record) progress.Snapshot {
+	if v, ok := x.h.tracker().(progress.Viewer); ok {
+		return v.View(rec)
+	}
+	return rec.Snapshot()
 }
 
 // End implements protocolapi.SessionOpener.

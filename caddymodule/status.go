@@ -24,12 +24,19 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, p *protoco
 		return h.refuse(w, r, p, transportREST, f)
 	}
 	snap := h.lookup(r, p, owner, q.Key)
+	if snap.Unavailable {
+		return h.refuse(w, r, p, transportREST, storeUnavailable)
+	}
 	return h.reply(w, r, p, transportREST, p.statusCode(snap), p.Render(snap))
 }
 
 // statusCode is the HTTP status of a status reply showing snap: 200, or
 // the protocol's own.
 func (p *protocol) statusCode(snap progress.Snapshot) int {
+	if snap.Unavailable {
+		code, _ := p.Fail(storeUnavailable)
+		return code
+	}
 	if p.coder != nil {
 		return p.coder.StatusCode(snap)
 	}
@@ -51,11 +58,28 @@ func (h *Handler) parseStatusRequest(r *http.Request, p *protocol) (progress.Own
 	return owner, q, f
 }
 
+// Render is the protocol's reply showing snap, except for a snapshot that
+// only an unreachable shared store could complete: that is the protocol's
+// failure saying so, on every transport (a watcher stays connected and
+// hears the store come back), never a wrong "does not exist".
+func (p *protocol) Render(snap progress.Snapshot) any {
+	if snap.Unavailable {
+		_, body := p.Fail(storeUnavailable)
+		return body
+	}
+	return p.Protocol.Render(snap)
+}
+
+// storeUnavailable answers a status request that only the zone's shared
+// store could answer while it cannot be reached: whether the upload
+// exists is unknown, so it must not be said not to.
+var storeUnavailable = &progress.Failure{Kind: progress.Unavailable, Message: progress.ErrStoreUnavailable.Error()}
+
 // lookup returns what owner can see under key, asking the origin about
 // keys the tracker does not know where the protocol can.
 func (h *Handler) lookup(r *http.Request, p *protocol, owner progress.Owner, key string) progress.Snapshot {
 	snap := h.tracker().Lookup(owner, key)
-	if !snap.Found {
+	if !snap.Found && !snap.Unavailable {
 		snap = probe(r, p, owner, key, snap)
 	}
 	return named(snap, key)

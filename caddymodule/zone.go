@@ -1,9 +1,12 @@
 package caddymodule
 
 import (
+	"fmt"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	protocolapi "github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
 // zones holds one tracker per zone name for every handler that names it.
@@ -16,6 +19,13 @@ var zones = caddy.NewUsagePool()
 type zone struct {
 	name    string
 	tracker progress.Tracker
+	// store names the shared store the zone's records are kept in (its
+	// Identity), "" for memory.
+	store string
+	// secret is the configured key of the zone's shared store, which
+	// every proxy of the zone shares, for what must verify across them
+	// (owners, signed tokens); nil for a zone in memory.
+	secret []byte
 }
 
 // Destruct closes the tracker when the last handler using the zone is
@@ -25,18 +35,51 @@ func (z *zone) Destruct() error {
 	return nil
 }
 
+// sharedTracker is what a zone's tracker is when a store holds it.
+type sharedTracker interface {
+	StoreUp() bool
+}
+
 // loadZone returns the zone of name, creating it if this is its first
-// user, and applies opts to it.
-func loadZone(name string, opts progress.Options) (*zone, error) {
+// user (on store, when not nil), and applies opts to it. A handler naming
+// a zone must name the store it was made with.
+func loadZone(name string, store protocolapi.Store, opts progress.Options) (*zone, error) {
+	identity := ""
+	if store != nil {
+		identity = store.Identity()
+	}
 	v, _, err := zones.LoadOrNew(name, func() (caddy.Destructor, error) {
-		return &zone{name: name, tracker: progress.NewMemoryTracker(opts)}, nil
+		if store == nil {
+			return &zone{name: name, tracker: progress.NewMemoryTracker(opts)}, nil
+		}
+		s, err := store.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("zone %s: store: %v", name, err)
+		}
+		so := store.Shared()
+		so.OnError = func(op string) { storeErrors.WithLabelValues(name, op).Inc() }
+		o := opts
+		o.OwnerSecret = store.OwnerSecret()
+		return &zone{name: name, tracker: progress.NewSharedTracker(o, s, so), store: identity, secret: store.OwnerSecret()}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	z := v.(*zone)
+	if z.store != identity {
+		_, _ = zones.Delete(name)
+		return nil, fmt.Errorf("zone %s is kept in %s, and this handler names %s: handlers sharing a zone must name the same store with the same settings (changing a zone's store takes a restart, or another zone name)",
+			name, storeName(z.store), storeName(identity))
+	}
 	z.tracker.Configure(opts)
 	return z, nil
+}
+
+func storeName(identity string) string {
+	if identity == "" {
+		return "memory"
+	}
+	return "store " + identity
 }
 
 // rangeZones calls f for each live zone; metrics read them at scrape time.

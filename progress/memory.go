@@ -3,6 +3,7 @@ package progress
 import (
 	"context"
 	"math"
+	mathrand "math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,13 +66,16 @@ var _ Tracker = (*MemoryTracker)(nil)
 // forgets finished ones after opts.Retain.
 func NewMemoryTracker(opts Options) *MemoryTracker {
 	t := &MemoryTracker{
-		owners: newOwnerHasher(),
+		owners: newOwnerHasher(opts.OwnerSecret),
 		slots:  make(map[slotKey]*slot),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 
 		reconfigured: make(chan struct{}, 1),
 	}
+	// Record IDs tell uploads to one key apart; starting at a random
+	// point keeps them apart across the proxies sharing a store too.
+	t.nextID.Store(uint64(mathrand.Uint32()) << 32)
 	t.Configure(opts)
 	go t.janitor()
 	return t
@@ -287,6 +291,23 @@ func (t *MemoryTracker) Lookup(owner Owner, key string) Snapshot {
 		return Snapshot{}
 	}
 	return t.visible(sl.current.Load(), time.Now())
+}
+
+// lookupRecord returns the record owner's key shows now, or nil: what
+// Lookup shows, as the record.
+func (t *MemoryTracker) lookupRecord(owner Owner, key string) *Record {
+	t.mu.RLock()
+	sl := t.slots[slotKey{owner, key}]
+	t.mu.RUnlock()
+	if sl == nil {
+		return nil
+	}
+	rec, now := sl.current.Load(), time.Now()
+	if rec == nil || t.expired(rec, now) {
+		return nil
+	}
+	t.expireSession(rec, now)
+	return rec
 }
 
 // visible is what a record shows to status requests: nothing once it has

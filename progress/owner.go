@@ -29,8 +29,17 @@ type ownerHasher struct {
 	macs sync.Pool
 }
 
-func newOwnerHasher() *ownerHasher {
+// newOwnerHasher hashes under secret, or under a random secret of its own
+// when secret is empty: then no other tracker can find its records, which
+// is right for one proxy and wrong for proxies sharing a store.
+func newOwnerHasher(secret []byte) *ownerHasher {
 	h := &ownerHasher{}
+	if len(secret) > 0 {
+		// HMAC-SHA256 hashes a key longer than a block; the sum of the
+		// configured secret is as good a key and fits the array.
+		h.secret = sha256.Sum256(secret)
+		return h
+	}
 	if _, err := rand.Read(h.secret[:]); err != nil {
 		panic("progress: no randomness for the owner secret: " + err.Error())
 	}

@@ -308,6 +308,10 @@ type Snapshot struct {
 	Session *SessionState
 	// Version grows with every change of a session other than bytes.
 	Version uint64
+	// Unavailable is set, with Found false, when the shared store that
+	// alone could say what the key shows cannot be reached: the reply must
+	// say so rather than that the upload does not exist.
+	Unavailable bool
 
 	// streamed is the record's byte count when the snapshot was taken:
 	// what watchers wait on to see Received move.

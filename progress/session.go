@@ -35,6 +35,10 @@ type session struct {
 	parts   int   // declared number of parts, 0 when not numbered
 	acked   int64 // bytes the origin acknowledged
 	partAck map[int]int64
+	// What acked is made of, for proxies that share the session through a
+	// store (see shares): the offset the origin last answered, and the
+	// bytes of accepted chunks.
+	offsetAck, chunkAck int64
 	// accepted is how many streams the origin accepted, and files how
 	// many files the multipart bodies of those streams held.
 	accepted int
@@ -175,6 +179,7 @@ func (r *Record) EndStream(st *Stream, accepted bool) {
 			s.partAck[st.part] = n
 		} else {
 			s.acked += n
+			s.chunkAck += n
 		}
 	}
 	s.touchLocked()
@@ -185,7 +190,10 @@ func (r *Record) EndStream(st *Stream, accepted bool) {
 // Acknowledge sets the bytes the origin holds of the upload (tus: the
 // Upload-Offset of its answer).
 func (r *Record) Acknowledge(offset int64) {
-	r.update(func(s *session) { s.acked = max(offset, 0) })
+	r.update(func(s *session) {
+		s.acked = max(offset, 0)
+		s.offsetAck = s.acked
+	})
 }
 
 // SetTotal sets the declared length once it is known (tus: a deferred

@@ -104,6 +104,11 @@ type Options struct {
 	// stored files) hold in all; a record that finishes past it keeps its
 	// counts and drops the names. Default 64 MiB.
 	MaxFileDetails int64
+	// OwnerSecret is the key owners' credentials are hashed under (see
+	// Owner). Empty: a random one of the tracker's own. Proxies sharing a
+	// store must share it to find each other's records. It is read once,
+	// when the tracker is made; Configure ignores it.
+	OwnerSecret []byte
 }
 
 // Defaults for Options.

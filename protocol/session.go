@@ -48,11 +48,12 @@ type Exchange struct {
 	// it) in Answered.Request.
 	ReadRequest bool
 	// Local, if set, is asked before the request goes on, with the
-	// session the proxy holds for its key (nil if none): when it returns
-	// true, the proxy answers the request itself with status and body
-	// (JSON), and the origin never sees it. A status route the proxy
-	// answers while the origin knows nothing yet.
-	Local func(rec *progress.Record) (status int, body any, ok bool)
+	// session the proxy holds for its key (nil if none) and what the zone
+	// shows of it (Answered.View: with a shared store, every node's view
+	// merged): when it returns true, the proxy answers the request itself
+	// with status and body (JSON), and the origin never sees it. A status
+	// route the proxy answers while the origin knows nothing yet.
+	Local func(rec *progress.Record, view progress.Snapshot) (status int, body any, ok bool)
 	// Rewrite holds the answer back until Answer has run, which may then
 	// replace its body (Answered.Replace): a status answer the protocol
 	// lays its live view over. An answer longer than MaxAnswer is not
@@ -100,6 +101,10 @@ type SessionOpener interface {
 	Open(key string, spec progress.SessionSpec) *progress.Record
 	Find(key string) *progress.Record
 	End(rec *progress.Record, o progress.Outcome)
+	// View is what the zone shows of rec's key: rec's own snapshot, or,
+	// where proxies share the zone through a store, every node's view of
+	// the session merged.
+	View(rec *progress.Record) progress.Snapshot
 }
 
 // NewAnswered is how the handler hands an answer to Answer.
@@ -122,6 +127,15 @@ func (a *Answered) EndStream() {
 	if a.Stream != nil {
 		a.Stream.Record().EndStream(a.Stream, a.Accepted)
 	}
+}
+
+// View is what the zone shows of the request's session now (see
+// SessionOpener.View): what an answer overlaid with the live view shows.
+func (a *Answered) View() progress.Snapshot {
+	if a.Session == nil {
+		return progress.Snapshot{}
+	}
+	return a.opener.View(a.Session)
 }
 
 // Find returns the request's owner's session of key, or nil.

@@ -250,6 +250,7 @@ func (e *env) tryLoad(block, upstream string) error {
 }
 
 %s {
+	bind 127.0.0.1
 	%s
 	upload_progress {
 %s

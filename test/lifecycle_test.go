@@ -130,7 +130,7 @@ func TestConfigErrors(t *testing.T) {
 		"bogus_option 1":                                        `unknown upload_progress option "bogus_option"`,
 	}
 	for block, want := range cases {
-		cf := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n}\nhttp://127.0.0.1:%s {\n\tupload_progress {\n\t\t%s\n\t}\n\treverse_proxy 127.0.0.1:1\n}\n", freePort(t), block)
+		cf := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n}\nhttp://127.0.0.1:%s {\n\tbind 127.0.0.1\n\tupload_progress {\n\t\t%s\n\t}\n\treverse_proxy 127.0.0.1:1\n}\n", freePort(t), block)
 		cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
 		if err == nil {
 			err = caddy.Load(cfg, true)

@@ -40,6 +40,7 @@ type caddyInstance struct {
 	tusPlain, tusTracked         string // base URLs of W7's sites, "" without tusd
 	sandboxPlain, sandboxTracked string // base URLs of W8's sites, "" without the sandbox origin
 	dstorPlain, dstorTracked     string // base URLs of W9's sites, "" without the dStor origin
+	redisTracked                 string // base URL of R1-R3's site, "" without Redis
 	log                          string // path of its log (stderr)
 	admin                        string // base URL of the admin endpoint, "" when off
 }
@@ -62,8 +63,13 @@ type caddySpec struct {
 	// PLAIN-dstor on dstorPlainPort, TRACKED-dstor on dstorTrackedPort.
 	dstor                            string
 	dstorPlainPort, dstorTrackedPort int
-	adminAddr                        string // "": admin off
-	logLevel                         string // "": Caddy's default logging
+	// With redis (a redis-server's address) set, one more for R1-R3:
+	// TRACKED-redis on redisTrackedPort, TRACKED's handler with its zone
+	// in that Redis.
+	redis            string
+	redisTrackedPort int
+	adminAddr        string // "": admin off
+	logLevel         string // "": Caddy's default logging
 	// manyWatchers lifts TRACKED's watcher limits for W10, whose watchers
 	// go past the defaults (10,000, and 1,024 per key).
 	manyWatchers bool
@@ -155,6 +161,14 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 			proxyTo(s.dstor),
 		}})
 	}
+	if s.redis != "" {
+		servers["tracked-redis"] = server(s.redisTrackedPort, map[string]any{"handle": []any{
+			map[string]any{"handler": "upload_progress", "disable_owner_check": true, "zone": sharedZone,
+				"protocols": []any{map[string]any{"name": "shard"}, map[string]any{"name": "pcloud"}},
+				"store":     map[string]any{"name": "redis", "address": []string{s.redis}, "secret": sharedSecret}},
+			proxy,
+		}})
+	}
 	cfg := map[string]any{
 		"admin": admin,
 		"apps": map[string]any{"http": map[string]any{
@@ -180,9 +194,12 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 // sandbox (the reference origin's address) W8's two, and with dstor (the
 // reference origin's too) W9's. With manyWatchers, TRACKED takes any
 // number of watchers (W10).
-func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, dstor, respondBody string, admin bool, logLevel string, manyWatchers bool) (*caddyInstance, error) {
-	s := caddySpec{origin: origin, tusd: tusd, sandbox: sandbox, dstor: dstor, respondBody: respondBody, logLevel: logLevel, manyWatchers: manyWatchers}
+func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, dstor, redis, respondBody string, admin bool, logLevel string, manyWatchers bool) (*caddyInstance, error) {
+	s := caddySpec{origin: origin, tusd: tusd, sandbox: sandbox, dstor: dstor, redis: redis, respondBody: respondBody, logLevel: logLevel, manyWatchers: manyWatchers}
 	ports := []*int{&s.plainPort, &s.trackedPort}
+	if redis != "" {
+		ports = append(ports, &s.redisTrackedPort)
+	}
 	if tusd != "" {
 		ports = append(ports, &s.tusPlainPort, &s.tusTrackedPort)
 	}
@@ -238,6 +255,9 @@ func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, dstor, res
 	}
 	if dstor != "" {
 		ci.dstorPlain, ci.dstorTracked = local(s.dstorPlainPort), local(s.dstorTrackedPort)
+	}
+	if redis != "" {
+		ci.redisTracked = local(s.redisTrackedPort)
 	}
 	if s.adminAddr != "" {
 		ci.admin = "http://" + s.adminAddr

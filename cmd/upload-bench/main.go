@@ -97,7 +97,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 0, "measured rounds per side (default 31, or 5 with -quick)")
 	fs.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6,W7,W8,W9)")
+	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run (default all: W1,W2,W3,W4,W5,W6,W7,W8,W9,R1,R2,R3)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long")
 	fs.StringVar(&o.profDir, "cpuprofile", "", "after each workload's rounds, profile Caddy's CPU on each side alone and write DIR/<workload>-<side>.pprof")
 	fs.DurationVar(&o.profTime, "profile-time", 10*time.Second, "how long each -cpuprofile profile lasts (whole seconds)")
@@ -217,7 +217,17 @@ func run(args []string) (err error) {
 		defer dstor.stop(5 * time.Second)
 	}
 
-	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, sandboxAddr, dstorAddr, liveRespondBody(), o.profDir != "" || w10, o.logLevel, w10)
+	// And a redis-server for R1-R3.
+	var redisAddr string
+	if slices.ContainsFunc(selected, func(w workload) bool { return strings.HasPrefix(w.ID, "R") }) {
+		var rs *child
+		if rs, redisAddr, err = startRedis(ctx, filepath.Join(dir, "redis")); err != nil {
+			return err
+		}
+		defer rs.stop(5 * time.Second)
+	}
+
+	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, sandboxAddr, dstorAddr, redisAddr, liveRespondBody(), o.profDir != "" || w10, o.logLevel, w10)
 	if err != nil {
 		return err
 	}
@@ -241,6 +251,10 @@ func run(args []string) (err error) {
 	if dstorAddr != "" {
 		log.Printf("dstor origin on %s storing in %s, caddy PLAIN-dstor %s TRACKED-dstor %s", dstorAddr, dstorDir, caddy.dstorPlain, caddy.dstorTracked)
 		b.dstor = &dstorSites{plain: caddy.dstorPlain, tracked: caddy.dstorTracked, dir: dstorDir, folder: newDstorFolder(p)}
+	}
+	if redisAddr != "" {
+		log.Printf("redis-server on %s, caddy TRACKED-redis %s", redisAddr, caddy.redisTracked)
+		b.redis = &redisSites{addr: redisAddr, tracked: caddy.redisTracked}
 	}
 	if o.profDir != "" {
 		if err := os.MkdirAll(o.profDir, 0o755); err != nil {

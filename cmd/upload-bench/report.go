@@ -39,9 +39,14 @@ func newRow(w workload, m metric, plain, tracked []float64) row {
 		TrackMed: testkit.Median(tracked)}
 	if len(plain) > 0 { // else a tracked-only metric: no median, no ratio
 		r.PlainMed = testkit.Median(plain)
-		r.Ratio = r.TrackMed / r.PlainMed
+		// A side that costs nothing (R3's A side) has no ratio either.
+		if r.PlainMed != 0 {
+			r.Ratio = r.TrackMed / r.PlainMed
+		}
 		for i := range min(len(plain), len(tracked)) {
-			r.RoundRatios = append(r.RoundRatios, tracked[i]/plain[i])
+			if plain[i] != 0 {
+				r.RoundRatios = append(r.RoundRatios, tracked[i]/plain[i])
+			}
 		}
 	}
 	switch {

@@ -51,6 +51,8 @@ type plan struct {
 	W9Chunks  int   `json:"w9_chunks"`
 	W9MinFile int64 `json:"w9_min_file"`
 	W9MaxFile int64 `json:"w9_max_file"`
+
+	R3Samples int `json:"r3_samples"` // bytes timed per R3 run
 }
 
 // fullPlan is the default run. The workloads are short on loopback (about
@@ -66,6 +68,7 @@ var fullPlan = plan{
 	W7Size: 256 * mib, W7Patch: 8 * mib,
 	W8Sessions: 64, W8Conc: 8, W8Parts: 4, W8PartSize: mib,
 	W9Files: 200, W9Chunks: 8, W9MinFile: 64 << 10, W9MaxFile: 256 << 10,
+	R3Samples: 30,
 }
 
 // quickPlan is a smoke run: every workload, smaller, fewer rounds.
@@ -80,6 +83,7 @@ var quickPlan = plan{
 	W7Size: 128 * mib, W7Patch: 8 * mib,
 	W8Sessions: 32, W8Conc: 8, W8Parts: 4, W8PartSize: mib,
 	W9Files: 200, W9Chunks: 8, W9MinFile: 64 << 10, W9MaxFile: 256 << 10,
+	R3Samples: 10,
 }
 
 // runTimeout bounds one measured run of any workload.
@@ -101,6 +105,7 @@ type bench struct {
 
 	sandbox *sandboxSites // W8's sites and the origin's store, when W8 is selected
 	dstor   *dstorSites   // W9's sites, the origin's store and the folder, when W9 is selected
+	redis   *redisSites   // R1-R3's site and Redis, when one of them is selected
 
 	// cpu, when the OS tells CPU times, measures each run's CPU cost in
 	// Caddy (caddyCPUMetric, every workload) and in the bench process
@@ -152,7 +157,7 @@ type workload struct {
 }
 
 func workloads(p plan) []workload {
-	return []workload{
+	return append([]workload{
 		{
 			ID: "W1", Title: fmt.Sprintf("%d concurrent %d MiB uploads", p.W1Uploads, p.W1Size/mib), Sides: [2]string{"plain", "tracked"},
 			Metrics: []metric{{Name: "throughput", Unit: "MiB/s", HigherBetter: true, MinRatio: 0.97, Target: ">= 0.97"}},
@@ -217,7 +222,7 @@ func workloads(p plan) []workload {
 			setup:   setupW9,
 			run:     runW9,
 		},
-	}
+	}, sharedWorkloads(p)...)
 }
 
 // uploadURL is the URL of a tracked-protocol upload (informProgress=true)

@@ -189,17 +189,17 @@ func chunkRefusal(a *protocol.Answered) string {
 func status(r *http.Request) *protocol.Exchange {
 	tok := r.Header.Get(HeaderToken)
 	if tok == "" {
-		return &protocol.Exchange{Local: func(*progress.Record) (int, any, bool) {
+		return &protocol.Exchange{Local: func(*progress.Record, progress.Snapshot) (int, any, bool) {
 			return http.StatusBadRequest, Status{Status: "ERROR", ErrorExplanation: "missing " + HeaderToken + " header", ErrorAtStage: stageUploading}, true
 		}}
 	}
 	return &protocol.Exchange{
 		Key: tok,
-		Local: func(rec *progress.Record) (int, any, bool) {
+		Local: func(rec *progress.Record, view progress.Snapshot) (int, any, bool) {
 			if rec == nil {
 				return http.StatusNotFound, notFound(), true
 			}
-			if snap := rec.Snapshot(); !allIn(snap) {
+			if snap := view; !allIn(snap) {
 				return http.StatusOK, StatusOf(snap), true
 			}
 			return 0, nil, false
@@ -210,7 +210,7 @@ func status(r *http.Request) *protocol.Exchange {
 				return
 			}
 			keepOrigin(a, a.Body)
-			if b := WithCounts(a.Body, a.Session.Snapshot()); b != nil {
+			if b := WithCounts(a.Body, a.View()); b != nil {
 				a.Replace = b
 			}
 		},

@@ -106,7 +106,7 @@ func status(rt route) *protocol.Exchange {
 			return
 		}
 		keep(a, a.Session, obj)
-		a.Replace = Overlay(a.Body, a.Session.Snapshot())
+		a.Replace = Overlay(a.Body, a.View())
 	}}
 }
 
