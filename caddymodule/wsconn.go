@@ -22,13 +22,15 @@ import (
 // sends (pongs, its close) while the watcher's own goroutine writes.
 // Frames are read with github.com/gobwas/ws and written whole, in one
 // write each: a message, or a last message and the close frame together.
-// A general WebSocket library costs a watcher three times the memory (its
-// buffers, contexts and locks, and a goroutine more; docs/performance.md,
+// A general WebSocket library's connection holds buffers, locks and
+// contexts of its own, pings and closes by waiting on the caller's
+// goroutine, and cannot write a message and the close frame at once: with
+// it, an idle watcher held 18 KiB rather than 15 (docs/performance.md,
 // W10).
 
 // watcherReadLimit is the longest message a watcher may send before it is
-// closed with 1009, as the WebSocket library did: a watcher has nothing to
-// say, and a message within the limit is answered with 1008.
+// closed with 1009: a watcher has nothing to say, and a message within the
+// limit is answered with 1008.
 const watcherReadLimit = 32768
 
 // closeWait is how long a close handshake the server began may take: the
