@@ -55,6 +55,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		key_updates_per_second <n> | off
 //		ping_interval          <duration>
 //		watcher_timeout        <duration>
+//		watch_token_ttl        <duration>
 //		key                    <template>
 //		owner                  <template> | off
 //		origin_patterns        <pattern...>
@@ -124,6 +125,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "watcher_timeout":
 			if err := durationArg(d, &h.WatcherTimeout); err != nil {
+				return err
+			}
+		case "watch_token_ttl":
+			if err := durationArg(d, &h.WatchTokenTTL); err != nil {
 				return err
 			}
 		case "key":

@@ -141,8 +141,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				update_interval 250ms
 				ping_interval 15s
 				watcher_timeout 5s
+				watch_token_ttl 2m
 			}`,
-			want: Handler{UpdateInterval: dur(250 * time.Millisecond), PingInterval: dur(15 * time.Second), WatcherTimeout: dur(5 * time.Second)},
+			want: Handler{UpdateInterval: dur(250 * time.Millisecond), PingInterval: dur(15 * time.Second), WatcherTimeout: dur(5 * time.Second), WatchTokenTTL: dur(2 * time.Minute)},
 		},
 		{
 			name: "update_interval off",
@@ -622,6 +623,7 @@ example.com {
 		key_updates_per_second 500
 		ping_interval 20s
 		watcher_timeout 5s
+		watch_token_ttl 15m
 		key {http.request.uri.query.file}
 		owner {http.request.header.Authorization}
 		origin_patterns app.example.com *.example.org

@@ -59,7 +59,8 @@ type Handler struct {
 	// fill it. Default: 100000.
 	MaxKeys int `json:"max_keys,omitempty"`
 
-	// The most WebSocket watchers the zone holds at once, and per key;
+	// The most watchers (WebSocket and event stream) the zone holds at
+	// once, and per key;
 	// past them a watcher is refused with 503 in its protocol's shape.
 	// Defaults: 10000 and 1024.
 	MaxWatchers       int `json:"max_watchers,omitempty"`
@@ -120,8 +121,9 @@ type Handler struct {
 	// Negative: no bound. Default: 250.
 	KeyUpdatesPerSecond int `json:"key_updates_per_second,omitempty"`
 
-	// How often WebSocket watchers are pinged, which keeps idle connections
-	// open through proxies and finds watchers that are gone. Default: 30s.
+	// How often WebSocket watchers are pinged, and event streams get a
+	// heartbeat comment, which keeps idle connections open through proxies
+	// and finds watchers that are gone. Default: 30s.
 	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
 
 	// How long a WebSocket watcher may take to answer a ping or to take a
@@ -130,6 +132,13 @@ type Handler struct {
 	// message cannot be written in time is disconnected, as no close frame
 	// could reach it either. Default: 10s.
 	WatcherTimeout caddy.Duration `json:"watcher_timeout,omitempty"`
+
+	// How long a watch token stays good: a page that holds only the
+	// token (a browser can set no header on a WebSocket or an
+	// EventSource) can watch and poll the one upload it names for this
+	// long, from when the status request that asked for it (with the
+	// credential and watch_token=1) was answered. Default: 10m.
+	WatchTokenTTL caddy.Duration `json:"watch_token_ttl,omitempty"`
 
 	zone *zone
 	// protocols in configuration order: the first that tracks an upload
@@ -143,8 +152,8 @@ type Handler struct {
 	// refreshes shares the origin's status requests of watched sessions.
 	refreshes *refreshes
 	// The WebSocket timings, defaults applied.
-	pace                         progress.Pace
-	pingInterval, watcherTimeout time.Duration
+	pace                                        progress.Pace
+	pingInterval, watcherTimeout, watchTokenTTL time.Duration
 	// pinger keeps the WebSocket watchers alive; frames shares their
 	// messages among the watchers of a key.
 	pinger *pinger
@@ -167,6 +176,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.serveStatus(w, r, p)
 		}
 		if p.answers(r, p.webSocketPaths...) || p.router != nil && p.router.Watches(r) {
+			if acceptsEventStream(r) {
+				return h.serveEvents(w, r, p)
+			}
 			return h.serveWatch(w, r, p)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 // reject. It leaves the finer points of a handshake to the library.
 func checkHandshake(r *http.Request, originPatterns []string) *progress.Failure {
 	if r.ProtoMajor != 1 || !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
-		return &progress.Failure{Kind: progress.UpgradeRequired, Message: "a WebSocket handshake over HTTP/1.1 is required here; poll the status endpoint otherwise"}
+		return &progress.Failure{Kind: progress.UpgradeRequired, Message: "a WebSocket handshake over HTTP/1.1, or Accept: text/event-stream, is required here; poll the status endpoint otherwise"}
 	}
 	if !originAllowed(r, originPatterns) {
 		return &progress.Failure{Kind: progress.Forbidden, Message: "this page's origin may not watch uploads here"}

@@ -40,13 +40,13 @@ var (
 	watchersRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "watchers_refused_total",
-		Help: "WebSocket watchers refused, by reason (limit: max_watchers, max_watchers_per_key or max_keys; closed: the server is shutting down).",
+		Help: "Watchers (WebSocket and event stream) refused, by reason (limit: max_watchers, max_watchers_per_key or max_keys; closed: the server is shutting down).",
 	}, []string{"zone", "protocol", "reason"})
 
 	watchersDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "watchers_dropped_total",
-		Help: "WebSocket watchers dropped for being too slow, by reason (no_pong: a ping went unanswered for watcher_timeout; write_timeout: a message could not be written within it).",
+		Help: "Watchers (WebSocket and event stream) dropped for being too slow, by reason (no_pong: a WebSocket ping went unanswered for watcher_timeout; write_timeout: a message or heartbeat could not be written within it).",
 	}, []string{"zone", "protocol", "reason"})
 
 	receivedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -72,7 +72,7 @@ var (
 	statusRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "status_requests_total",
-		Help: "Progress status requests, by protocol, transport (rest or websocket) and response code.",
+		Help: "Progress status requests, by protocol, transport (rest, websocket or sse) and response code.",
 	}, []string{"zone", "protocol", "transport", "code"})
 
 	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -87,7 +87,7 @@ var (
 		inFlight: prometheus.NewDesc("caddy_upload_progress_uploads_in_flight",
 			"Tracked uploads being received now.", []string{"zone"}, nil),
 		watchers: prometheus.NewDesc("caddy_upload_progress_watchers",
-			"WebSocket watchers connected now.", []string{"zone"}, nil),
+			"Watchers (WebSocket and event stream) connected now.", []string{"zone"}, nil),
 		keys: prometheus.NewDesc("caddy_upload_progress_keys",
 			"Keys the tracker holds now (records and watched keys).", []string{"zone"}, nil),
 		detailBytes: prometheus.NewDesc("caddy_upload_progress_file_details_bytes",

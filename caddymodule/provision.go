@@ -25,6 +25,7 @@ const (
 	defaultKeyUpdatesPerSecond = 250
 	defaultPingInterval        = 30 * time.Second
 	defaultWatcherTimeout      = 10 * time.Second
+	defaultWatchTokenTTL       = 10 * time.Minute
 )
 
 // Provision sets defaults, loads the protocols, checks the whole
@@ -50,6 +51,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.watcherTimeout = orDefault(h.WatcherTimeout, defaultWatcherTimeout)
 	h.pinger = &pinger{every: h.pingInterval, timeout: h.watcherTimeout}
 	h.frames = new(frameCache)
+	h.watchTokenTTL = orDefault(h.WatchTokenTTL, defaultWatchTokenTTL)
 	if err := h.loadProtocols(ctx); err != nil {
 		return err
 	}
@@ -225,7 +227,7 @@ func (h *Handler) Validate() error {
 	if h.MaxFileDetails < 0 {
 		return fmt.Errorf("max_file_details must not be negative")
 	}
-	for name, v := range map[string]caddy.Duration{"idle_timeout": h.IdleTimeout, "ping_interval": h.PingInterval, "watcher_timeout": h.WatcherTimeout} {
+	for name, v := range map[string]caddy.Duration{"idle_timeout": h.IdleTimeout, "ping_interval": h.PingInterval, "watcher_timeout": h.WatcherTimeout, "watch_token_ttl": h.WatchTokenTTL} {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative", name)
 		}

@@ -90,6 +90,9 @@ func TestProvisionDefaults(t *testing.T) {
 	if h.pingInterval != 30*time.Second || h.watcherTimeout != 10*time.Second {
 		t.Errorf("ping_interval %v, watcher_timeout %v; want 30s and 10s", h.pingInterval, h.watcherTimeout)
 	}
+	if h.watchTokenTTL != 10*time.Minute {
+		t.Errorf("watch_token_ttl %v, want 10m", h.watchTokenTTL)
+	}
 	if h.zone == nil || h.tracker() == nil {
 		t.Fatal("no tracker after Provision")
 	}
@@ -324,6 +327,11 @@ func TestValidate(t *testing.T) {
 			name: "negative watcher_timeout",
 			h:    Handler{WatcherTimeout: caddy.Duration(-time.Second)},
 			want: []string{"watcher_timeout must not be negative"},
+		},
+		{
+			name: "negative watch_token_ttl",
+			h:    Handler{WatchTokenTTL: caddy.Duration(-time.Second)},
+			want: []string{"watch_token_ttl must not be negative"},
 		},
 	}
 	for _, tt := range tests {

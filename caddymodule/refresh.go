@@ -93,10 +93,11 @@ func (rs *refreshes) done(g *refreshGate, refused string) {
 
 // refresh asks the origin how the watched session stands, if it is the
 // watcher's turn and no request of the session is passing through (its
-// answer tells more, and sooner). It returns why the origin refused the
-// session's watchers, if it did.
-func (h *Handler) refresh(ctx context.Context, r *http.Request, p *protocol, g *refreshGate, k refreshKey, cur progress.Snapshot) string {
-	idle := cur.Found && cur.Session != nil && !cur.State.Terminal() && len(cur.Session.InFlight) == 0
+// answer tells more, and sooner). A watcher that may not ask (it holds
+// no credential) never takes the turn. It returns why the origin refused
+// the session's watchers, if it did.
+func (h *Handler) refresh(ctx context.Context, r *http.Request, p *protocol, g *refreshGate, k refreshKey, cur progress.Snapshot, mayAsk bool) string {
+	idle := mayAsk && cur.Found && cur.Session != nil && !cur.State.Terminal() && len(cur.Session.InFlight) == 0
 	ask, refused := h.refreshes.claim(g, idle, time.Now())
 	if !ask {
 		return refused

@@ -29,6 +29,17 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
+	var wantsToken bool
+	if ex.Status {
+		token, f := watchTokenOf(r, p)
+		if f != nil {
+			return h.refuse(w, r, p, transportREST, f)
+		}
+		if token != "" && token != "1" {
+			return h.serveStatusByToken(w, r, p, ex.Key, token)
+		}
+		wantsToken = token == "1" && ex.Key != ""
+	}
 	owner, f := p.ownerOf(r, h.tracker())
 	if f != nil {
 		if ex.Local != nil {
@@ -59,6 +70,9 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 	}
 	if ex.Local != nil {
 		if code, body, ok := ex.Local(x.ans.Session, x.ans.View()); ok {
+			if wantsToken && code == http.StatusOK {
+				body = withWatchToken(body, h.issueWatchToken(p, owner, ex.Key))
+			}
 			return h.reply(w, r, p, transportREST, code, body)
 		}
 	}
@@ -111,9 +125,48 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next cad
 	// was written, and this does nothing.
 	x.finish(ev)
 	if x.held != nil {
+		if wantsToken {
+			x.addWatchToken()
+		}
 		x.held.release(x.ans)
 	}
 	return err
+}
+
+// addWatchToken adds a watch token to the held answer (as the protocol
+// replaces it, or as the origin sent it), if it is a 200 JSON object.
+func (x *exchange) addWatchToken() {
+	a := x.ans
+	if x.held.status != http.StatusOK || !x.held.held() {
+		return
+	}
+	body := a.Replace
+	if body == nil {
+		body = a.Body
+	}
+	if b := addWatchToken(body, x.h.issueWatchToken(x.p, x.owner, x.ex.Key)); b != nil {
+		a.Replace = b
+	}
+}
+
+// serveStatusByToken answers a session's status route for a page that
+// holds a watch token rather than the credential: the proxy answers from
+// what it holds, as it would a watcher.
+func (h *Handler) serveStatusByToken(w http.ResponseWriter, r *http.Request, p *protocol, key, token string) error {
+	if key == "" {
+		// The protocol says what names an upload.
+		f := progress.BadRequestf("the request names no upload")
+		if _, pf := p.ParseStatus(r); pf != nil {
+			f = pf
+		}
+		return h.refuse(w, r, p, transportREST, f)
+	}
+	owner, f := h.acceptWatchToken(p, key, token)
+	if f != nil {
+		return h.refuse(w, r, p, transportREST, f)
+	}
+	snap := h.lookup(r, p, owner, key)
+	return h.reply(w, r, p, transportREST, p.statusCode(snap), p.Render(snap))
 }
 
 // status is the final status of the answer so far, 0 if none.

@@ -11,6 +11,7 @@ import (
 const (
 	transportREST      = "rest"
 	transportWebSocket = "websocket"
+	transportSSE       = "sse"
 )
 
 // serveStatus answers a REST status request with the upload's state, in
@@ -19,15 +20,19 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, p *protoco
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !(p.form != nil && r.Method == http.MethodPost) {
 		return h.refuseMethod(w, r, p, transportREST, p.restMethods())
 	}
-	owner, q, f := h.parseStatusRequest(r, p)
+	sr, f := h.parseStatusRequest(r, p)
 	if f != nil {
 		return h.refuse(w, r, p, transportREST, f)
 	}
-	snap := h.lookup(r, p, owner, q.Key)
+	snap := h.lookup(r, p, sr.owner, sr.q.Key)
 	if snap.Unavailable {
 		return h.refuse(w, r, p, transportREST, storeUnavailable)
 	}
-	return h.reply(w, r, p, transportREST, p.statusCode(snap), p.Render(snap))
+	code, body := p.statusCode(snap), p.Render(snap)
+	if sr.wantsToken && code == http.StatusOK {
+		body = withWatchToken(body, h.issueWatchToken(p, sr.owner, sr.q.Key))
+	}
+	return h.reply(w, r, p, transportREST, code, body)
 }
 
 // statusCode is the HTTP status of a status reply showing snap: 200, or
@@ -43,19 +48,56 @@ func (p *protocol) statusCode(snap progress.Snapshot) int {
 	return http.StatusOK
 }
 
-// parseStatusRequest finds who asks, and about what.
-func (h *Handler) parseStatusRequest(r *http.Request, p *protocol) (progress.Owner, progress.StatusQuery, *progress.Failure) {
+// statusAsked is a status request, read: who asks, about what, and how.
+type statusAsked struct {
+	owner progress.Owner
+	q     progress.StatusQuery
+	// byToken: the request carries a watch token in place of the
+	// credential. It may watch, but not speak to the origin for the owner.
+	byToken bool
+	// wantsToken: the request carries the credential and asks for a watch
+	// token (watch_token=1).
+	wantsToken bool
+}
+
+// parseStatusRequest finds who asks, and about what: the owner of the
+// credential, or of the watch token that stands in for it.
+func (h *Handler) parseStatusRequest(r *http.Request, p *protocol) (statusAsked, *progress.Failure) {
+	var sr statusAsked
 	if p.form != nil {
 		if f := p.form.PrepareStatus(r); f != nil {
-			return progress.Owner{}, progress.StatusQuery{}, f
+			return sr, f
 		}
 	}
-	owner, f := p.ownerOf(r, h.tracker())
+	token, f := watchTokenOf(r, p)
 	if f != nil {
-		return owner, progress.StatusQuery{}, f
+		return sr, f
 	}
-	q, f := p.ParseStatus(r)
-	return owner, q, f
+	if token != "" && token != "1" {
+		// The token is bound to the key, which the query names.
+		if sr.q, f = p.ParseStatus(r); f != nil {
+			return sr, f
+		}
+		sr.owner, f = h.acceptWatchToken(p, sr.q.Key, token)
+		sr.byToken = true
+		return sr, f
+	}
+	if sr.owner, f = p.ownerOf(r, h.tracker()); f != nil {
+		return sr, f
+	}
+	sr.wantsToken = token == "1"
+	sr.q, f = p.ParseStatus(r)
+	return sr, f
+}
+
+// watchTokenOf returns the watch_token query parameter of a request to an
+// owned protocol: "1" asks for a token, anything else is one. An ownerless
+// protocol needs none and ignores it.
+func watchTokenOf(r *http.Request, p *protocol) (string, *progress.Failure) {
+	if p.ownerless || r.URL.RawQuery == "" {
+		return "", nil
+	}
+	return progress.Single(r.URL.Query(), watchTokenParam)
 }
 
 // Render is the protocol's reply showing snap, except for a snapshot that

@@ -1,6 +1,9 @@
 package caddymodule
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,6 +29,26 @@ type zone struct {
 	// every proxy of the zone shares, for what must verify across them
 	// (owners, signed tokens); nil for a zone in memory.
 	secret []byte
+	// watchKey signs the zone's watch tokens: derived from secret where
+	// the zone has one, so that every proxy of the zone accepts a token
+	// any of them issued; else random, good only where it was issued.
+	watchKey [32]byte
+}
+
+// signingKey is the key that signs and checks the zone's watch tokens.
+func (z *zone) signingKey() []byte { return z.watchKey[:] }
+
+// setWatchKey derives the watch-token key from the shared secret (its own
+// key, not the owners' one), or draws a random one.
+func (z *zone) setWatchKey() error {
+	if z.secret == nil {
+		_, err := rand.Read(z.watchKey[:])
+		return err
+	}
+	m := hmac.New(sha256.New, z.secret)
+	m.Write([]byte("upload_progress watch tokens"))
+	m.Sum(z.watchKey[:0])
+	return nil
 }
 
 // Destruct closes the tracker when the last handler using the zone is
@@ -50,7 +73,8 @@ func loadZone(name string, store protocolapi.Store, opts progress.Options) (*zon
 	}
 	v, _, err := zones.LoadOrNew(name, func() (caddy.Destructor, error) {
 		if store == nil {
-			return &zone{name: name, tracker: progress.NewMemoryTracker(opts)}, nil
+			z := &zone{name: name, tracker: progress.NewMemoryTracker(opts)}
+			return z, z.setWatchKey()
 		}
 		s, err := store.Open(name)
 		if err != nil {
@@ -60,7 +84,8 @@ func loadZone(name string, store protocolapi.Store, opts progress.Options) (*zon
 		so.OnError = func(op string) { storeErrors.WithLabelValues(name, op).Inc() }
 		o := opts
 		o.OwnerSecret = store.OwnerSecret()
-		return &zone{name: name, tracker: progress.NewSharedTracker(o, s, so), store: identity, secret: store.OwnerSecret()}, nil
+		z := &zone{name: name, tracker: progress.NewSharedTracker(o, s, so), store: identity, secret: store.OwnerSecret()}
+		return z, z.setWatchKey()
 	})
 	if err != nil {
 		return nil, err

@@ -59,6 +59,13 @@ type Exchange struct {
 	// lays its live view over. An answer longer than MaxAnswer is not
 	// held: it passes on as it came, and Answer sees its start.
 	Rewrite bool
+	// Status marks the session's status route (Key names the session):
+	// a request that carries a watch token in place of the credential
+	// (watch_token=<token>) is answered by the proxy, with Render of what
+	// it holds, as the origin cannot be asked without the credential; a
+	// request with the credential and watch_token=1 gets a watch token
+	// added to a 200 answer that is a JSON object.
+	Status bool
 	// Answer learns what the origin's answer says of the session; it may
 	// be nil. It runs once per request, also when no answer came
 	// (Answered.Status 0).

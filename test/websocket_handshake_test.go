@@ -33,12 +33,12 @@ func handshakeGet(t *testing.T, c *http.Client, url string, hdr http.Header) (in
 func TestWebSocketPathRefusalsInTheProtocolsShape(t *testing.T) {
 	e := newEnv(t, "protocol shard pcloud")
 	key := goldenHeader("x-user-api-key", apiKey)
-	const upgradeRequired = `{"error":"a WebSocket handshake over HTTP/1.1 is required here; poll the status endpoint otherwise"}` + "\n"
+	const upgradeRequired = `{"error":"a WebSocket handshake over HTTP/1.1, or Accept: text/event-stream, is required here; poll the status endpoint otherwise"}` + "\n"
 	if code, body, _ := handshakeGet(t, e.client, e.proxy+"/ws/progress?path=/a", key); code != 426 || body != upgradeRequired {
 		t.Errorf("plain GET: %d %s", code, body)
 	}
 	if code, body, _ := handshakeGet(t, e.client, e.proxy+"/uploadprogress/ws?progresshash=a&auth=x", nil); code != 426 ||
-		body != `{"result":1900,"error":"a WebSocket handshake over HTTP/1.1 is required here; poll the status endpoint otherwise"}`+"\n" {
+		body != `{"result":1900,"error":"a WebSocket handshake over HTTP/1.1, or Accept: text/event-stream, is required here; poll the status endpoint otherwise"}`+"\n" {
 		t.Errorf("plain GET, pcloud: %d %s", code, body)
 	}
 	upgrade := goldenHeader("x-user-api-key", apiKey, "Connection", "Upgrade", "Upgrade", "websocket",
@@ -55,7 +55,7 @@ func TestWebSocketPathRefusalsInTheProtocolsShape(t *testing.T) {
 func TestWebSocketPathOverHTTP2AndHTTP3(t *testing.T) {
 	e := newEnvWith(t, "protocol shard", "", true)
 	key := goldenHeader("x-user-api-key", apiKey)
-	want := `{"error":"a WebSocket handshake over HTTP/1.1 is required here; poll the status endpoint otherwise"}` + "\n"
+	want := `{"error":"a WebSocket handshake over HTTP/1.1, or Accept: text/event-stream, is required here; poll the status endpoint otherwise"}` + "\n"
 	code, body, hdr := handshakeGet(t, e.client, e.proxy+"/ws/progress?path=/a", key)
 	if code != 426 || body != want || hdr.Get("Upgrade") != "" || hdr.Get("Connection") != "" {
 		t.Errorf("HTTP/2: %d %s %v", code, body, hdr)

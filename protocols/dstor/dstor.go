@@ -187,14 +187,15 @@ func chunkRefusal(a *protocol.Answered) string {
 // status reads get-status: answered by the proxy while chunks are still
 // expected, passed to the origin then, its answer with the counts added.
 func status(r *http.Request) *protocol.Exchange {
-	tok := r.Header.Get(HeaderToken)
+	tok := uploadToken(r)
 	if tok == "" {
-		return &protocol.Exchange{Local: func(*progress.Record, progress.Snapshot) (int, any, bool) {
-			return http.StatusBadRequest, Status{Status: "ERROR", ErrorExplanation: "missing " + HeaderToken + " header", ErrorAtStage: stageUploading}, true
+		return &protocol.Exchange{Status: true, Local: func(*progress.Record, progress.Snapshot) (int, any, bool) {
+			return http.StatusBadRequest, Status{Status: "ERROR", ErrorExplanation: missingToken(r), ErrorAtStage: stageUploading}, true
 		}}
 	}
 	return &protocol.Exchange{
-		Key: tok,
+		Key:    tok,
+		Status: true,
 		Local: func(rec *progress.Record, view progress.Snapshot) (int, any, bool) {
 			if rec == nil {
 				return http.StatusNotFound, notFound(), true
@@ -256,16 +257,49 @@ func keepOrigin(a *protocol.Answered, obj []byte) {
 // maxOrigin bounds the origin's status object the proxy keeps whole.
 const maxOrigin = 16 << 10
 
-// ParseStatus implements protocol.Protocol: the WebSocket's token header.
+// ParseStatus implements protocol.Protocol: the watcher's upload token.
 func (*Dstor) ParseStatus(r *http.Request) (progress.StatusQuery, *progress.Failure) {
-	tok := r.Header.Get(HeaderToken)
+	tok := uploadToken(r)
 	if tok == "" {
-		return progress.StatusQuery{}, progress.BadRequestf("missing %s header", HeaderToken)
+		return progress.StatusQuery{}, progress.BadRequestf("%s", missingToken(r))
 	}
 	if err := progress.CheckKey(tok); err != nil {
-		return progress.StatusQuery{}, progress.BadRequestf("%s header %v", HeaderToken, err)
+		return progress.StatusQuery{}, progress.BadRequestf("%s %v", HeaderToken, err)
 	}
 	return progress.StatusQuery{Key: tok, Step: 1}, nil
+}
+
+// missingToken says what a status request that names no upload lacks.
+func missingToken(r *http.Request) string {
+	if byWatchToken(r) {
+		return "missing query parameter: " + TokenParam + " (the upload token)"
+	}
+	return "missing " + HeaderToken + " header"
+}
+
+// byWatchToken reports whether a status request carries a watch token.
+func byWatchToken(r *http.Request) bool {
+	v, _ := progress.QueryValue(r.URL.RawQuery, "watch_token")
+	return v != "" && v != "1"
+}
+
+// TokenParam is the query parameter that names the upload token of a
+// status request that carries a watch token (watch_token) in place of
+// the credential: a page that can set no header (an EventSource, a
+// WebSocket) names the upload there.
+const TokenParam = "token"
+
+// uploadToken is the upload token a status request names: its header,
+// or, for a request with a watch token, its token query parameter.
+func uploadToken(r *http.Request) string {
+	if tok := r.Header.Get(HeaderToken); tok != "" {
+		return tok
+	}
+	if !byWatchToken(r) {
+		return ""
+	}
+	tok, _ := progress.QueryValue(r.URL.RawQuery, TokenParam)
+	return tok
 }
 
 // Render implements protocol.Protocol: the proxy's object while chunks

@@ -97,7 +97,7 @@ func abort(rt route) *protocol.Exchange {
 // tracks under the request's credential, gets the live view laid over it.
 // Any other answer passes as the origin sent it.
 func status(rt route) *protocol.Exchange {
-	return &protocol.Exchange{Key: key(rt.sandbox, rt.uploadID), Rewrite: true, Answer: func(a *protocol.Answered) {
+	return &protocol.Exchange{Key: key(rt.sandbox, rt.uploadID), Rewrite: true, Status: true, Answer: func(a *protocol.Answered) {
 		if a.Session == nil || a.Status != http.StatusOK {
 			return
 		}

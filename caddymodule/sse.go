@@ -1,0 +1,291 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// sseRetry is the reconnection delay, in milliseconds, that an event
+// stream advises its EventSource.
+const sseRetry = 2000
+
+// acceptsEventStream reports whether a request at a watch endpoint asks
+// for Server-Sent Events rather than a WebSocket.
+func acceptsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for t := range strings.SplitSeq(v, ",") {
+			mediaType, _, _ := strings.Cut(t, ";")
+			if strings.EqualFold(strings.TrimSpace(mediaType), "text/event-stream") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serveEvents streams an upload's progress as Server-Sent Events: the
+// same messages at the same pace as the WebSocket (follow), each an
+// `event: progress` with an id one more than the last, the final state
+// then again as `event: end`, and comment heartbeats every
+// ping_interval. It writes and flushes through http.ResponseController,
+// so it works over HTTP/1.1, HTTP/2 and HTTP/3 alike.
+//
+// A config reload does not end it: Caddy lets the old server's requests
+// run to their end, and the zone's tracker goes on. The client going away
+// ends it (the request's context), as do the tracker closing and the
+// process exiting: the stream then ends with a comment and no end event,
+// so that the EventSource reconnects, after retry, to the server that
+// takes over.
+func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protocol) error {
+	if r.Method != http.MethodGet {
+		return h.refuseMethod(w, r, p, transportSSE, http.MethodGet)
+	}
+	wt, err := h.openWatch(w, r, p, transportSSE, nil)
+	if wt == nil {
+		return err
+	}
+	defer wt.sub.Close()
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	if origin := r.Header.Get("Origin"); origin != "" && originAllowed(r, h.OriginPatterns) {
+		// An EventSource of another origin reads the stream only if
+		// CORS allows it; origin_patterns does, as for the WebSocket.
+		hdr.Set("Access-Control-Allow-Origin", origin)
+		hdr.Add("Vary", "Origin")
+	}
+	w.WriteHeader(http.StatusOK)
+	statusRequests.WithLabelValues(h.Zone, p.name, transportSSE, "200").Inc()
+
+	// The request's context ends when the client goes away (or its
+	// connection is closed); a reload does not cancel it.
+	ctx, drop := context.WithCancelCause(r.Context())
+	defer liveStreams.add(drop)()
+	s := &eventStream{p: p, w: w, rc: http.NewResponseController(w), timeout: h.watcherTimeout, id: lastEventID(r)}
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		s.heartbeat(ctx, h.pingInterval, drop)
+	}()
+	// The response writer is not to be used once the handler returns.
+	defer func() {
+		drop(nil)
+		<-beating
+	}()
+
+	err = h.follow(ctx, wt, h.firstState(wt), s)
+	if errors.Is(context.Cause(ctx), errServerExiting) {
+		s.end(watchEnd{kind: endClosed})
+		return nil
+	}
+	if !errors.Is(err, errWriteTimeout) && !errors.Is(context.Cause(ctx), errWriteTimeout) {
+		return nil
+	}
+	watchersDropped.WithLabelValues(h.Zone, p.name, errWriteTimeout.Error()).Inc()
+	h.logger.Debug("event stream watcher dropped", zap.String("protocol", p.name), zap.String("reason", errWriteTimeout.Error()))
+	return nil
+}
+
+// lastEventID is the id of the last event a reconnecting EventSource
+// got, so that the ids of the new stream go on growing from it; 0 if
+// none (or not one of ours).
+func lastEventID(r *http.Request) uint64 {
+	id, err := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64)
+	if err != nil || id > 1<<53 {
+		return 0
+	}
+	return id
+}
+
+// eventStream is a watch as Server-Sent Events. Events and heartbeats
+// are written from two goroutines, one at a time.
+type eventStream struct {
+	p       *protocol
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+
+	mu       sync.Mutex
+	id       uint64
+	retrySet bool
+	err      error
+}
+
+// send implements watchSink: one progress event.
+func (s *eventStream) send(_ context.Context, snap progress.Snapshot) error {
+	return s.event("progress", s.p.Render(snap))
+}
+
+// end implements watchSink. The final state is repeated as an end event
+// (an EventSource drops an event without data); the origin's refusal of
+// the session's credential is a refused event with the protocol's error
+// reply; a server shutting down ends the stream with a comment only, so
+// that the EventSource reconnects.
+func (s *eventStream) end(e watchEnd) {
+	switch e.kind {
+	case endFinal:
+		v := s.p.Render(e.snap)
+		if s.event("progress", v) == nil {
+			_ = s.event("end", v)
+		}
+	case endRefused:
+		_, body := s.p.Fail(&progress.Failure{Kind: progress.BadCredential, Message: e.reason})
+		_ = s.event("refused", body)
+	case endClosed:
+		_ = s.write([]byte(": server shutting down\n\n"))
+	}
+}
+
+// event writes one event: its id, name and the JSON of v as data.
+func (s *eventStream) event(name string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := make([]byte, 0, len(data)+64)
+	if !s.retrySet {
+		s.retrySet = true
+		b = append(b, "retry: "+strconv.Itoa(sseRetry)+"\n"...)
+	}
+	s.id++
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, s.id, 10)
+	b = append(b, "\nevent: "+name+"\n"...)
+	// JSON has no line breaks but inside strings, where they are
+	// escaped; an origin's own object may have some between members.
+	for line := range strings.SplitSeq(string(data), "\n") {
+		b = append(b, "data: "...)
+		b = append(b, strings.TrimSuffix(line, "\r")...)
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	return s.writeLocked(b)
+}
+
+// heartbeat writes a comment every interval until ctx ends, which keeps
+// the stream open through proxies and finds watchers that are gone; a
+// heartbeat that cannot be written ends the watch.
+func (s *eventStream) heartbeat(ctx context.Context, interval time.Duration, drop context.CancelCauseFunc) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.write([]byte(": ping\n\n")); err != nil {
+				drop(err)
+				return
+			}
+		}
+	}
+}
+
+func (s *eventStream) write(b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeLocked(b)
+}
+
+// writeLocked writes and flushes b, giving up after watcher_timeout so
+// that a watcher that does not read cannot hold anything: the
+// connection's write deadline ends the write, and the stream.
+func (s *eventStream) writeLocked(b []byte) error {
+	if s.err != nil {
+		return s.err
+	}
+	start := time.Now()
+	// Where the connection has no deadlines, the write is not bounded.
+	_ = s.rc.SetWriteDeadline(start.Add(s.timeout))
+	_, err := s.w.Write(b)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) >= s.timeout {
+			err = errWriteTimeout
+		}
+		s.err = err
+		return err
+	}
+	_ = s.rc.SetWriteDeadline(time.Time{})
+	return nil
+}
+
+// errServerExiting ends the event streams of a process that exits.
+var errServerExiting = errors.New("server exiting")
+
+// liveStreams are the event streams being served. When the process
+// exits, Caddy waits for every request to end before it cleans up the
+// modules, which closes the trackers and so ends the streams: the streams
+// must end first, or the exit would wait for them (a WebSocket, hijacked,
+// is not waited for). A reload is no exit: its streams go on.
+var liveStreams = &streamRegistry{exiting: caddy.Exiting, every: 250 * time.Millisecond}
+
+// streamRegistry ends its streams once exiting says the process exits,
+// looking every so often while it has any.
+type streamRegistry struct {
+	exiting func() bool
+	every   time.Duration
+
+	mu       sync.Mutex
+	ends     map[*context.CancelCauseFunc]struct{}
+	watching bool
+}
+
+// add registers a stream's end, and returns what unregisters it.
+func (sr *streamRegistry) add(end context.CancelCauseFunc) (remove func()) {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	if sr.ends == nil {
+		sr.ends = map[*context.CancelCauseFunc]struct{}{}
+	}
+	k := &end
+	sr.ends[k] = struct{}{}
+	if !sr.watching {
+		sr.watching = true
+		go sr.watchExit()
+	}
+	return func() {
+		sr.mu.Lock()
+		delete(sr.ends, k)
+		sr.mu.Unlock()
+	}
+}
+
+// watchExit ends every stream once the process exits; it returns when
+// there is none left.
+func (sr *streamRegistry) watchExit() {
+	t := time.NewTicker(sr.every)
+	defer t.Stop()
+	for range t.C {
+		sr.mu.Lock()
+		if len(sr.ends) == 0 {
+			sr.watching = false
+			sr.mu.Unlock()
+			return
+		}
+		if sr.exiting() {
+			for end := range sr.ends {
+				(*end)(errServerExiting)
+			}
+		}
+		sr.mu.Unlock()
+	}
+}
