@@ -59,6 +59,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		key                    <template>
 //		owner                  <template> | off
 //		origin_patterns        <pattern...>
+//		client_path            <path>
 //	}
 //
 // The protocols' own options: pcloud's `upload_path <path>`, shard's
@@ -144,6 +145,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.DisableOwnerCheck = true
 			} else {
 				h.Owner = s
+			}
+		case "client_path":
+			if err := protocolapi.OneArg(d, &h.ClientPath); err != nil {
+				return err
 			}
 		case "origin_patterns":
 			args := d.RemainingArgs()

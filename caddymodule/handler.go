@@ -100,6 +100,14 @@ type Handler struct {
 	// the WebSocket. Same-origin requests are always allowed. Default: none.
 	OriginPatterns []string `json:"origin_patterns,omitempty"`
 
+	// The path at which the handler serves its JavaScript client
+	// (upload-progress.js, an ES module built into Caddy) to GET and HEAD,
+	// as text/javascript with an ETag, cached for five minutes, so that a
+	// page can `import { watchUpload } from '/upload-progress.js'` from the
+	// server it watches. Must start with / and differ from every protocol's
+	// endpoints. Default: none (not served).
+	ClientPath string `json:"client_path,omitempty"`
+
 	// How often, at most, a WebSocket watcher gets a progress update:
 	// updates go out on ticks every update_interval shared by all watchers
 	// (never two to one watcher within half an interval). The bytes that
@@ -171,6 +179,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // ServeHTTP serves status requests itself, tracks the uploads that ask for
 // it, and passes everything else on untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.ClientPath != "" && r.URL.Path == h.ClientPath {
+		return h.serveClient(w, r)
+	}
 	for _, p := range h.endpoints {
 		if p.statusPath != "" && p.answers(r, p.statusPath) {
 			return h.serveStatus(w, r, p)

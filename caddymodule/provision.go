@@ -232,6 +232,9 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("%s must not be negative", name)
 		}
 	}
+	if h.ClientPath != "" && !strings.HasPrefix(h.ClientPath, "/") {
+		return fmt.Errorf("client_path %q must start with /", h.ClientPath)
+	}
 	seen := map[string]*protocol{}
 	for _, p := range h.protocols {
 		for i, path := range p.endpointPaths() {
@@ -250,6 +253,9 @@ func (h *Handler) Validate() error {
 				return fmt.Errorf("protocols %s and %s both answer %s; give one of them another status_path or websocket_path", other.name, p.name, path)
 			}
 			seen[path] = p
+			if path == h.ClientPath {
+				return fmt.Errorf("client_path %s is an endpoint of protocol %s; give the client another path", path, p.name)
+			}
 		}
 	}
 	return nil
