@@ -47,6 +47,11 @@ type SharedTracker struct {
 
 	vmu   sync.Mutex
 	views map[slotKey]*remoteView
+	// lostSince is when the store was found unreachable, until the views
+	// are current again (zero then); listening says whether the
+	// subscription is up. Both guarded by vmu.
+	lostSince time.Time
+	listening bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -118,6 +123,7 @@ func NewSharedTracker(opts Options, store Store, so SharedOptions) *SharedTracke
 		views:  make(map[slotKey]*remoteView),
 		cancel: cancel,
 	}
+	t.listening = true // until the subscription says otherwise
 	t.self = []byte(`{"n":"` + t.node + `"`)
 	t.retain.Store(int64(opts.withDefaults().Retain))
 	t.up.Store(true)
@@ -143,11 +149,40 @@ func (t *SharedTracker) setUp(up bool) {
 		}
 		// Watchers of keys only the store knows see it go and come back.
 		t.vmu.Lock()
+		if !up && t.lostSince.IsZero() {
+			t.lostSince = time.Now()
+		} else if up && t.listening {
+			// The subscription did not break: the views missed nothing.
+			t.renewLeasesLocked()
+		}
 		for _, v := range t.views {
 			v.changed.wake()
 		}
 		t.vmu.Unlock()
 	}
+}
+
+// renewLeasesLocked ends the store's loss for the views: the other
+// nodes' entries that were live when the store was lost get a lease from
+// now. No node could renew its lease while the store was unreachable, so
+// an upload whose node went on carrying it must not read as its node gone
+// once the store is back, before that node has written again; a node that
+// did die meanwhile shows so a lease after the store's return.
+func (t *SharedTracker) renewLeasesLocked() {
+	if t.lostSince.IsZero() {
+		return
+	}
+	since := t.lostSince.UnixMilli()
+	lease := time.Now().Add(t.opts.Lease).UnixMilli()
+	for _, v := range t.views {
+		for node, e := range v.entries {
+			if e.State == Uploading && e.Lease >= since && e.Lease < lease {
+				e.Lease = lease
+				v.entries[node] = e
+			}
+		}
+	}
+	t.lostSince = time.Time{}
 }
 
 func (t *SharedTracker) failed(op string) {
@@ -479,6 +514,12 @@ func (t *SharedTracker) flush(ctx context.Context) {
 func (t *SharedTracker) listen(ctx context.Context) {
 	defer t.wg.Done()
 	t.store.Listen(ctx, t.deliver, func(up bool) {
+		t.vmu.Lock()
+		t.listening = up
+		if up {
+			t.renewLeasesLocked()
+		}
+		t.vmu.Unlock()
 		if up {
 			// The store is back. What was written while the
 			// subscription was down is missed: watchers read it again.

@@ -106,6 +106,11 @@ func (t *SharedTracker) viewed(k slotKey, v *remoteView) (Snapshot, time.Time) {
 	var wake time.Time
 	t.vmu.Lock()
 	for _, e := range v.entries {
+		if !t.lostSince.IsZero() && e.State == Uploading && e.Lease >= t.lostSince.UnixMilli() {
+			// Its node cannot renew the lease while the store is lost,
+			// nor this node hear it: the lease does not run out then.
+			e.Lease = max(e.Lease, now.Add(t.opts.Lease).UnixMilli())
+		}
 		cands = append(cands, entryCandidate(&e, now))
 		if e.State == Uploading && e.Lease > now.UnixMilli() {
 			if at := time.UnixMilli(e.Lease + 1); wake.IsZero() || at.Before(wake) {

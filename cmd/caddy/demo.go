@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,19 +10,11 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
-	uploadprogress "github.com/caddy-upload-progress/caddy-upload-progress"
+	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/caddy/demo"
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
-)
-
-// The addresses of Caddyfile.example, which the demo's flags replace.
-const (
-	demoListen = ":8080"          // the site
-	demoOrigin = "127.0.0.1:9000" // the origin behind it
-	demoAdmin  = "localhost:2019" // Caddy's admin endpoint, with /metrics
 )
 
 // originShutdownGrace is how long requests sent straight to the origin
@@ -36,9 +27,9 @@ func init() {
 		Usage: "[--dir <path>] [--listen <addr>] [--origin <addr>] [--admin <addr>]",
 		Short: "Runs the quickstart: the reference upload origin behind Caddy with Caddyfile.example",
 		Long: `
-Starts the reference upload origin on ` + demoOrigin + ` (storing into --dir,
+Starts the reference upload origin on ` + demo.Origin + ` (storing into --dir,
 or a new temporary directory) and Caddy with the Caddyfile.example embedded in
-this binary in front of it, on ` + demoListen + `, tracking the uploads of every
+this binary in front of it, on ` + demo.Listen + `, tracking the uploads of every
 progress API the module serves:
 
   shard   POST /fso?path=/big.bin&informProgress=true    GET /progress?path=/big.bin
@@ -55,16 +46,19 @@ progress API the module serves:
           GET /v1/upload/get-status/ (headers Authorization and x-dstor-upload-token;
           WebSocket /v1/upload/get-status/ws)
 
-The origin accepts any API key or token (the sandbox wants one, as a bearer
-token). At start the demo prints commands to try each of them. Ctrl-C (or
+It serves a web page at / (http://localhost:8080/ by default) that uploads
+files through Caddy with shard, pcloud, tus (Uppy) or sandbox and shows
+Caddy's count of each; /?watch=<protocol>:<key> watches an upload made
+elsewhere. The origin accepts any API key or token (the sandbox wants one, as
+a bearer token). At start the demo prints commands to try each of them. Ctrl-C (or
 SIGTERM) stops it once the uploads in flight are through, and removes the
 temporary directory (never a --dir); a second Ctrl-C quits at once and leaves
 it.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("dir", "", "where the origin stores uploads (default: a new temporary directory, removed on exit)")
-			cmd.Flags().String("listen", demoListen, "address Caddy serves the demo site on")
-			cmd.Flags().String("origin", demoOrigin, "address of the reference origin behind Caddy")
-			cmd.Flags().String("admin", demoAdmin, "address of Caddy's admin endpoint (with /metrics)")
+			cmd.Flags().String("listen", demo.Listen, "address Caddy serves the demo site on")
+			cmd.Flags().String("origin", demo.Origin, "address of the reference origin behind Caddy")
+			cmd.Flags().String("admin", demo.Admin, "address of Caddy's admin endpoint (with /metrics)")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runDemo)
 		},
 	})
@@ -72,7 +66,7 @@ it.`,
 
 func runDemo(fl caddycmd.Flags) (int, error) {
 	listen, originAddr, admin := fl.String("listen"), fl.String("origin"), fl.String("admin")
-	cfg, err := demoConfig(listen, originAddr, admin)
+	cfg, err := demo.Config(listen, originAddr, admin)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
@@ -101,68 +95,6 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 
 	fmt.Print(demoBanner(listen, originAddr, admin, dir, temp))
 	select {}
-}
-
-// demoConfig is Caddyfile.example as JSON, served on listen in front of
-// the origin on originAddr, with its admin endpoint on admin.
-func demoConfig(listen, originAddr, admin string) ([]byte, error) {
-	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(uploadprogress.ExampleCaddyfile,
-		map[string]any{"filename": "Caddyfile.example"})
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range warnings {
-		fmt.Fprintln(os.Stderr, w.String())
-	}
-	var cfg any
-	if err := json.Unmarshal(adapted, &cfg); err != nil {
-		return nil, err
-	}
-	to := map[string]string{demoListen: listen, demoOrigin: originAddr, demoAdmin: admin}
-	found := map[string]bool{}
-	rewriteAddrs(cfg, "", to, found)
-	// Each address, and the origin's base URL too: protocol sandbox asks
-	// the origin itself how a watched session stands, so its origin
-	// option must follow --origin as reverse_proxy's upstream does.
-	for _, from := range []string{demoListen, demoOrigin, demoAdmin, demoOriginURL} {
-		if !found[from] {
-			return nil, fmt.Errorf("the example Caddyfile does not use %s, which the demo expects", from)
-		}
-	}
-	return json.Marshal(cfg)
-}
-
-// demoOriginURL is the origin's base URL in Caddyfile.example (protocol
-// sandbox's origin option).
-const demoOriginURL = "http://" + demoOrigin
-
-// rewriteAddrs replaces, in a JSON config, the listen and dial addresses
-// that to maps, and the http base URLs of those addresses in an origin
-// option (a protocol's own requests to the origin), and notes which it
-// found.
-func rewriteAddrs(v any, key string, to map[string]string, found map[string]bool) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			v[k] = rewriteAddrs(e, k, to, found)
-		}
-	case []any:
-		for i, e := range v {
-			v[i] = rewriteAddrs(e, key, to, found)
-		}
-	case string:
-		if r, ok := to[v]; ok && (key == "listen" || key == "dial") {
-			found[v] = true
-			return r
-		}
-		if host, ok := strings.CutPrefix(v, "http://"); ok && key == "origin" {
-			if r, ok := to[host]; ok {
-				found[v] = true
-				return "http://" + r
-			}
-		}
-	}
-	return v
 }
 
 // demoOriginServer is the reference origin the demo runs behind Caddy.
@@ -225,8 +157,9 @@ func demoBanner(listen, originAddr, admin, dir string, temp bool) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `
-upload-progress demo: Caddy on %s tracks uploads to the reference origin on %s,
-which stores them in %s.
+upload-progress demo: the demo page is at %[4]s/
+Caddy on %[1]s tracks uploads to the reference origin on %[2]s,
+which stores them in %[3]s.
 The origin accepts any API key or token (the sandbox's as a bearer token). Ctrl-C stops the demo. In another shell, try:
 
 head -c 200000000 /dev/urandom > big.bin

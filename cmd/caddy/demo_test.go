@@ -315,6 +315,21 @@ type pcloudStatus struct {
 	Files      []json.RawMessage `json:"files"`
 }
 
+// demoPage checks that the banner names the page and that the page is
+// there, with its assets, from the binary alone.
+func demoPage(t *testing.T, d *runningDemo) {
+	if want := "upload-progress demo: the demo page is at " + d.site + "/\n"; !strings.Contains(d.output(), want) {
+		t.Errorf("the banner does not say %q:\n%s", want, d.output())
+	}
+	c := newClient(t)
+	if page := c.do(http.MethodGet, d.site+"/", nil, nil, http.StatusOK); !bytes.Contains(page, []byte(`src="/demo/demo.js"`)) {
+		t.Errorf("GET /: %.200s", page)
+	}
+	for _, asset := range []string{"/upload-progress.js", "/demo/demo.js", "/demo/uploads.js", "/demo/format.js", "/demo/demo.css", "/demo/vendor/uppy.mjs"} {
+		c.do(http.MethodGet, d.site+asset, nil, nil, http.StatusOK)
+	}
+}
+
 // The demo serves every progress API, each in front of the origin's
 // matching route; the commands it prints work as printed, twice; and it
 // removes its temporary store when it stops.
@@ -331,6 +346,7 @@ func TestDemoServesEveryProtocol(t *testing.T) {
 		t.Errorf("the banner does not say the store goes with the demo:\n%s", d.output())
 	}
 
+	t.Run("page", func(t *testing.T) { demoPage(t, d) })
 	t.Run("shard", func(t *testing.T) { demoShard(t, d) })
 	t.Run("pcloud", func(t *testing.T) { demoPcloud(t, d) })
 	t.Run("nginx", func(t *testing.T) { demoNginx(t, d) })

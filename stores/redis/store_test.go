@@ -349,3 +349,69 @@ func TestClusterRecordOnEveryShard(t *testing.T) {
 		}
 	}
 }
+
+func TestWatcherThroughAnOutageLongerThanTheLease(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b, c := node(t, srv.Addr), node(t, srv.Addr), node(t, srv.Addr)
+	owner := a.Owner("k")
+	rec, err := a.Begin(owner, "/x", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, rec, 10)
+	// c carries another upload, and dies while the store is down.
+	recC, err := c.Begin(owner, "/y", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, recC, 5)
+	sub, err := b.Subscribe(owner, "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	subC, err := b.Subscribe(owner, "/y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer subC.Close()
+	eventually(t, "the watchers see the uploads", func() (bool, string) {
+		s, sc := sub.Current(), subC.Current()
+		return s.Received == 10 && sc.Received == 5, snapString(s) + ", " + snapString(sc)
+	})
+	srv.Kill()
+	killed := time.Now()
+	feed(t, rec, 40)
+	c.Close()
+	eventually(t, "store down noticed", func() (bool, string) { return !b.StoreUp(), "up" })
+	// The outage outlasts the lease of a's last write: that is its
+	// length, not a synchronisation.
+	time.Sleep(time.Until(killed.Add(testLease + 50*time.Millisecond)))
+	srv.Restart()
+	back := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	prev := sub.Current()
+	for !prev.Found || prev.Received != 50 {
+		if prev.Found && prev.State != progress.Uploading {
+			t.Fatalf("the watcher of a live upload, the store back after longer than a lease: %+v", prev)
+		}
+		if prev, err = sub.Next(ctx, prev, 1); err != nil {
+			t.Fatalf("watcher: %v; last %s", err, snapString(prev))
+		}
+	}
+	if prev.State != progress.Uploading {
+		t.Fatalf("the watcher sees %+v", prev)
+	}
+	// The node that died in the outage is reported gone, a lease after
+	// the store came back.
+	prevC := subC.Current()
+	for prevC.State == progress.Uploading || !prevC.Found {
+		if prevC, err = subC.Next(ctx, prevC, 1); err != nil {
+			t.Fatalf("watcher of the dead node's upload: %v; last %s", err, snapString(prevC))
+		}
+	}
+	if prevC.State != progress.Failed || prevC.Error != progress.NodeGone || prevC.Received != 5 || prevC.Finished.Before(back) {
+		t.Fatalf("the watcher of the upload of a node that died in the outage sees %+v (the store back at %v)", prevC, back)
+	}
+}

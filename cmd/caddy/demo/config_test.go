@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"encoding/json"
@@ -10,11 +10,11 @@ import (
 // admin endpoint, reverse_proxy's upstream, and the origin of protocols
 // sandbox and dstor, which the proxy itself asks about watched uploads.
 func TestDemoConfigFollowsTheFlags(t *testing.T) {
-	cfg, err := demoConfig("127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003")
+	cfg, err := Config("127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, old := range []string{demoListen, demoOrigin, demoAdmin} {
+	for _, old := range []string{Listen, Origin, Admin} {
 		if strings.Contains(string(cfg), `"`+old+`"`) || strings.Contains(string(cfg), "//"+old) {
 			t.Errorf("the config still names %s: %s", old, cfg)
 		}
