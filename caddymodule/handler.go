@@ -166,6 +166,10 @@ type Handler struct {
 	// The WebSocket timings, defaults applied.
 	pace                                        progress.Pace
 	pingInterval, watcherTimeout, watchTokenTTL time.Duration
+	// pinger keeps the WebSocket watchers alive; frames shares their
+	// messages among the watchers of a key.
+	pinger *pinger
+	frames *frameCache
 }
 
 // CaddyModule returns the Caddy module information.

@@ -49,6 +49,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.pingInterval = orDefault(h.PingInterval, defaultPingInterval)
 	h.watcherTimeout = orDefault(h.WatcherTimeout, defaultWatcherTimeout)
+	h.pinger = &pinger{every: h.pingInterval, timeout: h.watcherTimeout}
+	h.frames = new(frameCache)
 	h.watchTokenTTL = orDefault(h.WatchTokenTTL, defaultWatchTokenTTL)
 	if err := h.loadProtocols(ctx); err != nil {
 		return err

@@ -87,7 +87,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 		<-beating
 	}()
 
-	err = h.follow(ctx, wt, s)
+	err = h.follow(ctx, wt, h.firstState(wt), s)
 	if errors.Is(context.Cause(ctx), errServerExiting) {
 		s.end(watchEnd{kind: endClosed})
 		return nil
@@ -126,7 +126,9 @@ type eventStream struct {
 }
 
 // send implements watchSink: one progress event.
-func (s *eventStream) send(_ context.Context, v any) error { return s.event("progress", v) }
+func (s *eventStream) send(_ context.Context, snap progress.Snapshot) error {
+	return s.event("progress", s.p.Render(snap))
+}
 
 // end implements watchSink. The final state is repeated as an end event
 // (an EventSource drops an event without data); the origin's refusal of
@@ -136,7 +138,10 @@ func (s *eventStream) send(_ context.Context, v any) error { return s.event("pro
 func (s *eventStream) end(e watchEnd) {
 	switch e.kind {
 	case endFinal:
-		_ = s.event("end", e.final)
+		v := s.p.Render(e.snap)
+		if s.event("progress", v) == nil {
+			_ = s.event("end", v)
+		}
 	case endRefused:
 		_, body := s.p.Fail(&progress.Failure{Kind: progress.BadCredential, Message: e.reason})
 		_ = s.event("refused", body)

@@ -20,9 +20,9 @@ type watch struct {
 
 // watchSink is where a watch's messages go: a WebSocket or an event stream.
 type watchSink interface {
-	// send writes one message, the protocol's reply; an error ends the
-	// watch.
-	send(ctx context.Context, v any) error
+	// send writes one message, the protocol's reply of snap; an error
+	// ends the watch.
+	send(ctx context.Context, snap progress.Snapshot) error
 	// end tells the watcher the watch is over, and why.
 	end(e watchEnd)
 }
@@ -30,17 +30,19 @@ type watchSink interface {
 // watchEnd is why a watch ended on the server's side.
 type watchEnd struct {
 	kind endKind
-	// state and final are the final state and its message (endFinal),
-	// reason what the origin said (endRefused).
+	// state and snap are the final state and what the key shows then,
+	// whose message goes with the end (endFinal); reason is what the
+	// origin said (endRefused).
 	state  progress.State
-	final  any
+	snap   progress.Snapshot
 	reason string
 }
 
 type endKind uint8
 
 const (
-	// endFinal: the upload reached its final state, which was sent.
+	// endFinal: the upload reached its final state, which the sink sends
+	// with the end.
 	endFinal endKind = iota
 	// endRefused: the origin refused the credential of the session's
 	// watchers.
@@ -75,21 +77,28 @@ func (h *Handler) openWatch(w http.ResponseWriter, r *http.Request, p *protocol,
 	return &watch{p: p, r: r, sr: sr, sub: sub}, nil
 }
 
-// follow sends the upload's current state at once, then an update each
-// time the asked-for number of bytes more arrived (paced by
-// progress.NextPaced: update_interval, key_updates_per_second), then the
-// final state, at once, and ends the sink. A watcher of a key with no
-// upload yet gets its not-found state and may stay: it then follows the
-// upload from its first tick.
+// firstState is what a watcher is sent first: what its key shows now, or
+// what the origin says of a key the tracker does not know.
+func (h *Handler) firstState(wt *watch) progress.Snapshot {
+	snap := wt.sub.Current()
+	if !snap.Found {
+		snap = named(probe(wt.r, wt.p, wt.sr.owner, wt.sr.q.Key, snap), wt.sr.q.Key)
+	}
+	return snap
+}
+
+// follow sends first (firstState) at once, then an update each time the
+// asked-for number of bytes more arrived (paced by progress.NextPaced:
+// update_interval, key_updates_per_second), then the final state, with
+// the end of the sink. A watcher of a key with no upload yet gets its
+// not-found state and may stay: it then follows the upload from its first
+// tick.
 //
 // It returns nil when the watch ended on the server's side (told to the
 // sink), or what ended it otherwise: a send's error, or ctx's.
-func (h *Handler) follow(ctx context.Context, wt *watch, sink watchSink) error {
+func (h *Handler) follow(ctx context.Context, wt *watch, first progress.Snapshot, sink watchSink) error {
 	p, r, sub, key := wt.p, wt.r, wt.sub, wt.sr.q.Key
-	snap := sub.Current()
-	if !snap.Found {
-		snap = named(probe(r, p, wt.sr.owner, key, snap), key)
-	}
+	snap := first
 	var gate *refreshGate
 	rk := refreshKey{wt.sr.owner, key}
 	if p.refresher != nil {
@@ -97,13 +106,12 @@ func (h *Handler) follow(ctx context.Context, wt *watch, sink watchSink) error {
 		defer h.refreshes.leave(rk, gate)
 	}
 	for {
-		v := p.Render(snap)
-		if err := sink.send(ctx, v); err != nil {
-			return err
-		}
 		if snap.State.Terminal() {
-			sink.end(watchEnd{kind: endFinal, state: snap.State, final: v})
+			sink.end(watchEnd{kind: endFinal, state: snap.State, snap: snap})
 			return nil
+		}
+		if err := sink.send(ctx, snap); err != nil {
+			return err
 		}
 		sent := time.Now()
 		var err error

@@ -2,13 +2,10 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"time"
+	"os"
 
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
@@ -33,27 +30,52 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	if wt == nil {
 		return err
 	}
-	sub := wt.sub
-	defer sub.Close()
 
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns})
+	c, err := acceptWatcher(w, r, h.watcherTimeout)
 	if err != nil {
-		// Accept has answered the client (400, 403 or 426).
+		// The handshake was answered (400 or 426).
+		wt.sub.Close()
 		h.logger.Debug("websocket handshake refused", zap.Error(err))
 		return nil
 	}
-	defer c.CloseNow()
 	statusRequests.WithLabelValues(h.Zone, p.name, transportWebSocket, "101").Inc()
 
-	// The request's own context is not used: a config reload must not end
-	// a watcher whose upload goes on (the tracker closing does).
-	ctx, drop := context.WithCancelCause(readClient(context.WithoutCancel(r.Context()), c))
+	// The watcher goes on in a goroutine of its own, and the request
+	// returns: the server's goroutine, with its deep stack, and the
+	// request's state are not held for as long as the watcher stays. The
+	// request's own context is not used: a config reload must not end a
+	// watcher whose upload goes on (the tracker closing does). Only a
+	// protocol that asks its origin about watched sessions keeps the
+	// request, whose credentials it forwards.
+	first := h.firstState(wt)
+	ctx := context.Background()
+	if p.refresher != nil {
+		ctx = context.WithoutCancel(r.Context())
+		wt.r = r.Clone(ctx)
+	} else {
+		wt.r = nil
+	}
+	ctx, drop := context.WithCancelCause(ctx)
+	c.onGone = func() { drop(errWatcherGone) }
+	c.noPong = func() { drop(errNoPong) }
+	go c.readClient()
+	go h.watchSocket(ctx, drop, wt, first, c)
+	return nil
+}
+
+// watchSocket follows an accepted watcher's upload over its WebSocket,
+// from its first message to its close; ctx ends when the client goes
+// away, or is dropped for not answering pings (the pinger's).
+func (h *Handler) watchSocket(ctx context.Context, drop context.CancelCauseFunc, wt *watch, first progress.Snapshot, c *wsConn) {
+	p, sub := wt.p, wt.sub
+	defer sub.Close()
+	defer c.abort()
 	defer drop(nil)
-	go h.keepAlive(ctx, c, drop)
+	h.pinger.add(c)
+	defer h.pinger.remove(c)
 
 	var dropped error
-	// ctx has no deadline: only the write's own timeout ends this way.
-	if err := h.follow(ctx, wt, socketSink{h, c}); errors.Is(err, context.DeadlineExceeded) {
+	if err := h.follow(ctx, wt, first, socketSink{h, p, c}); errors.Is(err, os.ErrDeadlineExceeded) {
 		dropped = errWriteTimeout
 	}
 
@@ -62,94 +84,47 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 		dropped = errNoPong
 	}
 	if dropped == nil {
-		return nil
+		return
 	}
 	watchersDropped.WithLabelValues(h.Zone, p.name, dropped.Error()).Inc()
 	h.logger.Debug("websocket watcher dropped", zap.String("protocol", p.name), zap.String("reason", dropped.Error()))
 	sub.Close() // free its place at once; the close handshake may take a while
 	if dropped == errNoPong {
 		// Its connection still takes bytes, so the close frame tells it why.
-		c.Close(websocket.StatusPolicyViolation, "watcher too slow: no pong within "+h.watcherTimeout.String())
+		c.close(nil, closePolicyViolation, "watcher too slow: no pong within "+h.watcherTimeout.String())
 	}
-	return nil
 }
 
-// socketSink is a watch over a WebSocket.
+// socketSink is a watch over a WebSocket. Its messages are the frames the
+// watchers of a key share (frames.go).
 type socketSink struct {
 	h *Handler
-	c *websocket.Conn
+	p *protocol
+	c *wsConn
 }
 
-func (s socketSink) send(ctx context.Context, v any) error { return s.h.send(ctx, s.c, v) }
-
-// end closes the WebSocket: normally, naming the final state; with 1008
-// and the origin's refusal; with 1001 when the server shuts down.
-func (s socketSink) end(e watchEnd) {
-	switch e.kind {
-	case endFinal:
-		s.c.Close(websocket.StatusNormalClosure, e.state.String())
-	case endRefused:
-		s.c.Close(websocket.StatusPolicyViolation, e.reason)
-	case endClosed:
-		s.c.Close(websocket.StatusGoingAway, "server shutting down")
-	}
-}
-
-// readClient reads what the client sends, in the background, until the
-// connection closes, and returns a context that ends then. The library
-// handles pongs and the client's close frame; a watcher has nothing else to
-// say, so a data message is discarded (up to the read limit, past which the
-// library closes with 1009) and answered with a close, 1008.
-//
-// It is websocket.Conn.CloseRead without the wait: a Close from CloseRead's
-// own goroutine waits for that goroutine to end, 15 s later.
-func readClient(ctx context.Context, c *websocket.Conn) context.Context {
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		defer cancel()
-		_, r, err := c.Reader(ctx)
-		if err != nil {
-			return
-		}
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return
-		}
-		c.Close(websocket.StatusPolicyViolation, "a watcher sends no messages")
-	}()
-	return ctx
-}
-
-// send writes one message, giving up after watcher_timeout so that a
-// watcher that does not read cannot hold anything.
-func (h *Handler) send(ctx context.Context, c *websocket.Conn, v any) error {
-	b, err := json.Marshal(v)
+func (s socketSink) send(_ context.Context, snap progress.Snapshot) error {
+	frame, err := s.h.frames.text(s.p, snap)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.watcherTimeout)
-	defer cancel()
-	return c.Write(ctx, websocket.MessageText, b)
+	return s.c.send(frame)
 }
 
-// keepAlive pings the client every ping_interval until ctx ends; a client
-// that does not answer within watcher_timeout is dropped through drop.
-func (h *Handler) keepAlive(ctx context.Context, c *websocket.Conn, drop context.CancelCauseFunc) {
-	t := time.NewTicker(h.pingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, h.watcherTimeout)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					drop(errNoPong)
-				}
-				return
-			}
+// end closes the WebSocket: normally, naming the final state, in one
+// write with the final message; with 1008 and the origin's refusal; with
+// 1001 when the server shuts down.
+func (s socketSink) end(e watchEnd) {
+	switch e.kind {
+	case endFinal:
+		frame, err := s.h.frames.text(s.p, e.snap)
+		if err != nil {
+			frame = nil
 		}
+		s.c.close(frame, closeNormal, e.state.String())
+	case endRefused:
+		s.c.close(nil, closePolicyViolation, e.reason)
+	case endClosed:
+		s.c.close(nil, closeGoingAway, "server shutting down")
 	}
 }

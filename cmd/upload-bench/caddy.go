@@ -70,6 +70,9 @@ type caddySpec struct {
 	redisTrackedPort int
 	adminAddr        string // "": admin off
 	logLevel         string // "": Caddy's default logging
+	// manyWatchers lifts TRACKED's watcher limits for W10, whose watchers
+	// go past the defaults (10,000, and 1,024 per key).
+	manyWatchers bool
 }
 
 // caddyConfig is the JSON config: admin off (or on adminAddr when it is set,
@@ -104,6 +107,11 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 	if s.adminAddr != "" {
 		admin = map[string]any{"listen": s.adminAddr, "config": map[string]any{"persist": false}}
 	}
+	tracked := map[string]any{"handler": "upload_progress", "disable_owner_check": true,
+		"protocols": []any{map[string]any{"name": "shard"}, map[string]any{"name": "pcloud"}}}
+	if s.manyWatchers {
+		tracked["max_watchers"], tracked["max_watchers_per_key"] = 1_000_000, 1_000_000
+	}
 	servers := map[string]any{
 		"plain": server(s.plainPort, map[string]any{"handle": []any{proxy}}),
 		"tracked": server(s.trackedPort,
@@ -124,8 +132,7 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 			map[string]any{"handle": []any{
 				// pcloud too, so that W3's multipart uploads are
 				// scanned for their files (shard does not need them).
-				map[string]any{"handler": "upload_progress", "disable_owner_check": true,
-					"protocols": []any{map[string]any{"name": "shard"}, map[string]any{"name": "pcloud"}}},
+				tracked,
 				proxy,
 			}},
 		),
@@ -185,9 +192,10 @@ func caddyConfig(s caddySpec) ([]byte, error) {
 // (admin.go's /debug/pprof/ is what the bench wants of it). With tusd (its
 // address) set, Caddy also serves W7's two sites in front of it; with
 // sandbox (the reference origin's address) W8's two, and with dstor (the
-// reference origin's too) W9's.
-func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, dstor, redis, respondBody string, admin bool, logLevel string) (*caddyInstance, error) {
-	s := caddySpec{origin: origin, tusd: tusd, sandbox: sandbox, dstor: dstor, redis: redis, respondBody: respondBody, logLevel: logLevel}
+// reference origin's too) W9's. With manyWatchers, TRACKED takes any
+// number of watchers (W10).
+func startCaddy(ctx context.Context, bin, dir, origin, tusd, sandbox, dstor, redis, respondBody string, admin bool, logLevel string, manyWatchers bool) (*caddyInstance, error) {
+	s := caddySpec{origin: origin, tusd: tusd, sandbox: sandbox, dstor: dstor, redis: redis, respondBody: respondBody, logLevel: logLevel, manyWatchers: manyWatchers}
 	ports := []*int{&s.plainPort, &s.trackedPort}
 	if redis != "" {
 		ports = append(ports, &s.redisTrackedPort)

@@ -19,6 +19,7 @@
 //	go run ./cmd/upload-bench -only W8                 # sandbox sessions to the reference origin
 //	go run ./cmd/upload-bench -only W9                 # dStor folder uploads to the reference origin
 //	go run ./cmd/upload-bench -quick -only W2 -cpuprofile /tmp/prof   # + a CPU profile of Caddy per side
+//	go run ./cmd/upload-bench -only W10                # watchers at scale (only when named; see w10.go)
 package main
 
 import (
@@ -52,6 +53,12 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == sandboxOriginChildArg {
 		if err := runSandboxOriginChild(os.Args[2:]); err != nil {
 			log.Fatalf("sandbox origin: %v", err)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == w10ChildArg {
+		if err := runW10Child(); err != nil {
+			log.Fatalf("watcher process: %v", err)
 		}
 		return
 	}
@@ -130,7 +137,24 @@ func run(args []string) (err error) {
 			selected = append(selected, w)
 		}
 	}
-	if len(selected) == 0 {
+	// W10 runs only when named: it holds up to 100,000 connections.
+	w10 := slices.Contains(strings.Split(strings.ToUpper(o.only), ","), "W10")
+	w10p := w10Full
+	if o.quick {
+		w10p = w10Quick
+	}
+	if o.rounds > 0 {
+		w10p.Rounds = o.rounds
+	}
+	var files uint64
+	if w10 {
+		if _, err := processCPU(os.Getpid()); err != nil {
+			return errNoW10
+		}
+		// Before any child starts: they inherit it.
+		files = raiseFileLimit(w10FileLimit)
+	}
+	if len(selected) == 0 && !w10 {
 		return fmt.Errorf("-only %q names no workload", o.only)
 	}
 
@@ -203,7 +227,7 @@ func run(args []string) (err error) {
 		defer rs.stop(5 * time.Second)
 	}
 
-	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, sandboxAddr, dstorAddr, redisAddr, liveRespondBody(), o.profDir != "", o.logLevel)
+	caddy, err := startCaddy(ctx, bin, dir, originAddr, tusdAddr, sandboxAddr, dstorAddr, redisAddr, liveRespondBody(), o.profDir != "" || w10, o.logLevel, w10)
 	if err != nil {
 		return err
 	}
@@ -264,6 +288,11 @@ func run(args []string) (err error) {
 		rep.Rows = append(rep.Rows, rows...)
 		if w.Notes != "" {
 			rep.Notes = append(rep.Notes, w.ID+": "+w.Notes)
+		}
+	}
+	if w10 {
+		if err := runW10(ctx, b, caddy.admin, caddy.cmd.Process.Pid, w10p, files, o.profDir); err != nil {
+			return err
 		}
 	}
 	rep.Duration = time.Since(started).Round(time.Second).String()

@@ -1,0 +1,72 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// frameCacheSize bounds the messages a handler keeps for sharing; past it
+// the cache starts over.
+const frameCacheSize = 1024
+
+// frameCache shares rendered messages among the watchers of a key: the
+// watchers of a key wake on the same ticks and send the same state, which
+// is rendered, encoded and framed once for all of them. A snapshot with
+// parts of its own (files, a protocol's detail, a session) is rendered
+// for each watcher: they are not in the key.
+type frameCache struct {
+	mu sync.Mutex
+	m  map[frameKey][]byte
+}
+
+// frameKey is everything of a plain snapshot that a protocol renders.
+type frameKey struct {
+	p                 *protocol
+	found             bool
+	id, version       uint64
+	key, err          string
+	total, received   int64
+	state             progress.State
+	httpStatus        int
+	started, finished int64
+	unavailable       bool
+}
+
+// text is the message of snap, rendered by p, as a whole text frame. The
+// frame is shared: it must not be changed.
+func (fc *frameCache) text(p *protocol, snap progress.Snapshot) ([]byte, error) {
+	if snap.Files != nil || snap.Detail != nil || snap.Session != nil {
+		return renderFrame(p, snap)
+	}
+	k := frameKey{p: p, found: snap.Found, id: snap.ID, version: snap.Version, key: snap.Key, err: snap.Error,
+		total: snap.Total, received: snap.Received, state: snap.State, httpStatus: snap.HTTPStatus,
+		started: snap.Started.UnixNano(), finished: snap.Finished.UnixNano(), unavailable: snap.Unavailable}
+	fc.mu.Lock()
+	b, ok := fc.m[k]
+	fc.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := renderFrame(p, snap)
+	if err != nil {
+		return nil, err
+	}
+	fc.mu.Lock()
+	if fc.m == nil || len(fc.m) >= frameCacheSize {
+		fc.m = make(map[frameKey][]byte)
+	}
+	fc.m[k] = b
+	fc.mu.Unlock()
+	return b, nil
+}
+
+// renderFrame is the message of snap, rendered by p, as a text frame.
+func renderFrame(p *protocol, snap progress.Snapshot) ([]byte, error) {
+	b, err := json.Marshal(p.Render(snap))
+	if err != nil {
+		return nil, err
+	}
+	return textFrame(b), nil
+}

@@ -1,0 +1,120 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// watcherMemoryBound is what an idle WebSocket watcher may hold of the
+// proxy's Go memory (heap and goroutine stacks), generously: the
+// performance page's W10 measures far less, and a watcher that held the
+// request's goroutine and a general WebSocket library's buffers, as one
+// once did, holds about 49 KiB.
+const watcherMemoryBound = 64 << 10
+
+// 1,000 idle watchers hold less than watcherMemoryBound of Go memory each,
+// measured after garbage collection, and give it back when they leave.
+func TestWatcherMemory(t *testing.T) {
+	e := newEnv(t, "")
+	const n = 1000
+	m0 := goMemory()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		c, err := dialIdleWatcher(e.proxy, "/ws/progress?path="+url.QueryEscape(fmt.Sprintf("/memory/%d.bin", i%10)))
+		if err != nil {
+			t.Fatalf("watcher %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	m1 := goMemory()
+	per := (int64(m1.heap+m1.stack) - int64(m0.heap+m0.stack)) / n
+	t.Logf("%d idle watchers: %.1f KiB each (heap %.1f KiB, stacks %.1f KiB)", n, float64(per)/1024,
+		(float64(m1.heap)-float64(m0.heap))/n/1024, (float64(m1.stack)-float64(m0.stack))/n/1024)
+	if per > watcherMemoryBound {
+		t.Errorf("an idle watcher holds %d bytes of Go memory, want at most %d", per, watcherMemoryBound)
+	}
+
+	// Gone with its connection: the goroutines end, the memory goes.
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m2 := goMemory()
+		if m2.goroutines <= m0.goroutines+n/100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines 10 s after the watchers closed, %d before they came", m2.goroutines, m0.goroutines)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type goMem struct {
+	heap, stack uint64
+	goroutines  int
+}
+
+// goMemory is the process's heap in use and goroutine stacks, after
+// garbage collection.
+func goMemory() goMem {
+	for range 4 {
+		runtime.GC()
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return goMem{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+// dialIdleWatcher opens a WebSocket watcher on base's target and returns
+// once its first message came; it reads nothing more, and holds no
+// goroutine or buffer of its own, so that the memory measured is the
+// proxy's.
+func dialIdleWatcher(base, target string) (net.Conn, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"x-user-api-key: %s\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", target, u.Host, apiKey)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err == nil && resp.StatusCode != http.StatusSwitchingProtocols {
+		err = fmt.Errorf("%s: %s", target, resp.Status)
+	}
+	var hdr [2]byte
+	if err == nil {
+		_, err = io.ReadFull(br, hdr[:])
+	}
+	if err == nil && (hdr[0] != 0x81 || hdr[1] >= 126) {
+		err = fmt.Errorf("%s: first frame % x, want a short text message", target, hdr)
+	}
+	if err == nil {
+		_, err = io.CopyN(io.Discard, br, int64(hdr[1]))
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
