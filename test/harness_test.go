@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,19 +113,34 @@ type env struct {
 // nor UDP: an HTTPS site serves HTTP/3 on the UDP port of the same number.
 func freePort(t testing.TB) string {
 	t.Helper()
+	portsGiven.Lock()
+	defer portsGiven.Unlock()
 	for range 20 {
 		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
+		if portsGiven.m[port] {
+			continue
+		}
 		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			pc.Close()
+			portsGiven.m[port] = true
 			return fmt.Sprint(port)
 		}
 	}
 	t.Fatal("no loopback port free over both TCP and UDP in 20 tries")
 	return ""
 }
+
+// portsGiven are the ports freePort has handed out: the kernel may offer
+// a port again once its probe socket is closed, and two listeners of
+// Caddy's on one port (a site and the admin endpoint, which Caddy binds
+// with SO_REUSEPORT) would share its connections.
+var portsGiven = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
 
 // startOrigin runs the reference origin on a loopback port.
 func startOrigin(t testing.TB) (url, dir string) {
