@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -16,12 +17,24 @@ import (
 // proxy's Go memory (heap and goroutine stacks), generously: the
 // performance page's W10 measures far less, and a watcher that held the
 // request's goroutine and a general WebSocket library's buffers, as one
-// once did, holds about 49 KiB.
+// once did, holds about 49 KiB. An event stream is a response, which
+// holds its request and the server's goroutine: it is held to the same
+// bound.
 const watcherMemoryBound = 64 << 10
 
 // 1,000 idle watchers hold less than watcherMemoryBound of Go memory each,
 // measured after garbage collection, and give it back when they leave.
 func TestWatcherMemory(t *testing.T) {
+	testWatcherMemory(t, dialIdleWatcher)
+}
+
+// 1,000 idle event stream watchers (HTTP/1.1) hold less than
+// watcherMemoryBound of Go memory each, and give it back when they leave.
+func TestEventStreamWatcherMemory(t *testing.T) {
+	testWatcherMemory(t, dialIdleEventStream)
+}
+
+func testWatcherMemory(t *testing.T, dial func(base, target string) (net.Conn, error)) {
 	e := newEnv(t, "")
 	const n = 1000
 	m0 := goMemory()
@@ -32,7 +45,7 @@ func TestWatcherMemory(t *testing.T) {
 		}
 	}()
 	for i := range n {
-		c, err := dialIdleWatcher(e.proxy, "/ws/progress?path="+url.QueryEscape(fmt.Sprintf("/memory/%d.bin", i%10)))
+		c, err := dial(e.proxy, "/ws/progress?path="+url.QueryEscape(fmt.Sprintf("/memory/%d.bin", i%10)))
 		if err != nil {
 			t.Fatalf("watcher %d: %v", i, err)
 		}
@@ -40,8 +53,9 @@ func TestWatcherMemory(t *testing.T) {
 	}
 	m1 := goMemory()
 	per := (int64(m1.heap+m1.stack) - int64(m0.heap+m0.stack)) / n
-	t.Logf("%d idle watchers: %.1f KiB each (heap %.1f KiB, stacks %.1f KiB)", n, float64(per)/1024,
-		(float64(m1.heap)-float64(m0.heap))/n/1024, (float64(m1.stack)-float64(m0.stack))/n/1024)
+	t.Logf("%d idle watchers: %.1f KiB each (heap %.1f KiB, stacks %.1f KiB), %.2f goroutines each", n, float64(per)/1024,
+		(float64(m1.heap)-float64(m0.heap))/n/1024, (float64(m1.stack)-float64(m0.stack))/n/1024,
+		float64(m1.goroutines-m0.goroutines)/n)
 	if per > watcherMemoryBound {
 		t.Errorf("an idle watcher holds %d bytes of Go memory, want at most %d", per, watcherMemoryBound)
 	}
@@ -110,6 +124,49 @@ func dialIdleWatcher(base, target string) (net.Conn, error) {
 	}
 	if err == nil {
 		_, err = io.CopyN(io.Discard, br, int64(hdr[1]))
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// dialIdleEventStream opens an event stream watcher on base's target over
+// HTTP/1.1 and returns once its first event came; like dialIdleWatcher, it
+// reads nothing more.
+func dialIdleEventStream(base, target string) (net.Conn, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nx-user-api-key: %s\r\n\r\n", target, u.Host, apiKey)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err == nil && (resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream") {
+		err = fmt.Errorf("%s: %s, %s", target, resp.Status, resp.Header.Get("Content-Type"))
+	}
+	// The first event ends with an empty line; its data is a message.
+	if err == nil {
+		body := bufio.NewReader(resp.Body)
+		data := false
+		for {
+			var line string
+			line, err = body.ReadString('\n')
+			if err != nil || line == "\n" {
+				break
+			}
+			data = data || strings.HasPrefix(line, "data: {")
+		}
+		if err == nil && !data {
+			err = fmt.Errorf("%s: first event without a message", target)
+		}
 	}
 	if err != nil {
 		c.Close()
