@@ -13,7 +13,8 @@ const frameCacheSize = 1024
 
 // frameCache shares rendered messages among the watchers of a key: the
 // watchers of a key wake on the same ticks and send the same state, which
-// is rendered, encoded and framed once for all of them. A snapshot with
+// is rendered, encoded and framed once for all of them: as a WebSocket
+// text frame, or as an event's data lines for event streams. A snapshot with
 // parts of its own (files, a protocol's detail, a session) is rendered
 // for each watcher: they are not in the key.
 type frameCache struct {
@@ -24,6 +25,7 @@ type frameCache struct {
 // frameKey is everything of a plain snapshot that a protocol renders.
 type frameKey struct {
 	p                 *protocol
+	form              frameForm
 	found             bool
 	id, version       uint64
 	key, err          string
@@ -34,13 +36,34 @@ type frameKey struct {
 	unavailable       bool
 }
 
+// frameForm is how a message is sent.
+type frameForm uint8
+
+const (
+	// formText: a whole WebSocket text frame.
+	formText frameForm = iota
+	// formEventData: an event's `data:` lines and the empty line that
+	// ends it (eventData).
+	formEventData
+)
+
 // text is the message of snap, rendered by p, as a whole text frame. The
 // frame is shared: it must not be changed.
 func (fc *frameCache) text(p *protocol, snap progress.Snapshot) ([]byte, error) {
+	return fc.message(p, snap, formText)
+}
+
+// eventData is the message of snap, rendered by p, as an event's data
+// lines. They are shared: they must not be changed.
+func (fc *frameCache) eventData(p *protocol, snap progress.Snapshot) ([]byte, error) {
+	return fc.message(p, snap, formEventData)
+}
+
+func (fc *frameCache) message(p *protocol, snap progress.Snapshot, form frameForm) ([]byte, error) {
 	if snap.Files != nil || snap.Detail != nil || snap.Session != nil {
-		return renderFrame(p, snap)
+		return renderFrame(p, snap, form)
 	}
-	k := frameKey{p: p, found: snap.Found, id: snap.ID, version: snap.Version, key: snap.Key, err: snap.Error,
+	k := frameKey{p: p, form: form, found: snap.Found, id: snap.ID, version: snap.Version, key: snap.Key, err: snap.Error,
 		total: snap.Total, received: snap.Received, state: snap.State, httpStatus: snap.HTTPStatus,
 		started: snap.Started.UnixNano(), finished: snap.Finished.UnixNano(), unavailable: snap.Unavailable}
 	fc.mu.Lock()
@@ -49,7 +72,7 @@ func (fc *frameCache) text(p *protocol, snap progress.Snapshot) ([]byte, error) 
 	if ok {
 		return b, nil
 	}
-	b, err := renderFrame(p, snap)
+	b, err := renderFrame(p, snap, form)
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +85,14 @@ func (fc *frameCache) text(p *protocol, snap progress.Snapshot) ([]byte, error) 
 	return b, nil
 }
 
-// renderFrame is the message of snap, rendered by p, as a text frame.
-func renderFrame(p *protocol, snap progress.Snapshot) ([]byte, error) {
+// renderFrame is the message of snap, rendered by p, in form.
+func renderFrame(p *protocol, snap progress.Snapshot, form frameForm) ([]byte, error) {
 	b, err := json.Marshal(p.Render(snap))
 	if err != nil {
 		return nil, err
+	}
+	if form == formEventData {
+		return eventData(b), nil
 	}
 	return textFrame(b), nil
 }

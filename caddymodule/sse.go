@@ -72,27 +72,21 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 	statusRequests.WithLabelValues(h.Zone, p.name, transportSSE, "200").Inc()
 
 	// The request's context ends when the client goes away (or its
-	// connection is closed); a reload does not cancel it.
+	// connection is closed); a reload does not cancel it. The heartbeats
+	// are written by the watch's loop, between its events: no goroutine
+	// of the stream's own.
 	ctx, drop := context.WithCancelCause(r.Context())
 	defer liveStreams.add(drop)()
-	s := &eventStream{p: p, w: w, rc: http.NewResponseController(w), timeout: h.watcherTimeout, id: lastEventID(r)}
-	beating := make(chan struct{})
-	go func() {
-		defer close(beating)
-		s.heartbeat(ctx, h.pingInterval, drop)
-	}()
-	// The response writer is not to be used once the handler returns.
-	defer func() {
-		drop(nil)
-		<-beating
-	}()
+	defer drop(nil)
+	s := &eventStream{h: h, p: p, w: w, rc: http.NewResponseController(w), timeout: h.watcherTimeout,
+		every: h.pingInterval, nextBeat: time.Now().Add(h.pingInterval), id: lastEventID(r)}
 
 	err = h.follow(ctx, wt, h.firstState(wt), s)
 	if errors.Is(context.Cause(ctx), errServerExiting) {
 		s.end(watchEnd{kind: endClosed})
 		return nil
 	}
-	if !errors.Is(err, errWriteTimeout) && !errors.Is(context.Cause(ctx), errWriteTimeout) {
+	if !errors.Is(err, errWriteTimeout) {
 		return nil
 	}
 	watchersDropped.WithLabelValues(h.Zone, p.name, errWriteTimeout.Error()).Inc()
@@ -111,15 +105,17 @@ func lastEventID(r *http.Request) uint64 {
 	return id
 }
 
-// eventStream is a watch as Server-Sent Events. Events and heartbeats
-// are written from two goroutines, one at a time.
+// eventStream is a watch as Server-Sent Events. Only the watch's loop
+// writes to it: its events, and its heartbeats while there is no news.
 type eventStream struct {
+	h       *Handler
 	p       *protocol
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
 
-	mu       sync.Mutex
+	every    time.Duration
+	nextBeat time.Time
 	id       uint64
 	retrySet bool
 	err      error
@@ -127,7 +123,11 @@ type eventStream struct {
 
 // send implements watchSink: one progress event.
 func (s *eventStream) send(_ context.Context, snap progress.Snapshot) error {
-	return s.event("progress", s.p.Render(snap))
+	data, err := s.h.frames.eventData(s.p, snap)
+	if err != nil {
+		return err
+	}
+	return s.event("progress", data)
 }
 
 // end implements watchSink. The final state is repeated as an end event
@@ -138,27 +138,37 @@ func (s *eventStream) send(_ context.Context, snap progress.Snapshot) error {
 func (s *eventStream) end(e watchEnd) {
 	switch e.kind {
 	case endFinal:
-		v := s.p.Render(e.snap)
-		if s.event("progress", v) == nil {
-			_ = s.event("end", v)
+		data, err := s.h.frames.eventData(s.p, e.snap)
+		if err == nil && s.event("progress", data) == nil {
+			_ = s.event("end", data)
 		}
 	case endRefused:
 		_, body := s.p.Fail(&progress.Failure{Kind: progress.BadCredential, Message: e.reason})
-		_ = s.event("refused", body)
+		if b, err := json.Marshal(body); err == nil {
+			_ = s.event("refused", eventData(b))
+		}
 	case endClosed:
 		_ = s.write([]byte(": server shutting down\n\n"))
 	}
 }
 
-// event writes one event: its id, name and the JSON of v as data.
-func (s *eventStream) event(name string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := make([]byte, 0, len(data)+64)
+// beatAt implements heartbeater: every ping_interval.
+func (s *eventStream) beatAt() time.Time { return s.nextBeat }
+
+// beat implements heartbeater: a comment, which keeps the stream open
+// through proxies and finds watchers that are gone; one that cannot be
+// written within watcher_timeout ends the watch.
+func (s *eventStream) beat() error {
+	s.nextBeat = time.Now().Add(s.every)
+	return s.write(pingComment)
+}
+
+var pingComment = []byte(": ping\n\n")
+
+// event writes one event: its id, name and data, the `data:` lines of a
+// message and the empty line that ends the event (eventData).
+func (s *eventStream) event(name string, data []byte) error {
+	b := make([]byte, 0, 64)
 	if !s.retrySet {
 		s.retrySet = true
 		b = append(b, "retry: "+strconv.Itoa(sseRetry)+"\n"...)
@@ -167,53 +177,39 @@ func (s *eventStream) event(name string, v any) error {
 	b = append(b, "id: "...)
 	b = strconv.AppendUint(b, s.id, 10)
 	b = append(b, "\nevent: "+name+"\n"...)
-	// JSON has no line breaks but inside strings, where they are
-	// escaped; an origin's own object may have some between members.
+	return s.write(b, data)
+}
+
+// eventData is the JSON message data as an event's `data:` lines and the
+// empty line that ends the event. JSON has no line breaks but inside
+// strings, where they are escaped; an origin's own object may have some
+// between members.
+func eventData(data []byte) []byte {
+	b := make([]byte, 0, len(data)+8)
 	for line := range strings.SplitSeq(string(data), "\n") {
 		b = append(b, "data: "...)
 		b = append(b, strings.TrimSuffix(line, "\r")...)
 		b = append(b, '\n')
 	}
-	b = append(b, '\n')
-	return s.writeLocked(b)
+	return append(b, '\n')
 }
 
-// heartbeat writes a comment every interval until ctx ends, which keeps
-// the stream open through proxies and finds watchers that are gone; a
-// heartbeat that cannot be written ends the watch.
-func (s *eventStream) heartbeat(ctx context.Context, interval time.Duration, drop context.CancelCauseFunc) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.write([]byte(": ping\n\n")); err != nil {
-				drop(err)
-				return
-			}
-		}
-	}
-}
-
-func (s *eventStream) write(b []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.writeLocked(b)
-}
-
-// writeLocked writes and flushes b, giving up after watcher_timeout so
-// that a watcher that does not read cannot hold anything: the
-// connection's write deadline ends the write, and the stream.
-func (s *eventStream) writeLocked(b []byte) error {
+// write writes and flushes parts, giving up after watcher_timeout so that
+// a watcher that does not read cannot hold anything: the connection's
+// write deadline ends the write, and the stream.
+func (s *eventStream) write(parts ...[]byte) error {
 	if s.err != nil {
 		return s.err
 	}
 	start := time.Now()
 	// Where the connection has no deadlines, the write is not bounded.
 	_ = s.rc.SetWriteDeadline(start.Add(s.timeout))
-	_, err := s.w.Write(b)
+	var err error
+	for _, b := range parts {
+		if _, err = s.w.Write(b); err != nil {
+			break
+		}
+	}
 	if err == nil {
 		err = s.rc.Flush()
 	}

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -351,16 +352,53 @@ func TestEventStreamWriteTimeout(t *testing.T) {
 	}
 }
 
+// TestEventStreamHeartbeatWriteTimeout: a watcher whose connection took
+// its first event, then takes no heartbeat within watcher_timeout, is
+// dropped, counted as write_timeout.
+func TestEventStreamHeartbeatWriteTimeout(t *testing.T) {
+	h := &Handler{Zone: uniqueZone(t), PingInterval: caddy.Duration(10 * time.Millisecond), WatcherTimeout: caddy.Duration(50 * time.Millisecond)}
+	provisionForTest(t, h)
+	before := counterValue(t, watchersDropped, map[string]string{"zone": h.Zone, "reason": "write_timeout"})
+	w := &stuckWriter{header: http.Header{}, takeFlushes: 1}
+	r := newRequest(http.MethodGet, "/ws/progress?path=/stuck-later.bin", nil, testAPIKey)
+	r.Header.Set("Accept", "text/event-stream")
+	done := make(chan error, 1)
+	go func() { done <- h.ServeHTTP(w, r, nil) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stuck watcher was not dropped")
+	}
+	if got := w.taken.String(); !strings.Contains(got, "event: progress\n") || strings.Contains(got, ": ping") {
+		t.Errorf("taken before the stall: %q, want the first event only", got)
+	}
+	if v := counterValue(t, watchersDropped, map[string]string{"zone": h.Zone, "reason": "write_timeout"}); v != before+1 {
+		t.Errorf("watchers_dropped_total{reason=write_timeout} = %v, want %v", v, before+1)
+	}
+	if s := h.tracker().Stats(); s.Watchers != 0 {
+		t.Errorf("%d watchers left", s.Watchers)
+	}
+}
+
 // stuckWriter is a connection that takes no bytes: a write waits for
 // its deadline.
+// (after takeFlushes flushes of what it took).
 type stuckWriter struct {
-	header   http.Header
-	deadline time.Time
+	header      http.Header
+	deadline    time.Time
+	takeFlushes int
+	taken       bytes.Buffer
 }
 
 func (s *stuckWriter) Header() http.Header { return s.header }
 func (s *stuckWriter) WriteHeader(int)     {}
 func (s *stuckWriter) Write(b []byte) (int, error) {
+	if s.takeFlushes > 0 {
+		return s.taken.Write(b)
+	}
 	if s.deadline.IsZero() {
 		return 0, progress.ErrClosed
 	}
@@ -368,7 +406,11 @@ func (s *stuckWriter) Write(b []byte) (int, error) {
 	return 0, errDeadline{}
 }
 func (s *stuckWriter) SetWriteDeadline(t time.Time) error { s.deadline = t; return nil }
-func (s *stuckWriter) Flush()                             {}
+func (s *stuckWriter) Flush() {
+	if s.takeFlushes > 0 {
+		s.takeFlushes--
+	}
+}
 
 // errDeadline is the error of a write past its deadline.
 type errDeadline struct{}
