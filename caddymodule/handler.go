@@ -166,8 +166,9 @@ type Handler struct {
 	// The WebSocket timings, defaults applied.
 	pace                                        progress.Pace
 	pingInterval, watcherTimeout, watchTokenTTL time.Duration
-	// pinger keeps the WebSocket watchers alive; frames shares their
-	// messages among the watchers of a key.
+	// pinger keeps the watchers alive (WebSocket pings, event stream
+	// heartbeats); frames shares their messages among the watchers of a
+	// key.
 	pinger *pinger
 	frames *frameCache
 }

@@ -10,17 +10,19 @@ import (
 // no ping, and the pinger does not wait on it.
 const pingWriteWait = 100 * time.Millisecond
 
-// pinger keeps a handler's WebSocket watchers alive from one goroutine
-// and one timer, rather than a goroutine and a timer each: every
-// ping_interval each is pinged, and one that has not answered within
-// watcher_timeout is dropped (no_pong). The goroutine runs while there are
-// watchers: it ends with the last.
+// pinger keeps a handler's watchers alive from one goroutine and one
+// timer, rather than a goroutine and a timer each: every ping_interval
+// each WebSocket watcher is pinged, and one that has not answered within
+// watcher_timeout is dropped (no_pong); each event stream gets its
+// heartbeat comment. The goroutine runs while there are watchers: it ends
+// with the last.
 type pinger struct {
 	every, timeout time.Duration
 
-	mu    sync.Mutex
-	conns map[*wsConn]struct{}
-	stop  chan struct{} // of the running goroutine; nil when none runs
+	mu      sync.Mutex
+	conns   map[*wsConn]struct{}
+	streams map[*eventStream]struct{}
+	stop    chan struct{} // of the running goroutine; nil when none runs
 }
 
 // add starts keeping c alive.
@@ -32,10 +34,7 @@ func (k *pinger) add(c *wsConn) {
 	}
 	c.lastPing = time.Now()
 	k.conns[c] = struct{}{}
-	if k.stop == nil {
-		k.stop = make(chan struct{})
-		go k.run(k.stop)
-	}
+	k.startLocked()
 }
 
 // remove stops keeping c alive.
@@ -43,7 +42,39 @@ func (k *pinger) remove(c *wsConn) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.conns, c)
-	if len(k.conns) == 0 && k.stop != nil {
+	k.stopLocked()
+}
+
+// addStream starts keeping s alive.
+func (k *pinger) addStream(s *eventStream) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.streams == nil {
+		k.streams = map[*eventStream]struct{}{}
+	}
+	s.lastBeat = time.Now()
+	k.streams[s] = struct{}{}
+	k.startLocked()
+}
+
+// removeStream stops keeping s alive. A heartbeat may be under way: s.close
+// waits for it.
+func (k *pinger) removeStream(s *eventStream) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.streams, s)
+	k.stopLocked()
+}
+
+func (k *pinger) startLocked() {
+	if k.stop == nil {
+		k.stop = make(chan struct{})
+		go k.run(k.stop)
+	}
+}
+
+func (k *pinger) stopLocked() {
+	if len(k.conns) == 0 && len(k.streams) == 0 && k.stop != nil {
 		close(k.stop)
 		k.stop = nil
 	}
@@ -56,6 +87,7 @@ func (k *pinger) run(stop <-chan struct{}) {
 	t := time.NewTicker(max(min(k.every, k.timeout)/4, 10*time.Millisecond))
 	defer t.Stop()
 	var batch []*wsConn
+	var streams []*eventStream
 	for {
 		var now time.Time
 		select {
@@ -68,12 +100,37 @@ func (k *pinger) run(stop <-chan struct{}) {
 		for c := range k.conns {
 			batch = append(batch, c)
 		}
+		streams = streams[:0]
+		for s := range k.streams {
+			streams = append(streams, s)
+		}
 		k.mu.Unlock()
 		for _, c := range batch {
 			k.look(c, now)
 		}
+		for _, s := range streams {
+			k.beat(s, now)
+		}
 		clear(batch)
+		clear(streams)
 	}
+}
+
+// beat writes s's heartbeat when it is due. The write may wait up to
+// watcher_timeout for a watcher that does not read, so it goes on in a
+// goroutine that lives as long as the write, holding the stream's lock;
+// a stream whose own write is under way is looked at again next time.
+// Only the pinger's goroutine uses s.lastBeat.
+func (k *pinger) beat(s *eventStream, now time.Time) {
+	if now.Sub(s.lastBeat) < k.every || !s.mu.TryLock() {
+		return
+	}
+	if s.err != nil {
+		s.mu.Unlock() // ended
+		return
+	}
+	s.lastBeat = now
+	go s.heartbeat()
 }
 
 // look pings c when it is due, and drops it when its last ping went

@@ -72,21 +72,27 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 	statusRequests.WithLabelValues(h.Zone, p.name, transportSSE, "200").Inc()
 
 	// The request's context ends when the client goes away (or its
-	// connection is closed); a reload does not cancel it. The heartbeats
-	// are written by the watch's loop, between its events: no goroutine
-	// of the stream's own.
+	// connection is closed); a reload does not cancel it. The handler's
+	// pinger writes the heartbeats: the stream has no goroutine but the
+	// request's.
 	ctx, drop := context.WithCancelCause(r.Context())
 	defer liveStreams.add(drop)()
-	defer drop(nil)
 	s := &eventStream{h: h, p: p, w: w, rc: http.NewResponseController(w), timeout: h.watcherTimeout,
-		every: h.pingInterval, nextBeat: time.Now().Add(h.pingInterval), id: lastEventID(r)}
+		drop: drop, id: lastEventID(r)}
+	h.pinger.addStream(s)
+	// The response writer is not to be used once the handler returns.
+	defer func() {
+		h.pinger.removeStream(s)
+		s.close()
+		drop(nil)
+	}()
 
 	err = h.follow(ctx, wt, h.firstState(wt), s)
 	if errors.Is(context.Cause(ctx), errServerExiting) {
 		s.end(watchEnd{kind: endClosed})
 		return nil
 	}
-	if !errors.Is(err, errWriteTimeout) {
+	if !errors.Is(err, errWriteTimeout) && !errors.Is(context.Cause(ctx), errWriteTimeout) {
 		return nil
 	}
 	watchersDropped.WithLabelValues(h.Zone, p.name, errWriteTimeout.Error()).Inc()
@@ -105,21 +111,28 @@ func lastEventID(r *http.Request) uint64 {
 	return id
 }
 
-// eventStream is a watch as Server-Sent Events. Only the watch's loop
-// writes to it: its events, and its heartbeats while there is no news.
+// eventStream is a watch as Server-Sent Events. The watch's loop writes
+// its events, the handler's pinger its heartbeats, one at a time.
 type eventStream struct {
 	h       *Handler
 	p       *protocol
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
-
-	every    time.Duration
-	nextBeat time.Time
+	drop    context.CancelCauseFunc
+	// lastBeat is the pinger's; id and retrySet the loop's.
+	lastBeat time.Time
 	id       uint64
 	retrySet bool
-	err      error
+
+	// mu serialises the writes; err is the first that failed.
+	mu  sync.Mutex
+	err error
 }
+
+// errStreamEnded is the error of a write to a stream whose request
+// returned.
+var errStreamEnded = errors.New("event stream ended")
 
 // send implements watchSink: one progress event.
 func (s *eventStream) send(_ context.Context, snap progress.Snapshot) error {
@@ -152,18 +165,24 @@ func (s *eventStream) end(e watchEnd) {
 	}
 }
 
-// beatAt implements heartbeater: every ping_interval.
-func (s *eventStream) beatAt() time.Time { return s.nextBeat }
-
-// beat implements heartbeater: a comment, which keeps the stream open
-// through proxies and finds watchers that are gone; one that cannot be
-// written within watcher_timeout ends the watch.
-func (s *eventStream) beat() error {
-	s.nextBeat = time.Now().Add(s.every)
-	return s.write(pingComment)
+// heartbeat writes a comment, which keeps the stream open through
+// proxies and finds watchers that are gone; one that cannot be written
+// within watcher_timeout ends the watch. The pinger calls it holding s.mu.
+func (s *eventStream) heartbeat() {
+	defer s.mu.Unlock()
+	if err := s.writeLocked(pingComment); err != nil {
+		s.drop(err)
+	}
 }
 
 var pingComment = []byte(": ping\n\n")
+
+// close waits for a heartbeat under way, and stops any other.
+func (s *eventStream) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = errStreamEnded
+}
 
 // event writes one event: its id, name and data, the `data:` lines of a
 // message and the empty line that ends the event (eventData).
@@ -194,10 +213,17 @@ func eventData(data []byte) []byte {
 	return append(b, '\n')
 }
 
-// write writes and flushes parts, giving up after watcher_timeout so that
-// a watcher that does not read cannot hold anything: the connection's
-// write deadline ends the write, and the stream.
+// write writes and flushes parts (writeLocked).
 func (s *eventStream) write(parts ...[]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeLocked(parts...)
+}
+
+// writeLocked writes and flushes parts, giving up after watcher_timeout
+// so that a watcher that does not read cannot hold anything: the
+// connection's write deadline ends the write, and the stream.
+func (s *eventStream) writeLocked(parts ...[]byte) error {
 	if s.err != nil {
 		return s.err
 	}

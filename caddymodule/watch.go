@@ -27,19 +27,6 @@ type watchSink interface {
 	end(e watchEnd)
 }
 
-// heartbeater is a sink that writes something now and then while there
-// is no news, from the watch's own loop: an event stream's comments.
-type heartbeater interface {
-	// beatAt is when the next is due.
-	beatAt() time.Time
-	// beat writes it; an error ends the watch.
-	beat() error
-}
-
-// errBeatDue ends a watcher's wait for news when its sink's heartbeat is
-// due.
-var errBeatDue = errors.New("heartbeat due")
-
 // watchEnd is why a watch ended on the server's side.
 type watchEnd struct {
 	kind endKind
@@ -118,7 +105,6 @@ func (h *Handler) follow(ctx context.Context, wt *watch, first progress.Snapshot
 		gate = h.refreshes.join(rk)
 		defer h.refreshes.leave(rk, gate)
 	}
-	beats, _ := sink.(heartbeater)
 	for {
 		if snap.State.Terminal() {
 			sink.end(watchEnd{kind: endFinal, state: snap.State, snap: snap})
@@ -128,40 +114,21 @@ func (h *Handler) follow(ctx context.Context, wt *watch, first progress.Snapshot
 			return err
 		}
 		sent := time.Now()
-		var refreshAt time.Time
-		if gate != nil {
-			// The origin moves some sessions on its own: ask it now and
-			// then while nothing else happens.
-			refreshAt = sent.Add(refreshEvery)
-		}
 		var err error
 		for {
 			wctx, cancel := ctx, context.CancelFunc(func() {})
-			at, cause := refreshAt, errRefreshDue
-			if beats != nil {
-				if b := beats.beatAt(); at.IsZero() || b.Before(at) {
-					at, cause = b, errBeatDue
-				}
-			}
-			if !at.IsZero() {
-				wctx, cancel = context.WithDeadlineCause(ctx, at, cause)
+			if gate != nil {
+				// The origin moves some sessions on its own: ask it now
+				// and then while nothing else happens.
+				wctx, cancel = context.WithTimeoutCause(ctx, refreshEvery, errRefreshDue)
 			}
 			var next progress.Snapshot
 			next, err = progress.NextPaced(wctx, sub, snap, wt.sr.q.Step, sent, h.pace)
-			due := context.Cause(wctx)
-			if ctx.Err() != nil || (due != errRefreshDue && due != errBeatDue) {
-				due = nil
-			}
+			due := context.Cause(wctx) == errRefreshDue && ctx.Err() == nil
 			cancel()
-			if err == nil || due == nil {
+			if err == nil || !due {
 				snap = next
 				break
-			}
-			if due == errBeatDue {
-				if err := beats.beat(); err != nil {
-					return err
-				}
-				continue
 			}
 			// A watcher by token holds no credential to ask the origin
 			// with: it hears what the others learn.
@@ -170,7 +137,6 @@ func (h *Handler) follow(ctx context.Context, wt *watch, first progress.Snapshot
 				sink.end(watchEnd{kind: endRefused, reason: refused})
 				return nil
 			}
-			refreshAt = time.Now().Add(refreshEvery)
 		}
 		snap = named(snap, key)
 		if errors.Is(err, progress.ErrClosed) {
