@@ -123,7 +123,8 @@ func getToken(t *testing.T, base, key string) string {
 // state at once, each MiB with an id one more than the last, the final
 // state as progress and again as end, then the end of the stream.
 func TestEventStreamFollowsAnUpload(t *testing.T) {
-	h := &Handler{Zone: uniqueZone(t), UpdateInterval: -1}
+	// Heartbeats every few milliseconds go between the events, whole.
+	h := &Handler{Zone: uniqueZone(t), UpdateInterval: -1, PingInterval: caddy.Duration(time.Millisecond)}
 	provisionForTest(t, h)
 	pr, pw := io.Pipe()
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
