@@ -80,6 +80,30 @@ func startOrigin(t *testing.T) (addr, dir string) {
 	return l.Addr().String(), dir
 }
 
+// cluster is a redis-server and a reference origin, shared by the nodes
+// of one protocol setting started in front of the origin.
+type cluster struct {
+	redis      *redistest.Server
+	originAddr string
+	originDir  string
+	protocols  string
+}
+
+// startCluster starts the redis-server and the origin of nodes that
+// serve protocols.
+func startCluster(t *testing.T, protocols string) *cluster {
+	t.Helper()
+	c := &cluster{redis: redistest.Start(t), protocols: protocols}
+	c.originAddr, c.originDir = startOrigin(t)
+	return c
+}
+
+// node starts a node of c.
+func (c *cluster) node(t *testing.T) *caddyNode {
+	t.Helper()
+	return startNode(t, c.protocols, c.redis.Addr, c.originAddr)
+}
+
 // caddyNode is one Caddy process.
 type caddyNode struct {
 	url string
@@ -290,10 +314,8 @@ func (u *slowUpload) finish(t *testing.T, rest []byte) int {
 func uploaded(v map[string]any) float64 { f, _ := v["uploaded"].(float64); return f }
 
 func TestShardUploadOnOneNodeShowsOnTheOther(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, originDir := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	body := testkit.RandomBytes(3<<20, 7)
 	u := startShardUpload(t, a, "/multi.bin", len(body))
 	u.write(t, body[:1<<20])
@@ -310,7 +332,7 @@ func TestShardUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 	if fmt.Sprint(want) != fmt.Sprint(got) {
 		t.Fatalf("final states differ: carrying node %v, other %v", want, got)
 	}
-	stored, err := os.ReadFile(filepath.Join(originDir, "multi.bin"))
+	stored, err := os.ReadFile(filepath.Join(c.originDir, "multi.bin"))
 	if err != nil || !bytes.Equal(stored, body) {
 		t.Fatalf("the origin stored %d bytes (%v), not the upload", len(stored), err)
 	}
@@ -330,15 +352,13 @@ func TestShardUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 }
 
 func TestStoreKilledMidUpload(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, originDir := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	body := testkit.RandomBytes(2<<20, 9)
 	u := startShardUpload(t, a, "/failopen.bin", len(body))
 	u.write(t, body[:1<<20])
 	b.waitFor(t, "/progress?path=/failopen.bin", "uploading", func(code int, v map[string]any) bool { return uploaded(v) == 1<<20 })
-	srv.Kill()
+	c.redis.Kill()
 	u.write(t, body[1<<20:3<<19])
 	a.waitFor(t, "/progress?path=/failopen.bin", "right on its own node", func(code int, v map[string]any) bool {
 		return code == 200 && v["status"] == "uploading" && uploaded(v) == 3<<19
@@ -346,7 +366,7 @@ func TestStoreKilledMidUpload(t *testing.T) {
 	if code := u.finish(t, body[3<<19:]); code != http.StatusCreated {
 		t.Fatalf("upload answered %d with the store down", code)
 	}
-	stored, err := os.ReadFile(filepath.Join(originDir, "failopen.bin"))
+	stored, err := os.ReadFile(filepath.Join(c.originDir, "failopen.bin"))
 	if err != nil || !bytes.Equal(stored, body) {
 		t.Fatalf("the origin stored %d bytes (%v), not the upload", len(stored), err)
 	}
@@ -364,7 +384,7 @@ func TestStoreKilledMidUpload(t *testing.T) {
 	if errs := a.metric(t, `caddy_upload_progress_store_errors_total{op="listen",zone="default"}`); errs < 1 {
 		t.Fatalf("store_errors_total{op=listen} with the store down: %v", errs)
 	}
-	srv.Restart()
+	c.redis.Restart()
 	b.waitFor(t, "/progress?path=/failopen.bin", "seen again", func(code int, v map[string]any) bool {
 		return code == 200 && v["status"] == "completed" && uploaded(v) == float64(len(body))
 	})
@@ -378,10 +398,8 @@ func TestStoreKilledMidUpload(t *testing.T) {
 }
 
 func TestNodeKilledMidUpload(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	u := startShardUpload(t, a, "/orphan.bin", 1<<20)
 	u.write(t, make([]byte, 1000))
 	b.waitFor(t, "/progress?path=/orphan.bin", "uploading", func(code int, v map[string]any) bool { return uploaded(v) == 1000 })
@@ -397,7 +415,7 @@ func TestNodeKilledMidUpload(t *testing.T) {
 		t.Fatalf("reported failed %v after the node died; lease %v, flush_interval %v", took, lease, flush)
 	}
 	// The node comes back (a new process): the record is still there.
-	again := startNode(t, "shard", srv.Addr, originAddr)
+	again := c.node(t)
 	if v := again.waitFor(t, "/progress?path=/orphan.bin", "failed", func(code int, v map[string]any) bool { return v["status"] == "failed" }); v["error"] != "proxy node went away" {
 		t.Fatalf("the restarted node shows %v", v)
 	}
@@ -454,10 +472,8 @@ func tusPatch(t *testing.T, n *caddyNode, upload string, offset int, size int) *
 func num(v map[string]any, k string) float64 { f, _ := v[k].(float64); return f }
 
 func TestTusPatchesAlternatingNodes(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "tus", srv.Addr, originAddr)
-	b := startNode(t, "tus", srv.Addr, originAddr)
+	c := startCluster(t, "tus")
+	a, b := c.node(t), c.node(t)
 	const size = 3 << 20
 	body := testkit.RandomBytes(size, 3)
 	upload := tusCreate(t, a, size)
@@ -523,10 +539,8 @@ func rawUpload(t *testing.T, n *caddyNode, target string, size int, header map[s
 }
 
 func TestSingleRequestProtocolsOnTheOtherNode(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "pcloud nginx", srv.Addr, originAddr)
-	b := startNode(t, "pcloud nginx", srv.Addr, originAddr)
+	c := startCluster(t, "pcloud nginx")
+	a, b := c.node(t), c.node(t)
 	const size = 1 << 20
 	for _, c := range []struct {
 		name, upload, status string
@@ -565,28 +579,11 @@ func TestSingleRequestProtocolsOnTheOtherNode(t *testing.T) {
 }
 
 func TestWatcherOnTheOtherNode(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/watched.bin",
-		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	read := func() map[string]any {
-		t.Helper()
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
-		var v map[string]any
-		json.Unmarshal(b, &v)
-		return v
-	}
+	read := watchWS(t, ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/watched.bin", keyHeader)
 	if v := read(); v["status"] != "not_exist" {
 		t.Fatalf("first message %v", v)
 	}
@@ -599,6 +596,28 @@ func TestWatcherOnTheOtherNode(t *testing.T) {
 		if v["status"] != "uploading" {
 			t.Fatalf("the watcher saw %v", v)
 		}
+	}
+}
+
+// watchWS dials the WebSocket watcher at url with hdr and returns the
+// reader of its messages, each decoded as JSON, which fails the test when
+// a read fails. The connection is closed when the test ends.
+func watchWS(t *testing.T, ctx context.Context, url string, hdr http.Header) func() map[string]any {
+	t.Helper()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return func() map[string]any {
+		t.Helper()
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("watcher on the other node: %v", err)
+		}
+		var v map[string]any
+		json.Unmarshal(msg, &v)
+		return v
 	}
 }
 
@@ -624,10 +643,8 @@ func sandboxDo(t *testing.T, n *caddyNode, method, path string, body []byte) (in
 }
 
 func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "sandbox", srv.Addr, originAddr)
-	b := startNode(t, "sandbox", srv.Addr, originAddr)
+	c := startCluster(t, "sandbox")
+	a, b := c.node(t), c.node(t)
 	const part = 1 << 20
 	code, obj := sandboxDo(t, a, http.MethodPost, "/v1/sandboxes/sb1/uploads",
 		[]byte(fmt.Sprintf(`{"target_path":"/two.bin","content_length":%d,"part_size":%d,"kind":"file","conflict":"replace"}`, 2*part, part)))
@@ -709,10 +726,8 @@ func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
 }
 
 func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "dstor", srv.Addr, originAddr)
-	b := startNode(t, "dstor", srv.Addr, originAddr)
+	c := startCluster(t, "dstor")
+	a, b := c.node(t), c.node(t)
 	do := func(n *caddyNode, method, path, token, contentType string, body io.Reader, size int) (*http.Request, error) {
 		req, err := http.NewRequest(method, n.url+path, body)
 		if err != nil {
@@ -815,29 +830,13 @@ func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 }
 
 func TestTusWatcherOnTheOtherNode(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "tus", srv.Addr, originAddr)
-	b := startNode(t, "tus", srv.Addr, originAddr)
+	c := startCluster(t, "tus")
+	a, b := c.node(t), c.node(t)
 	const size = 1 << 20
 	upload := tusCreate(t, a, size)
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/tus/progress/ws?upload="+upload, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	read := func() map[string]any {
-		t.Helper()
-		_, msg, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
-		var v map[string]any
-		json.Unmarshal(msg, &v)
-		return v
-	}
+	read := watchWS(t, ctx, testkit.WebSocketURL(b.url)+"/tus/progress/ws?upload="+upload, nil)
 	if v := read(); v["status"] != "created" || num(v, "length") != size {
 		t.Fatalf("first message on the other node: %v", v)
 	}
@@ -856,35 +855,18 @@ func TestTusWatcherOnTheOtherNode(t *testing.T) {
 }
 
 func TestWatcherStaysThroughAStoreOutage(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	u := startShardUpload(t, a, "/outage.bin", 3<<20)
 	u.write(t, make([]byte, 1<<20))
 	b.waitFor(t, "/progress?path=/outage.bin", "uploading", func(code int, v map[string]any) bool { return uploaded(v) == 1<<20 })
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/outage.bin",
-		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	read := func() map[string]any {
-		t.Helper()
-		_, msg, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
-		var v map[string]any
-		json.Unmarshal(msg, &v)
-		return v
-	}
+	read := watchWS(t, ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/outage.bin", keyHeader)
 	if v := read(); uploaded(v) != 1<<20 {
 		t.Fatalf("first message %v", v)
 	}
-	srv.Kill()
+	c.redis.Kill()
 	for v := read(); v["error"] != "progress store unavailable"; v = read() {
 		if v["status"] == "not_exist" {
 			t.Fatalf("the watcher was told the upload does not exist: %v", v)
@@ -894,7 +876,7 @@ func TestWatcherStaysThroughAStoreOutage(t *testing.T) {
 	// first hear the state from before the outage, and then only a step
 	// more is news.
 	u.write(t, make([]byte, 1<<20))
-	srv.Restart()
+	c.redis.Restart()
 	for v := read(); uploaded(v) != 2<<20; v = read() {
 		if v["status"] == "not_exist" {
 			t.Fatalf("the watcher was told the upload does not exist: %v", v)
