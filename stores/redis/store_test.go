@@ -47,6 +47,27 @@ func feed(t *testing.T, rec *progress.Record, n int) {
 	}
 }
 
+// begin starts an upload of total bytes at key on tr.
+func begin(t *testing.T, tr progress.Tracker, owner progress.Owner, key string, total int64) *progress.Record {
+	t.Helper()
+	rec, err := tr.Begin(owner, key, total)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// watch subscribes to key on tr until the test ends.
+func watch(t *testing.T, tr progress.Tracker, owner progress.Owner, key string) progress.Subscription {
+	t.Helper()
+	sub, err := tr.Subscribe(owner, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	return sub
+}
+
 // eventually polls f until it holds, for at most within.
 func eventually(t *testing.T, what string, f func() (bool, string)) {
 	t.Helper()
@@ -87,15 +108,8 @@ func TestUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 	if b.Lookup(owner, "/x").Found {
 		t.Fatal("a key nobody uploaded shows a record")
 	}
-	rec, err := a.Begin(owner, "/x", 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := b.Subscribe(owner, "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	rec := begin(t, a, owner, "/x", 1000)
+	sub := watch(t, b, owner, "/x")
 	feed(t, rec, 400)
 	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool {
 		return s.State == progress.Uploading && s.Received == 400 && s.Total == 1000
@@ -107,6 +121,7 @@ func TestUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 	defer cancel()
 	// The watcher on b follows the bytes counted on a, then the end.
 	var prev progress.Snapshot
+	var err error
 	for prev.Received < 400 {
 		if prev, err = sub.Next(ctx, prev, 1); err != nil {
 			t.Fatalf("watcher on the other node: %v", err)
@@ -218,10 +233,7 @@ func TestStoreDownFailsOpenAndRecovers(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := node(t, srv.Addr), node(t, srv.Addr)
 	owner := a.Owner("k")
-	rec, err := a.Begin(owner, "/x", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := begin(t, a, owner, "/x", 100)
 	feed(t, rec, 10)
 	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Received == 10 })
 	srv.Kill()
@@ -234,11 +246,7 @@ func TestStoreDownFailsOpenAndRecovers(t *testing.T) {
 		t.Fatalf("a key only the store could know about, store down: %+v", s)
 	}
 	eventually(t, "store down noticed", func() (bool, string) { return !a.StoreUp(), "up" })
-	sub, err := b.Subscribe(owner, "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	sub := watch(t, b, owner, "/x")
 	if s := sub.Current(); !s.Unavailable {
 		t.Fatalf("a watcher on a node that carries nothing of the key, store down: %+v", s)
 	}
@@ -256,22 +264,16 @@ func TestDeadNodeIsReportedGone(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := node(t, srv.Addr), node(t, srv.Addr)
 	owner := a.Owner("k")
-	rec, err := a.Begin(owner, "/x", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := begin(t, a, owner, "/x", 100)
 	feed(t, rec, 10)
 	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Received == 10 })
-	sub, err := b.Subscribe(owner, "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	sub := watch(t, b, owner, "/x")
 	stopped := time.Now()
 	a.Close() // it writes no more: as a dead node
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	prev := sub.Current()
+	var err error
 	for prev.State == progress.Uploading {
 		if prev, err = sub.Next(ctx, prev, 1); err != nil {
 			t.Fatalf("watcher: %v", err)
@@ -314,10 +316,7 @@ func TestClusterRecordOnEveryShard(t *testing.T) {
 		t.Fatalf("no keys on every shard: %v", holders)
 	}
 	for _, key := range holders {
-		rec, err := a.Begin(owner, key, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rec := begin(t, a, owner, key, 10)
 		feed(t, rec, 10)
 		a.End(rec, progress.Event{Status: 201})
 	}
@@ -330,19 +329,13 @@ func TestClusterRecordOnEveryShard(t *testing.T) {
 		}
 	}
 	// And a watcher on b hears a live upload through the cluster's pub/sub.
-	sub, err := b.Subscribe(owner, "/live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	rec, err := a.Begin(owner, "/live", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := watch(t, b, owner, "/live")
+	rec := begin(t, a, owner, "/live", 100)
 	feed(t, rec, 30)
 	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	var prev progress.Snapshot
+	var err error
 	for prev.Received < 30 {
 		if prev, err = sub.Next(wctx, prev, 1); err != nil {
 			t.Fatalf("watcher through the cluster: %v", err)
@@ -354,27 +347,13 @@ func TestWatcherThroughAnOutageLongerThanTheLease(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b, c := node(t, srv.Addr), node(t, srv.Addr), node(t, srv.Addr)
 	owner := a.Owner("k")
-	rec, err := a.Begin(owner, "/x", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := begin(t, a, owner, "/x", 100)
 	feed(t, rec, 10)
 	// c carries another upload, and dies while the store is down.
-	recC, err := c.Begin(owner, "/y", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recC := begin(t, c, owner, "/y", 100)
 	feed(t, recC, 5)
-	sub, err := b.Subscribe(owner, "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	subC, err := b.Subscribe(owner, "/y")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer subC.Close()
+	sub := watch(t, b, owner, "/x")
+	subC := watch(t, b, owner, "/y")
 	eventually(t, "the watchers see the uploads", func() (bool, string) {
 		s, sc := sub.Current(), subC.Current()
 		return s.Received == 10 && sc.Received == 5, snapString(s) + ", " + snapString(sc)
@@ -392,6 +371,7 @@ func TestWatcherThroughAnOutageLongerThanTheLease(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	prev := sub.Current()
+	var err error
 	for !prev.Found || prev.Received != 50 {
 		if prev.Found && prev.State != progress.Uploading {
 			t.Fatalf("the watcher of a live upload, the store back after longer than a lease: %+v", prev)
