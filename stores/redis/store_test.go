@@ -68,6 +68,17 @@ func watch(t *testing.T, tr progress.Tracker, owner progress.Owner, key string) 
 	return sub
 }
 
+// next waits for sub's next snapshot after prev, failing the test, as
+// what, if none comes before ctx ends.
+func next(t *testing.T, ctx context.Context, what string, sub progress.Subscription, prev progress.Snapshot) progress.Snapshot {
+	t.Helper()
+	s, err := sub.Next(ctx, prev, 1)
+	if err != nil {
+		t.Fatalf("%s: %v; last %s", what, err, snapString(prev))
+	}
+	return s
+}
+
 // eventually polls f until it holds, for at most within.
 func eventually(t *testing.T, what string, f func() (bool, string)) {
 	t.Helper()
@@ -121,18 +132,13 @@ func TestUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 	defer cancel()
 	// The watcher on b follows the bytes counted on a, then the end.
 	var prev progress.Snapshot
-	var err error
 	for prev.Received < 400 {
-		if prev, err = sub.Next(ctx, prev, 1); err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
+		prev = next(t, ctx, "watcher on the other node", sub, prev)
 	}
 	feed(t, rec, 600)
 	a.End(rec, progress.Event{Status: 201})
 	for prev.State == progress.Uploading {
-		if prev, err = sub.Next(ctx, prev, 1); err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
+		prev = next(t, ctx, "watcher on the other node", sub, prev)
 	}
 	if prev.State != progress.Completed || prev.Received != 1000 {
 		t.Fatalf("watcher on the other node ends with %+v", prev)
@@ -273,11 +279,8 @@ func TestDeadNodeIsReportedGone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	prev := sub.Current()
-	var err error
 	for prev.State == progress.Uploading {
-		if prev, err = sub.Next(ctx, prev, 1); err != nil {
-			t.Fatalf("watcher: %v", err)
-		}
+		prev = next(t, ctx, "watcher", sub, prev)
 	}
 	if prev.State != progress.Failed || prev.Error != progress.NodeGone {
 		t.Fatalf("the watcher of an upload of a dead node sees %+v", prev)
@@ -335,11 +338,8 @@ func TestClusterRecordOnEveryShard(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	var prev progress.Snapshot
-	var err error
 	for prev.Received < 30 {
-		if prev, err = sub.Next(wctx, prev, 1); err != nil {
-			t.Fatalf("watcher through the cluster: %v", err)
-		}
+		prev = next(t, wctx, "watcher through the cluster", sub, prev)
 	}
 }
 
@@ -371,14 +371,11 @@ func TestWatcherThroughAnOutageLongerThanTheLease(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	prev := sub.Current()
-	var err error
 	for !prev.Found || prev.Received != 50 {
 		if prev.Found && prev.State != progress.Uploading {
 			t.Fatalf("the watcher of a live upload, the store back after longer than a lease: %+v", prev)
 		}
-		if prev, err = sub.Next(ctx, prev, 1); err != nil {
-			t.Fatalf("watcher: %v; last %s", err, snapString(prev))
-		}
+		prev = next(t, ctx, "watcher", sub, prev)
 	}
 	if prev.State != progress.Uploading {
 		t.Fatalf("the watcher sees %+v", prev)
@@ -387,9 +384,7 @@ func TestWatcherThroughAnOutageLongerThanTheLease(t *testing.T) {
 	// the store came back.
 	prevC := subC.Current()
 	for prevC.State == progress.Uploading || !prevC.Found {
-		if prevC, err = subC.Next(ctx, prevC, 1); err != nil {
-			t.Fatalf("watcher of the dead node's upload: %v; last %s", err, snapString(prevC))
-		}
+		prevC = next(t, ctx, "watcher of the dead node's upload", subC, prevC)
 	}
 	if prevC.State != progress.Failed || prevC.Error != progress.NodeGone || prevC.Received != 5 || prevC.Finished.Before(back) {
 		t.Fatalf("the watcher of the upload of a node that died in the outage sees %+v (the store back at %v)", prevC, back)
