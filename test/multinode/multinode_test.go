@@ -257,7 +257,7 @@ func (n *caddyNode) metric(t *testing.T, prefix string) float64 {
 	return -1
 }
 
-// slowUpload is a shard upload whose body the test writes piece by piece.
+// slowUpload is an upload whose body the test writes piece by piece.
 type slowUpload struct {
 	w    *io.PipeWriter
 	done chan *http.Response
@@ -266,13 +266,22 @@ type slowUpload struct {
 
 func startShardUpload(t *testing.T, n *caddyNode, path string, size int) *slowUpload {
 	t.Helper()
+	return startSlow(t, http.MethodPost, n.url+"/fso?informProgress=true&path="+path, size, http.Header{"X-User-Api-Key": {apiKey}})
+}
+
+// startSlow sends a request of method to url, with hdr, whose body of
+// size bytes the test writes piece by piece.
+func startSlow(t *testing.T, method, url string, size int, hdr http.Header) *slowUpload {
+	t.Helper()
 	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, n.url+"/fso?informProgress=true&path="+path, pr)
+	req, err := http.NewRequest(method, url, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.ContentLength = int64(size)
-	req.Header.Set("x-user-api-key", apiKey)
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
 	u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
@@ -447,26 +456,12 @@ func tusCreate(t *testing.T, n *caddyNode, size int) string {
 // tusPatch sends body at offset through n, from a pipe the test feeds.
 func tusPatch(t *testing.T, n *caddyNode, upload string, offset int, size int) *slowUpload {
 	t.Helper()
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPatch, n.url+upload, pr)
-	req.ContentLength = int64(size)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", strconv.Itoa(offset))
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	req.Header.Set("x-user-api-key", apiKey)
-	u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			u.errc <- err
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		u.done <- resp
-	}()
-	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-	return u
+	return startSlow(t, http.MethodPatch, n.url+upload, size, http.Header{
+		"Tus-Resumable":  {"1.0.0"},
+		"Upload-Offset":  {strconv.Itoa(offset)},
+		"Content-Type":   {"application/offset+octet-stream"},
+		"X-User-Api-Key": {apiKey},
+	})
 }
 
 func num(v map[string]any, k string) float64 { f, _ := v[k].(float64); return f }
@@ -513,29 +508,12 @@ func TestTusPatchesAlternatingNodes(t *testing.T) {
 // rawUpload starts a raw upload to target through n, owned by apiKey.
 func rawUpload(t *testing.T, n *caddyNode, target string, size int, header map[string]string) *slowUpload {
 	t.Helper()
-	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, n.url+target, pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(size)
-	req.Header.Set("x-user-api-key", apiKey)
+	hdr := http.Header{}
+	hdr.Set("x-user-api-key", apiKey)
 	for k, v := range header {
-		req.Header.Set(k, v)
+		hdr.Set(k, v)
 	}
-	u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			u.errc <- err
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		u.done <- resp
-	}()
-	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-	return u
+	return startSlow(t, http.MethodPost, n.url+target, size, hdr)
 }
 
 func TestSingleRequestProtocolsOnTheOtherNode(t *testing.T) {
@@ -669,23 +647,7 @@ func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
 	// Part 1 through a, part 2 through b, both half sent.
 	putPart := func(n *caddyNode, num int) *slowUpload {
 		t.Helper()
-		pr, pw := io.Pipe()
-		req, _ := http.NewRequest(http.MethodPut, n.url+session+"/parts/"+strconv.Itoa(num), pr)
-		req.ContentLength = part
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
-		go func() {
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				u.errc <- err
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			u.done <- resp
-		}()
-		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-		return u
+		return startSlow(t, http.MethodPut, n.url+session+"/parts/"+strconv.Itoa(num), part, http.Header{"Authorization": {"Bearer " + apiKey}})
 	}
 	p1, p2 := putPart(a, 1), putPart(b, 2)
 	p1.write(t, make([]byte, part/2))
@@ -728,7 +690,7 @@ func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
 func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 	c := startCluster(t, "dstor")
 	a, b := c.node(t), c.node(t)
-	do := func(n *caddyNode, method, path, token, contentType string, body io.Reader, size int) (*http.Request, error) {
+	do := func(n *caddyNode, method, path, token, contentType string, body io.Reader) (*http.Request, error) {
 		req, err := http.NewRequest(method, n.url+path, body)
 		if err != nil {
 			return nil, err
@@ -740,12 +702,9 @@ func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
-		if size >= 0 {
-			req.ContentLength = int64(size)
-		}
 		return req, nil
 	}
-	req, _ := do(a, http.MethodPost, "/v1/upload/get-token", "", "application/json", strings.NewReader(`{"chunks_number":2,"folder_path":"/photos"}`), -1)
+	req, _ := do(a, http.MethodPost, "/v1/upload/get-token", "", "application/json", strings.NewReader(`{"chunks_number":2,"folder_path":"/photos"}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -762,30 +721,18 @@ func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 		f, _ := mw.CreateFormFile("file", name)
 		f.Write(make([]byte, size))
 		mw.Close()
-		pr, pw := io.Pipe()
-		req, err := do(n, http.MethodPost, "/v1/upload/", tok.Token, mw.FormDataContentType(), pr, buf.Len())
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
-		go func() {
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				u.errc <- err
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			u.done <- resp
-		}()
-		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+		u := startSlow(t, http.MethodPost, n.url+"/v1/upload/", buf.Len(), http.Header{
+			"Authorization":        {apiKey},
+			"X-Dstor-Upload-Token": {tok.Token},
+			"Content-Type":         {mw.FormDataContentType()},
+		})
 		return u, buf.Bytes()
 	}
 	status := func(n *caddyNode, what string, ok func(v map[string]any) bool) map[string]any {
 		t.Helper()
 		deadline := time.Now().Add(within)
 		for {
-			req, _ := do(n, http.MethodGet, "/v1/upload/get-status/", tok.Token, "", nil, -1)
+			req, _ := do(n, http.MethodGet, "/v1/upload/get-status/", tok.Token, "", nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
