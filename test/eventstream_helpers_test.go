@@ -17,20 +17,11 @@ import (
 // reply is 200 and has one; it returns the token and the reply.
 func watchTokenOf(t testing.TB, client *http.Client, url string, hdr http.Header) (string, map[string]json.RawMessage) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, b := getWith(t, client, url, hdr)
 	var reply map[string]json.RawMessage
 	var token string
-	if json.Unmarshal(b, &reply) != nil || resp.StatusCode != 200 || json.Unmarshal(reply["watch_token"], &token) != nil || token == "" {
-		t.Fatalf("asking %s for a watch token: %d %s", url, resp.StatusCode, b)
+	if json.Unmarshal([]byte(b), &reply) != nil || code != 200 || json.Unmarshal(reply["watch_token"], &token) != nil || token == "" {
+		t.Fatalf("asking %s for a watch token: %d %s", url, code, b)
 	}
 	return token, reply
 }
