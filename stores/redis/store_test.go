@@ -79,6 +79,18 @@ func next(t *testing.T, ctx context.Context, what string, sub progress.Subscript
 	return s
 }
 
+// carriedByA starts two nodes on srv, a and b, and an upload of 100
+// bytes at /x carried by a, 10 of them in and shown on b.
+func carriedByA(t *testing.T, srv *redistest.Server) (a, b *progress.SharedTracker, owner progress.Owner, rec *progress.Record) {
+	t.Helper()
+	a, b = node(t, srv.Addr), node(t, srv.Addr)
+	owner = a.Owner("k")
+	rec = begin(t, a, owner, "/x", 100)
+	feed(t, rec, 10)
+	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Received == 10 })
+	return a, b, owner, rec
+}
+
 // eventually polls f until it holds, for at most within.
 func eventually(t *testing.T, what string, f func() (bool, string)) {
 	t.Helper()
@@ -237,11 +249,7 @@ func TestPartsToTwoNodesAtOnce(t *testing.T) {
 
 func TestStoreDownFailsOpenAndRecovers(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := node(t, srv.Addr), node(t, srv.Addr)
-	owner := a.Owner("k")
-	rec := begin(t, a, owner, "/x", 100)
-	feed(t, rec, 10)
-	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Received == 10 })
+	a, b, owner, rec := carriedByA(t, srv)
 	srv.Kill()
 	feed(t, rec, 40)
 	if s := a.Lookup(owner, "/x"); s.Received != 50 || s.State != progress.Uploading {
@@ -268,11 +276,7 @@ func TestStoreDownFailsOpenAndRecovers(t *testing.T) {
 
 func TestDeadNodeIsReportedGone(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := node(t, srv.Addr), node(t, srv.Addr)
-	owner := a.Owner("k")
-	rec := begin(t, a, owner, "/x", 100)
-	feed(t, rec, 10)
-	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Received == 10 })
+	a, b, owner, _ := carriedByA(t, srv)
 	sub := watch(t, b, owner, "/x")
 	stopped := time.Now()
 	a.Close() // it writes no more: as a dead node
