@@ -205,6 +205,12 @@ func (n *caddyNode) getAs(t *testing.T, path, key string) (int, map[string]any) 
 	if key != "" {
 		req.Header.Set("x-user-api-key", key)
 	}
+	return doJSON(t, req)
+}
+
+// doJSON sends req and returns the status and the decoded JSON reply.
+func doJSON(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -609,15 +615,7 @@ func sandboxDo(t *testing.T, n *caddyNode, method, path string, body []byte) (in
 	}
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var v map[string]any
-	b, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(b, &v)
-	return resp.StatusCode, v
+	return doJSON(t, req)
 }
 
 func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
