@@ -231,14 +231,21 @@ func (n *caddyNode) waitFor(t *testing.T, path, what string, ok func(code int, v
 // waitForAs is waitFor with key as the credential (none if empty).
 func (n *caddyNode) waitForAs(t *testing.T, path, key, what string, ok func(code int, v map[string]any) bool) map[string]any {
 	t.Helper()
+	return poll(t, n.url+" "+path, what, func() (int, map[string]any) { return n.getAs(t, path, key) }, ok)
+}
+
+// poll calls get until ok says the reply is as wanted, for at most
+// within, and returns the reply; where names what get asks.
+func poll(t *testing.T, where, what string, get func() (int, map[string]any), ok func(code int, v map[string]any) bool) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		code, v := n.getAs(t, path, key)
+		code, v := get()
 		if ok(code, v) {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s %s: not %s within %v; last %d %v", n.url, path, what, within, code, v)
+			t.Fatalf("%s: not %s within %v; last %d %v", where, what, within, code, v)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -630,17 +637,9 @@ func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
 	session := "/v1/sandboxes/sb1/uploads/" + obj["upload_id"].(string)
 	status := func(n *caddyNode, what string, ok func(v map[string]any) bool) map[string]any {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			code, v := sandboxDo(t, n, http.MethodGet, session, nil)
-			if code == http.StatusOK && ok(v) {
-				return v
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: status on %s not %s within %v: %d %v", session, n.url, what, within, code, v)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		return poll(t, n.url+" "+session, what, func() (int, map[string]any) {
+			return sandboxDo(t, n, http.MethodGet, session, nil)
+		}, func(code int, v map[string]any) bool { return code == http.StatusOK && ok(v) })
 	}
 	// Part 1 through a, part 2 through b, both half sent.
 	putPart := func(n *caddyNode, num int) *slowUpload {
@@ -728,24 +727,13 @@ func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 	}
 	status := func(n *caddyNode, what string, ok func(v map[string]any) bool) map[string]any {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			req, _ := do(n, http.MethodGet, "/v1/upload/get-status/", tok.Token, "", nil)
-			resp, err := http.DefaultClient.Do(req)
+		return poll(t, n.url+" get-status", what, func() (int, map[string]any) {
+			req, err := do(n, http.MethodGet, "/v1/upload/get-status/", tok.Token, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var v map[string]any
-			json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && ok(v) {
-				return v
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("get-status on %s not %s within %v: %s %v", n.url, what, within, resp.Status, v)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return doJSON(t, req)
+		}, func(code int, v map[string]any) bool { return code == http.StatusOK && ok(v) })
 	}
 	c1, body1 := chunk(a, "2024/one.jpg", 256<<10)
 	c2, body2 := chunk(b, "2024/two.jpg", 256<<10)
