@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/ssetest"
 )
 
 // A page's EventSource at the WebSocket path (Accept: text/event-stream)
@@ -13,18 +15,18 @@ func TestEventStreamOverHTTP3(t *testing.T) {
 	e := newEnvWith(t, "protocol shard", "", true)
 	c := http3Client(t)
 
-	s := openSSE(t, c, e.proxy+"/ws/progress?path=/h3-sse.bin", http.Header{"X-User-Api-Key": {apiKey}})
-	if s.resp.ProtoMajor != 3 {
-		t.Fatalf("event stream over %s, want HTTP/3", s.resp.Proto)
+	s := ssetest.Open(t, c, e.proxy+"/ws/progress?path=/h3-sse.bin", http.Header{"X-User-Api-Key": {apiKey}})
+	if s.Resp.ProtoMajor != 3 {
+		t.Fatalf("event stream over %s, want HTTP/3", s.Resp.Proto)
 	}
 	next := func() (string, progressReply) {
 		t.Helper()
-		ev := s.next(t)
+		ev := s.Next(t)
 		var p progressReply
-		if err := json.Unmarshal([]byte(ev.data), &p); err != nil {
-			t.Fatalf("event %s data %q: %v", ev.event, ev.data, err)
+		if err := json.Unmarshal([]byte(ev.Data), &p); err != nil {
+			t.Fatalf("event %s data %q: %v", ev.Event, ev.Data, err)
 		}
-		return ev.event, p
+		return ev.Event, p
 	}
 	if name, p := next(); name != "progress" || p.Status != "not_exist" {
 		t.Fatalf("first event %s %+v, want progress not_exist", name, p)

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/ssetest"
 )
 
 // A pCloud upload watched by a page that holds only a watch token: the
@@ -62,9 +64,9 @@ func TestWatchTokenPcloud(t *testing.T) {
 	if string(reply["uploaded"]) != fmt.Sprint(first) {
 		t.Fatalf("uploadprogress with the token: %v", reply)
 	}
-	s := openSSE(t, e.client, e.proxy+"/uploadprogress/ws?progresshash=tok-1&watch_token="+token, nil)
+	s := ssetest.Open(t, e.client, e.proxy+"/uploadprogress/ws?progresshash=tok-1&watch_token="+token, nil)
 	var p pcloudReply
-	if ev := s.next(t); json.Unmarshal([]byte(ev.data), &p) != nil || p.Uploaded != first || p.Finished {
+	if ev := s.Next(t); json.Unmarshal([]byte(ev.Data), &p) != nil || p.Uploaded != first || p.Finished {
 		t.Fatalf("first event %+v", ev)
 	}
 	if code, body := getWith(t, e.client, e.proxy+"/uploadprogress?progresshash=tok-1&watch_token="+token, nil); code != 200 ||
@@ -72,7 +74,7 @@ func TestWatchTokenPcloud(t *testing.T) {
 		t.Errorf("uploadprogress with the token: %d %s", code, body)
 	}
 	want := `{"result":2000,"error":"watch_token is not valid for this upload"}`
-	if code, body := sseRefused(t, e.client, e.proxy+"/uploadprogress/ws?progresshash=tok-1&watch_token="+forged(token), nil); code != 200 || body != want {
+	if code, body := ssetest.Refused(t, e.client, e.proxy+"/uploadprogress/ws?progresshash=tok-1&watch_token="+forged(token), nil); code != 200 || body != want {
 		t.Errorf("forged token, event stream: %d %s, want 200 %s", code, body, want)
 	}
 	if code, body := wsRefused(t, e, "/uploadprogress/ws?progresshash=tok-1&watch_token="+forged(token), nil); code != 200 || body != want {
@@ -86,11 +88,11 @@ func TestWatchTokenPcloud(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	end := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" })
-	if json.Unmarshal([]byte(end.data), &p) != nil || !p.Finished || p.Uploaded != int64(len(all)) || len(p.Files) != 1 {
-		t.Errorf("end event %s", end.data)
+	end := s.Until(t, "end", func(ev ssetest.Event) bool { return ev.Event == "end" })
+	if json.Unmarshal([]byte(end.Data), &p) != nil || !p.Finished || p.Uploaded != int64(len(all)) || len(p.Files) != 1 {
+		t.Errorf("end event %s", end.Data)
 	}
-	s.ended(t)
+	s.Ended(t)
 }
 
 // tus is ownerless: its event stream needs no token, and a status request
@@ -103,9 +105,9 @@ func TestEventStreamTus(t *testing.T) {
 	if code, body := getWith(t, e.client, e.proxy+"/tus/progress?watch_token=1&upload="+url.QueryEscape(up), nil); code != 200 || bytes.Contains([]byte(body), []byte("watch_token")) {
 		t.Errorf("asking an ownerless protocol for a token: %d %s", code, body)
 	}
-	s := openSSE(t, e.client, e.proxy+"/tus/progress/ws?upload="+url.QueryEscape(up), nil)
+	s := ssetest.Open(t, e.client, e.proxy+"/tus/progress/ws?upload="+url.QueryEscape(up), nil)
 	var r tusReply
-	if ev := s.next(t); json.Unmarshal([]byte(ev.data), &r) != nil || r.Status != "created" {
+	if ev := s.Next(t); json.Unmarshal([]byte(ev.Data), &r) != nil || r.Status != "created" {
 		t.Fatalf("first event %+v", ev)
 	}
 	pr, pw := io.Pipe()
@@ -121,8 +123,8 @@ func TestEventStreamTus(t *testing.T) {
 	if _, err := pw.Write(src[:size/2]); err != nil {
 		t.Fatal(err)
 	}
-	s.until(t, "halfway", func(ev sseEvent) bool {
-		return json.Unmarshal([]byte(ev.data), &r) == nil && r.Status == "uploading" && r.Received >= size/2
+	s.Until(t, "halfway", func(ev ssetest.Event) bool {
+		return json.Unmarshal([]byte(ev.Data), &r) == nil && r.Status == "uploading" && r.Received >= size/2
 	})
 	if _, err := pw.Write(src[size/2:]); err != nil {
 		t.Fatal(err)
@@ -131,11 +133,11 @@ func TestEventStreamTus(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	end := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" })
-	if json.Unmarshal([]byte(end.data), &r) != nil || r.Status != "completed" || r.Offset != size {
-		t.Errorf("end event %s", end.data)
+	end := s.Until(t, "end", func(ev ssetest.Event) bool { return ev.Event == "end" })
+	if json.Unmarshal([]byte(end.Data), &r) != nil || r.Status != "completed" || r.Offset != size {
+		t.Errorf("end event %s", end.Data)
 	}
-	s.ended(t)
+	s.Ended(t)
 }
 
 // nginx's API has no watch endpoint of its own; one configured
@@ -146,14 +148,16 @@ func TestEventStreamNginx(t *testing.T) {
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
 	done := e.asyncUpload("/nginx-sse.bin", pr, 2<<20, "", http.Header{"X-Progress-Id": {"sse1"}})
-	s := openSSE(t, e.client, e.proxy+"/progress/ws?X-Progress-ID=sse1", nil)
-	if ev := s.next(t); ev.event != "progress" {
+	s := ssetest.Open(t, e.client, e.proxy+"/progress/ws?X-Progress-ID=sse1", nil)
+	if ev := s.Next(t); ev.Event != "progress" {
 		t.Fatalf("first event %+v", ev)
 	}
 	if _, err := pw.Write(pattern(1 << 20)); err != nil {
 		t.Fatal(err)
 	}
-	s.until(t, "halfway", func(ev sseEvent) bool { return ev.data == `{"state":"uploading","received":1048576,"size":2097152}` })
+	s.Until(t, "halfway", func(ev ssetest.Event) bool {
+		return ev.Data == `{"state":"uploading","received":1048576,"size":2097152}`
+	})
 	if _, err := pw.Write(pattern(1 << 20)); err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +165,8 @@ func TestEventStreamNginx(t *testing.T) {
 	if r := <-done; r.err != nil {
 		t.Fatal(r.err)
 	}
-	if end := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" }); end.data != `{"state":"done"}` {
-		t.Errorf("end event %s", end.data)
+	if end := s.Until(t, "end", func(ev ssetest.Event) bool { return ev.Event == "end" }); end.Data != `{"state":"done"}` {
+		t.Errorf("end event %s", end.Data)
 	}
-	s.ended(t)
+	s.Ended(t)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/caddy-upload-progress/caddy-upload-progress/cmd/upload-origin/origin"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/ssetest"
 )
 
 // A sandbox session watched by a page that holds only a watch token: the
@@ -28,22 +29,22 @@ func TestWatchTokenSandbox(t *testing.T) {
 	}
 	otherToken, _ := watchTokenOf(t, e.client, e.proxy+other+"?watch_token=1", bearerKey)
 
-	s := openSSE(t, e.client, e.proxy+session+"/ws?watch_token="+token, nil)
-	if ev := s.next(t); ev.event != "progress" || ev.id != "1" {
+	s := ssetest.Open(t, e.client, e.proxy+session+"/ws?watch_token="+token, nil)
+	if ev := s.Next(t); ev.Event != "progress" || ev.ID != "1" {
 		t.Fatalf("first event %+v", ev)
-	} else if o, err := decodeObject([]byte(ev.data)); err != nil || o.str("status") != "created" {
+	} else if o, err := decodeObject([]byte(ev.Data)); err != nil || o.str("status") != "created" {
 		t.Fatalf("first event %+v: %v", ev, err)
 	}
 
 	p := e.startPart(session, 1, part, nil)
 	p.write(t, src[:part/2])
-	halfway := func(ev sseEvent) bool {
-		o, err := decodeObject([]byte(ev.data))
+	halfway := func(ev ssetest.Event) bool {
+		o, err := decodeObject([]byte(ev.Data))
 		return err == nil && o.num("received_bytes") == part/2
 	}
-	ev := s.until(t, "showing part 1 halfway", halfway)
-	if o, _ := decodeObject([]byte(ev.data)); o.str("status") != "uploading" || !o.inFlightIs(sbPart{1, part / 2, part}) {
-		t.Fatalf("part 1 halfway: %s", ev.data)
+	ev := s.Until(t, "showing part 1 halfway", halfway)
+	if o, _ := decodeObject([]byte(ev.Data)); o.str("status") != "uploading" || !o.inFlightIs(sbPart{1, part / 2, part}) {
+		t.Fatalf("part 1 halfway: %s", ev.Data)
 	}
 
 	// Polling and the WebSocket with the token alone.
@@ -59,7 +60,7 @@ func TestWatchTokenSandbox(t *testing.T) {
 		{"another session's", otherToken, "watch_token is not valid for this upload"},
 	} {
 		want := `{"error":{"code":"unauthorized","message":"` + c.msg + `"}}`
-		if code, body := sseRefused(t, e.client, e.proxy+session+"/ws?watch_token="+c.token, nil); code != 401 || body != want {
+		if code, body := ssetest.Refused(t, e.client, e.proxy+session+"/ws?watch_token="+c.token, nil); code != 401 || body != want {
 			t.Errorf("%s token, event stream: %d %s, want 401 %s", c.name, code, body, want)
 		}
 		if code, body := wsRefused(t, e.env, session+"/ws?watch_token="+c.token, nil); code != 401 || body != want {
@@ -79,11 +80,11 @@ func TestWatchTokenSandbox(t *testing.T) {
 	if a := e.do("POST", session+"/complete?mode=sync", nil, nil); a.code != http.StatusOK {
 		t.Fatalf("complete: %d %s", a.code, a.body)
 	}
-	end := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" })
-	if o, err := decodeObject([]byte(end.data)); err != nil || o.str("status") != "completed" || o.num("received_bytes") != 2*part {
-		t.Errorf("end event %s: %v", end.data, err)
+	end := s.Until(t, "end", func(ev ssetest.Event) bool { return ev.Event == "end" })
+	if o, err := decodeObject([]byte(end.Data)); err != nil || o.str("status") != "completed" || o.num("received_bytes") != 2*part {
+		t.Errorf("end event %s: %v", end.Data, err)
 	}
-	s.ended(t)
+	s.Ended(t)
 }
 
 // A dStor folder upload watched by a page that holds only a watch token:
@@ -108,16 +109,16 @@ func TestWatchTokenDstor(t *testing.T) {
 	}
 	otherToken, _ := watchTokenOf(t, e.client, e.proxy+"/v1/upload/get-status/?watch_token=1", withToken(otherTok, cred))
 
-	s := openSSE(t, e.client, e.proxy+"/v1/upload/get-status/ws?token="+tok+"&watch_token="+token, nil)
-	if ev := s.next(t); ev.event != "progress" || ev.data != `{"status":"UPLOADING","chunksNumber":2,"chunksUploaded":0,"chunksInFlight":0,"bytesUploaded":0,"filesUploaded":0,"folderPath":"/photos"}` {
+	s := ssetest.Open(t, e.client, e.proxy+"/v1/upload/get-status/ws?token="+tok+"&watch_token="+token, nil)
+	if ev := s.Next(t); ev.Event != "progress" || ev.Data != `{"status":"UPLOADING","chunksNumber":2,"chunksUploaded":0,"chunksInFlight":0,"bytesUploaded":0,"filesUploaded":0,"folderPath":"/photos"}` {
 		t.Fatalf("first event %+v", ev)
 	}
 	e.putOK(tok, chunks[0])
-	oneIn := func(ev sseEvent) bool {
+	oneIn := func(ev ssetest.Event) bool {
 		var r dstorReply
-		return r.UnmarshalJSON([]byte(ev.data)) == nil && r.ChunksUploaded == 1
+		return r.UnmarshalJSON([]byte(ev.Data)) == nil && r.ChunksUploaded == 1
 	}
-	if ev := s.until(t, "showing the first chunk in", oneIn); ev.event != "progress" {
+	if ev := s.Until(t, "showing the first chunk in", oneIn); ev.Event != "progress" {
 		t.Fatalf("first chunk in: %+v", ev)
 	}
 
@@ -134,7 +135,7 @@ func TestWatchTokenDstor(t *testing.T) {
 	for _, c := range []struct{ name, token string }{{"forged", forged(token)}, {"another upload's", otherToken}} {
 		want := `{"status":"ERROR","errorExplanation":"watch_token is not valid for this upload","errorAtStage":"UPLOADING"}`
 		q := "?token=" + tok + "&watch_token=" + c.token
-		if code, body := sseRefused(t, e.client, e.proxy+"/v1/upload/get-status/ws"+q, nil); code != 401 || body != want {
+		if code, body := ssetest.Refused(t, e.client, e.proxy+"/v1/upload/get-status/ws"+q, nil); code != 401 || body != want {
 			t.Errorf("%s token, event stream: %d %s, want 401 %s", c.name, code, body, want)
 		}
 		if code, body := wsRefused(t, e.env, "/v1/upload/get-status/ws"+q, nil); code != 401 || body != want {
@@ -150,10 +151,10 @@ func TestWatchTokenDstor(t *testing.T) {
 
 	e.putOK(tok, chunks[1])
 	e.waitStatus(tok, "DONE", func(r dstorReply) bool { return r.Status == "DONE" })
-	end := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" })
+	end := s.Until(t, "end", func(ev ssetest.Event) bool { return ev.Event == "end" })
 	var done dstorReply
-	if err := done.UnmarshalJSON([]byte(end.data)); err != nil || done.Status != "DONE" || done.ChunksUploaded != 2 {
-		t.Errorf("end event %s: %v", end.data, err)
+	if err := done.UnmarshalJSON([]byte(end.Data)); err != nil || done.Status != "DONE" || done.ChunksUploaded != 2 {
+		t.Errorf("end event %s: %v", end.Data, err)
 	}
-	s.ended(t)
+	s.Ended(t)
 }

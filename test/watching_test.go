@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/ssetest"
 )
 
 // sseSeries is an event-stream status_requests_total series of the
@@ -37,14 +39,14 @@ func TestWatchTokenShard(t *testing.T) {
 	if string(reply["uploaded"]) != strconv.Itoa(first) || string(reply["status"]) != `"uploading"` {
 		t.Fatalf("the reply with the token: %v", reply)
 	}
-	s := openSSE(t, e.client, e.proxy+"/ws/progress?path=/watched.bin&watch_token="+token, nil)
+	s := ssetest.Open(t, e.client, e.proxy+"/ws/progress?path=/watched.bin&watch_token="+token, nil)
 	for name, want := range map[string]string{"Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
-		if got := s.resp.Header.Get(name); got != want {
+		if got := s.Resp.Header.Get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
 	mid := fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first)
-	if ev := s.next(t); ev.event != "progress" || ev.id != "1" || ev.retry == "" || ev.data != mid {
+	if ev := s.Next(t); ev.Event != "progress" || ev.ID != "1" || ev.Retry == "" || ev.Data != mid {
 		t.Fatalf("first event %+v, want progress 1 with %s", ev, mid)
 	}
 
@@ -64,7 +66,7 @@ func TestWatchTokenShard(t *testing.T) {
 		{"the API key in place of a token", "path=/watched.bin&watch_token=" + apiKey, `{"error":"watch_token is malformed"}`},
 		{"no credential", "path=/watched.bin", `{"error":"missing x-user-api-key header"}`},
 	} {
-		if code, body := sseRefused(t, e.client, e.proxy+"/ws/progress?"+c.query, nil); code != 401 || body != c.body {
+		if code, body := ssetest.Refused(t, e.client, e.proxy+"/ws/progress?"+c.query, nil); code != 401 || body != c.body {
 			t.Errorf("%s, event stream: %d %s, want 401 %s", c.name, code, body, c.body)
 		}
 		if code, body := wsRefused(t, e, "/ws/progress?"+c.query, nil); code != 401 || body != c.body {
@@ -77,17 +79,17 @@ func TestWatchTokenShard(t *testing.T) {
 
 	up.finish()
 	final := fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size)
-	last := s.until(t, "end", func(ev sseEvent) bool {
+	last := s.Until(t, "end", func(ev ssetest.Event) bool {
 		var r progressReply
-		if err := json.Unmarshal([]byte(ev.data), &r); err != nil || r.Uploaded < first {
+		if err := json.Unmarshal([]byte(ev.Data), &r); err != nil || r.Uploaded < first {
 			t.Fatalf("event %+v: %v", ev, err)
 		}
-		return ev.event == "end"
+		return ev.Event == "end"
 	})
-	if last.data != final {
-		t.Errorf("end event data %s, want %s", last.data, final)
+	if last.Data != final {
+		t.Errorf("end event data %s, want %s", last.Data, final)
 	}
-	s.ended(t)
+	s.Ended(t)
 
 	after := e.scrape()
 	if d := grew(before, after, sseSeries("shard", 200)); d != 1 {
@@ -114,7 +116,7 @@ func TestWatchTokenExpires(t *testing.T) {
 			t.Fatalf("REST with a token of 1s: %d %s, want 200 then 401 %s", code, body, want)
 		}
 	}
-	if code, body := sseRefused(t, e.client, e.proxy+"/ws/progress?path=/soon.bin&watch_token="+token, nil); code != 401 || body != want {
+	if code, body := ssetest.Refused(t, e.client, e.proxy+"/ws/progress?path=/soon.bin&watch_token="+token, nil); code != 401 || body != want {
 		t.Errorf("event stream with an expired token: %d %s", code, body)
 	}
 	if code, body := wsRefused(t, e, "/ws/progress?path=/soon.bin&watch_token="+token, nil); code != 401 || body != want {
@@ -129,35 +131,35 @@ func TestEventStreamOverHTTP2AndHTTP3(t *testing.T) {
 	key := http.Header{"X-User-Api-Key": {apiKey}}
 	const size, first = 2 << 20, 512 << 10
 	up := e.holdUpload("/h2.bin", size, first)
-	s := openSSE(t, e.client, e.proxy+"/ws/progress?path=/h2.bin", key)
-	if s.resp.ProtoMajor != 2 {
-		t.Fatalf("the stream came over %s, want HTTP/2", s.resp.Proto)
+	s := ssetest.Open(t, e.client, e.proxy+"/ws/progress?path=/h2.bin", key)
+	if s.Resp.ProtoMajor != 2 {
+		t.Fatalf("the stream came over %s, want HTTP/2", s.Resp.Proto)
 	}
-	if ev := s.next(t); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first) {
+	if ev := s.Next(t); ev.Data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first) {
 		t.Fatalf("first event %+v", ev)
 	}
 	up.finish()
-	if ev := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" }); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
+	if ev := s.Until(t, "end", func(ev ssetest.Event) bool { return ev.Event == "end" }); ev.Data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
 		t.Errorf("end event %+v", ev)
 	}
-	s.ended(t)
+	s.Ended(t)
 
 	// And over HTTP/3.
 	h3 := &http3.Transport{TLSClientConfig: &cryptotls.Config{InsecureSkipVerify: true}}
 	defer h3.Close()
 	up = e.holdUpload("/h3.bin", size, first)
-	s = openSSE(t, &http.Client{Transport: h3}, e.proxy+"/ws/progress?path=/h3.bin", key)
-	if s.resp.ProtoMajor != 3 {
-		t.Fatalf("the stream came over %s, want HTTP/3", s.resp.Proto)
+	s = ssetest.Open(t, &http.Client{Transport: h3}, e.proxy+"/ws/progress?path=/h3.bin", key)
+	if s.Resp.ProtoMajor != 3 {
+		t.Fatalf("the stream came over %s, want HTTP/3", s.Resp.Proto)
 	}
-	if ev := s.next(t); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first) {
+	if ev := s.Next(t); ev.Data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first) {
 		t.Fatalf("first event over HTTP/3 %+v", ev)
 	}
 	up.finish()
-	if ev := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" }); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
+	if ev := s.Until(t, "end", func(ev ssetest.Event) bool { return ev.Event == "end" }); ev.Data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
 		t.Errorf("end event over HTTP/3 %+v", ev)
 	}
-	s.ended(t)
+	s.Ended(t)
 }
 
 // A config reload does not end an event stream whose upload goes on: it
@@ -168,32 +170,32 @@ func TestEventStreamAcrossReloadAndStop(t *testing.T) {
 	key := http.Header{"X-User-Api-Key": {apiKey}}
 	const size, first = 2 << 20, 1 << 20
 	up := e.holdUpload("/reload-sse.bin", size, first)
-	s := openSSE(t, e.client, e.proxy+"/ws/progress?path=/reload-sse.bin", key)
-	if ev := s.next(t); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first) {
+	s := ssetest.Open(t, e.client, e.proxy+"/ws/progress?path=/reload-sse.bin", key)
+	if ev := s.Next(t); ev.Data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"uploading","error":""}`, size, first) {
 		t.Fatalf("first event %+v", ev)
 	}
 	e.load("retain 10m", e.originURL)
 	up.finish()
-	if ev := s.until(t, "end", func(ev sseEvent) bool { return ev.event == "end" }); ev.data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
+	if ev := s.Until(t, "end", func(ev ssetest.Event) bool { return ev.Event == "end" }); ev.Data != fmt.Sprintf(`{"total_size":%d,"uploaded":%d,"status":"completed","error":""}`, size, size) {
 		t.Errorf("end event after the reload %+v", ev)
 	}
-	s.ended(t)
+	s.Ended(t)
 
-	idle := openSSE(t, e.client, e.proxy+"/ws/progress?path=/never.bin", key)
-	if ev := idle.next(t); ev.event != "progress" {
+	idle := ssetest.Open(t, e.client, e.proxy+"/ws/progress?path=/never.bin", key)
+	if ev := idle.Next(t); ev.Event != "progress" {
 		t.Fatalf("first event %+v", ev)
 	}
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	var last sseEvent
-	for ev := range idle.events {
+	var last ssetest.Event
+	for ev := range idle.Events {
 		last = ev
-		if ev.event != "" {
+		if ev.Event != "" {
 			t.Errorf("after the stop: %+v, want no event", ev)
 		}
 	}
-	if last.comment != "server shutting down" || idle.err != io.EOF {
-		t.Errorf("the stream ended with %+v, %v; want the comment and its end", last, idle.err)
+	if last.Comment != "server shutting down" || idle.Err != io.EOF {
+		t.Errorf("the stream ended with %+v, %v; want the comment and its end", last, idle.Err)
 	}
 }

@@ -1,22 +1,12 @@
 package dstor
 
 import (
-	"reflect"
 	"testing"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/protocoltest"
 )
 
 // The detail another node reads back from the store is the one written.
 func TestDetailTravels(t *testing.T) {
-	v := any(&upload{chunks: 3, folder: "photos", origin: []byte(`{"status":"DONE"}`)})
-	b, ok := detailCodec.Encode(v)
-	if !ok {
-		t.Fatalf("%T not taken by its codec", v)
-	}
-	back, err := detailCodec.Decode(b)
-	if err != nil || !reflect.DeepEqual(back, v) {
-		t.Fatalf("read back %#v (%v), want %#v", back, err, v)
-	}
-	if _, ok := detailCodec.Encode("another protocol's detail"); ok {
-		t.Fatal("the codec takes a detail that is not its protocol's")
-	}
+	protocoltest.DetailTravels(t, detailCodec, &upload{chunks: 3, folder: "photos", origin: []byte(`{"status":"DONE"}`)})
 }

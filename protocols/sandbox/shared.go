@@ -1,10 +1,8 @@
 package sandbox
 
 import (
-	"encoding/json"
-	"slices"
-
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+	"github.com/caddy-upload-progress/caddy-upload-progress/protocol"
 )
 
 // The origin's last upload object travels with the session through a
@@ -13,11 +11,4 @@ func init() {
 	progress.RegisterDetailCodec(detailCodec)
 }
 
-var detailCodec = progress.DetailCodec{
-	Name: "sandbox",
-	Encode: func(v any) (json.RawMessage, bool) {
-		o, ok := v.(originObject)
-		return json.RawMessage(o), ok && json.Valid(o)
-	},
-	Decode: func(b json.RawMessage) (any, error) { return originObject(slices.Clone(b)), nil },
-}
+var detailCodec = protocol.RawJSONDetail[originObject]("sandbox")

@@ -47,6 +47,50 @@ func feed(t *testing.T, rec *progress.Record, n int) {
 	}
 }
 
+// begin starts an upload of total bytes at key on tr.
+func begin(t *testing.T, tr progress.Tracker, owner progress.Owner, key string, total int64) *progress.Record {
+	t.Helper()
+	rec, err := tr.Begin(owner, key, total)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// watch subscribes to key on tr until the test ends.
+func watch(t *testing.T, tr progress.Tracker, owner progress.Owner, key string) progress.Subscription {
+	t.Helper()
+	sub, err := tr.Subscribe(owner, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	return sub
+}
+
+// next waits for sub's next snapshot after prev, failing the test, as
+// what, if none comes before ctx ends.
+func next(t *testing.T, ctx context.Context, what string, sub progress.Subscription, prev progress.Snapshot) progress.Snapshot {
+	t.Helper()
+	s, err := sub.Next(ctx, prev, 1)
+	if err != nil {
+		t.Fatalf("%s: %v; last %s", what, err, snapString(prev))
+	}
+	return s
+}
+
+// carriedByA starts two nodes on srv, a and b, and an upload of 100
+// bytes at /x carried by a, 10 of them in and shown on b.
+func carriedByA(t *testing.T, srv *redistest.Server) (a, b *progress.SharedTracker, owner progress.Owner, rec *progress.Record) {
+	t.Helper()
+	a, b = node(t, srv.Addr), node(t, srv.Addr)
+	owner = a.Owner("k")
+	rec = begin(t, a, owner, "/x", 100)
+	feed(t, rec, 10)
+	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Received == 10 })
+	return a, b, owner, rec
+}
+
 // eventually polls f until it holds, for at most within.
 func eventually(t *testing.T, what string, f func() (bool, string)) {
 	t.Helper()
@@ -87,15 +131,8 @@ func TestUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 	if b.Lookup(owner, "/x").Found {
 		t.Fatal("a key nobody uploaded shows a record")
 	}
-	rec, err := a.Begin(owner, "/x", 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := b.Subscribe(owner, "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	rec := begin(t, a, owner, "/x", 1000)
+	sub := watch(t, b, owner, "/x")
 	feed(t, rec, 400)
 	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool {
 		return s.State == progress.Uploading && s.Received == 400 && s.Total == 1000
@@ -108,16 +145,12 @@ func TestUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 	// The watcher on b follows the bytes counted on a, then the end.
 	var prev progress.Snapshot
 	for prev.Received < 400 {
-		if prev, err = sub.Next(ctx, prev, 1); err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
+		prev = next(t, ctx, "watcher on the other node", sub, prev)
 	}
 	feed(t, rec, 600)
 	a.End(rec, progress.Event{Status: 201})
 	for prev.State == progress.Uploading {
-		if prev, err = sub.Next(ctx, prev, 1); err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
+		prev = next(t, ctx, "watcher on the other node", sub, prev)
 	}
 	if prev.State != progress.Completed || prev.Received != 1000 {
 		t.Fatalf("watcher on the other node ends with %+v", prev)
@@ -216,14 +249,7 @@ func TestPartsToTwoNodesAtOnce(t *testing.T) {
 
 func TestStoreDownFailsOpenAndRecovers(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := node(t, srv.Addr), node(t, srv.Addr)
-	owner := a.Owner("k")
-	rec, err := a.Begin(owner, "/x", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed(t, rec, 10)
-	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Received == 10 })
+	a, b, owner, rec := carriedByA(t, srv)
 	srv.Kill()
 	feed(t, rec, 40)
 	if s := a.Lookup(owner, "/x"); s.Received != 50 || s.State != progress.Uploading {
@@ -234,11 +260,7 @@ func TestStoreDownFailsOpenAndRecovers(t *testing.T) {
 		t.Fatalf("a key only the store could know about, store down: %+v", s)
 	}
 	eventually(t, "store down noticed", func() (bool, string) { return !a.StoreUp(), "up" })
-	sub, err := b.Subscribe(owner, "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	sub := watch(t, b, owner, "/x")
 	if s := sub.Current(); !s.Unavailable {
 		t.Fatalf("a watcher on a node that carries nothing of the key, store down: %+v", s)
 	}
@@ -254,28 +276,15 @@ func TestStoreDownFailsOpenAndRecovers(t *testing.T) {
 
 func TestDeadNodeIsReportedGone(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := node(t, srv.Addr), node(t, srv.Addr)
-	owner := a.Owner("k")
-	rec, err := a.Begin(owner, "/x", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed(t, rec, 10)
-	showsOn(t, b, owner, "/x", func(s progress.Snapshot) bool { return s.Received == 10 })
-	sub, err := b.Subscribe(owner, "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	a, b, owner, _ := carriedByA(t, srv)
+	sub := watch(t, b, owner, "/x")
 	stopped := time.Now()
 	a.Close() // it writes no more: as a dead node
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	prev := sub.Current()
 	for prev.State == progress.Uploading {
-		if prev, err = sub.Next(ctx, prev, 1); err != nil {
-			t.Fatalf("watcher: %v", err)
-		}
+		prev = next(t, ctx, "watcher", sub, prev)
 	}
 	if prev.State != progress.Failed || prev.Error != progress.NodeGone {
 		t.Fatalf("the watcher of an upload of a dead node sees %+v", prev)
@@ -314,10 +323,7 @@ func TestClusterRecordOnEveryShard(t *testing.T) {
 		t.Fatalf("no keys on every shard: %v", holders)
 	}
 	for _, key := range holders {
-		rec, err := a.Begin(owner, key, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rec := begin(t, a, owner, key, 10)
 		feed(t, rec, 10)
 		a.End(rec, progress.Event{Status: 201})
 	}
@@ -330,23 +336,14 @@ func TestClusterRecordOnEveryShard(t *testing.T) {
 		}
 	}
 	// And a watcher on b hears a live upload through the cluster's pub/sub.
-	sub, err := b.Subscribe(owner, "/live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	rec, err := a.Begin(owner, "/live", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := watch(t, b, owner, "/live")
+	rec := begin(t, a, owner, "/live", 100)
 	feed(t, rec, 30)
 	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	var prev progress.Snapshot
 	for prev.Received < 30 {
-		if prev, err = sub.Next(wctx, prev, 1); err != nil {
-			t.Fatalf("watcher through the cluster: %v", err)
-		}
+		prev = next(t, wctx, "watcher through the cluster", sub, prev)
 	}
 }
 
@@ -354,27 +351,13 @@ func TestWatcherThroughAnOutageLongerThanTheLease(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b, c := node(t, srv.Addr), node(t, srv.Addr), node(t, srv.Addr)
 	owner := a.Owner("k")
-	rec, err := a.Begin(owner, "/x", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := begin(t, a, owner, "/x", 100)
 	feed(t, rec, 10)
 	// c carries another upload, and dies while the store is down.
-	recC, err := c.Begin(owner, "/y", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recC := begin(t, c, owner, "/y", 100)
 	feed(t, recC, 5)
-	sub, err := b.Subscribe(owner, "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	subC, err := b.Subscribe(owner, "/y")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer subC.Close()
+	sub := watch(t, b, owner, "/x")
+	subC := watch(t, b, owner, "/y")
 	eventually(t, "the watchers see the uploads", func() (bool, string) {
 		s, sc := sub.Current(), subC.Current()
 		return s.Received == 10 && sc.Received == 5, snapString(s) + ", " + snapString(sc)
@@ -396,9 +379,7 @@ func TestWatcherThroughAnOutageLongerThanTheLease(t *testing.T) {
 		if prev.Found && prev.State != progress.Uploading {
 			t.Fatalf("the watcher of a live upload, the store back after longer than a lease: %+v", prev)
 		}
-		if prev, err = sub.Next(ctx, prev, 1); err != nil {
-			t.Fatalf("watcher: %v; last %s", err, snapString(prev))
-		}
+		prev = next(t, ctx, "watcher", sub, prev)
 	}
 	if prev.State != progress.Uploading {
 		t.Fatalf("the watcher sees %+v", prev)
@@ -407,9 +388,7 @@ func TestWatcherThroughAnOutageLongerThanTheLease(t *testing.T) {
 	// the store came back.
 	prevC := subC.Current()
 	for prevC.State == progress.Uploading || !prevC.Found {
-		if prevC, err = subC.Next(ctx, prevC, 1); err != nil {
-			t.Fatalf("watcher of the dead node's upload: %v; last %s", err, snapString(prevC))
-		}
+		prevC = next(t, ctx, "watcher of the dead node's upload", subC, prevC)
 	}
 	if prevC.State != progress.Failed || prevC.Error != progress.NodeGone || prevC.Received != 5 || prevC.Finished.Before(back) {
 		t.Fatalf("the watcher of the upload of a node that died in the outage sees %+v (the store back at %v)", prevC, back)

@@ -80,6 +80,30 @@ func startOrigin(t *testing.T) (addr, dir string) {
 	return l.Addr().String(), dir
 }
 
+// cluster is a redis-server and a reference origin, shared by the nodes
+// of one protocol setting started in front of the origin.
+type cluster struct {
+	redis      *redistest.Server
+	originAddr string
+	originDir  string
+	protocols  string
+}
+
+// startCluster starts the redis-server and the origin of nodes that
+// serve protocols.
+func startCluster(t *testing.T, protocols string) *cluster {
+	t.Helper()
+	c := &cluster{redis: redistest.Start(t), protocols: protocols}
+	c.originAddr, c.originDir = startOrigin(t)
+	return c
+}
+
+// node starts a node of c.
+func (c *cluster) node(t *testing.T) *caddyNode {
+	t.Helper()
+	return startNode(t, c.protocols, c.redis.Addr, c.originAddr)
+}
+
 // caddyNode is one Caddy process.
 type caddyNode struct {
 	url string
@@ -181,6 +205,12 @@ func (n *caddyNode) getAs(t *testing.T, path, key string) (int, map[string]any) 
 	if key != "" {
 		req.Header.Set("x-user-api-key", key)
 	}
+	return doJSON(t, req)
+}
+
+// doJSON sends req and returns the status and the decoded JSON reply.
+func doJSON(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -201,14 +231,21 @@ func (n *caddyNode) waitFor(t *testing.T, path, what string, ok func(code int, v
 // waitForAs is waitFor with key as the credential (none if empty).
 func (n *caddyNode) waitForAs(t *testing.T, path, key, what string, ok func(code int, v map[string]any) bool) map[string]any {
 	t.Helper()
+	return poll(t, n.url+" "+path, what, func() (int, map[string]any) { return n.getAs(t, path, key) }, ok)
+}
+
+// poll calls get until ok says the reply is as wanted, for at most
+// within, and returns the reply; where names what get asks.
+func poll(t *testing.T, where, what string, get func() (int, map[string]any), ok func(code int, v map[string]any) bool) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		code, v := n.getAs(t, path, key)
+		code, v := get()
 		if ok(code, v) {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s %s: not %s within %v; last %d %v", n.url, path, what, within, code, v)
+			t.Fatalf("%s: not %s within %v; last %d %v", where, what, within, code, v)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -233,7 +270,7 @@ func (n *caddyNode) metric(t *testing.T, prefix string) float64 {
 	return -1
 }
 
-// slowUpload is a shard upload whose body the test writes piece by piece.
+// slowUpload is an upload whose body the test writes piece by piece.
 type slowUpload struct {
 	w    *io.PipeWriter
 	done chan *http.Response
@@ -242,13 +279,22 @@ type slowUpload struct {
 
 func startShardUpload(t *testing.T, n *caddyNode, path string, size int) *slowUpload {
 	t.Helper()
+	return startSlow(t, http.MethodPost, n.url+"/fso?informProgress=true&path="+path, size, http.Header{"X-User-Api-Key": {apiKey}})
+}
+
+// startSlow sends a request of method to url, with hdr, whose body of
+// size bytes the test writes piece by piece.
+func startSlow(t *testing.T, method, url string, size int, hdr http.Header) *slowUpload {
+	t.Helper()
 	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, n.url+"/fso?informProgress=true&path="+path, pr)
+	req, err := http.NewRequest(method, url, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.ContentLength = int64(size)
-	req.Header.Set("x-user-api-key", apiKey)
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
 	u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
@@ -290,10 +336,8 @@ func (u *slowUpload) finish(t *testing.T, rest []byte) int {
 func uploaded(v map[string]any) float64 { f, _ := v["uploaded"].(float64); return f }
 
 func TestShardUploadOnOneNodeShowsOnTheOther(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, originDir := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	body := testkit.RandomBytes(3<<20, 7)
 	u := startShardUpload(t, a, "/multi.bin", len(body))
 	u.write(t, body[:1<<20])
@@ -310,7 +354,7 @@ func TestShardUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 	if fmt.Sprint(want) != fmt.Sprint(got) {
 		t.Fatalf("final states differ: carrying node %v, other %v", want, got)
 	}
-	stored, err := os.ReadFile(filepath.Join(originDir, "multi.bin"))
+	stored, err := os.ReadFile(filepath.Join(c.originDir, "multi.bin"))
 	if err != nil || !bytes.Equal(stored, body) {
 		t.Fatalf("the origin stored %d bytes (%v), not the upload", len(stored), err)
 	}
@@ -330,15 +374,13 @@ func TestShardUploadOnOneNodeShowsOnTheOther(t *testing.T) {
 }
 
 func TestStoreKilledMidUpload(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, originDir := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	body := testkit.RandomBytes(2<<20, 9)
 	u := startShardUpload(t, a, "/failopen.bin", len(body))
 	u.write(t, body[:1<<20])
 	b.waitFor(t, "/progress?path=/failopen.bin", "uploading", func(code int, v map[string]any) bool { return uploaded(v) == 1<<20 })
-	srv.Kill()
+	c.redis.Kill()
 	u.write(t, body[1<<20:3<<19])
 	a.waitFor(t, "/progress?path=/failopen.bin", "right on its own node", func(code int, v map[string]any) bool {
 		return code == 200 && v["status"] == "uploading" && uploaded(v) == 3<<19
@@ -346,7 +388,7 @@ func TestStoreKilledMidUpload(t *testing.T) {
 	if code := u.finish(t, body[3<<19:]); code != http.StatusCreated {
 		t.Fatalf("upload answered %d with the store down", code)
 	}
-	stored, err := os.ReadFile(filepath.Join(originDir, "failopen.bin"))
+	stored, err := os.ReadFile(filepath.Join(c.originDir, "failopen.bin"))
 	if err != nil || !bytes.Equal(stored, body) {
 		t.Fatalf("the origin stored %d bytes (%v), not the upload", len(stored), err)
 	}
@@ -364,7 +406,7 @@ func TestStoreKilledMidUpload(t *testing.T) {
 	if errs := a.metric(t, `caddy_upload_progress_store_errors_total{op="listen",zone="default"}`); errs < 1 {
 		t.Fatalf("store_errors_total{op=listen} with the store down: %v", errs)
 	}
-	srv.Restart()
+	c.redis.Restart()
 	b.waitFor(t, "/progress?path=/failopen.bin", "seen again", func(code int, v map[string]any) bool {
 		return code == 200 && v["status"] == "completed" && uploaded(v) == float64(len(body))
 	})
@@ -378,10 +420,8 @@ func TestStoreKilledMidUpload(t *testing.T) {
 }
 
 func TestNodeKilledMidUpload(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	u := startShardUpload(t, a, "/orphan.bin", 1<<20)
 	u.write(t, make([]byte, 1000))
 	b.waitFor(t, "/progress?path=/orphan.bin", "uploading", func(code int, v map[string]any) bool { return uploaded(v) == 1000 })
@@ -397,7 +437,7 @@ func TestNodeKilledMidUpload(t *testing.T) {
 		t.Fatalf("reported failed %v after the node died; lease %v, flush_interval %v", took, lease, flush)
 	}
 	// The node comes back (a new process): the record is still there.
-	again := startNode(t, "shard", srv.Addr, originAddr)
+	again := c.node(t)
 	if v := again.waitFor(t, "/progress?path=/orphan.bin", "failed", func(code int, v map[string]any) bool { return v["status"] == "failed" }); v["error"] != "proxy node went away" {
 		t.Fatalf("the restarted node shows %v", v)
 	}
@@ -429,35 +469,19 @@ func tusCreate(t *testing.T, n *caddyNode, size int) string {
 // tusPatch sends body at offset through n, from a pipe the test feeds.
 func tusPatch(t *testing.T, n *caddyNode, upload string, offset int, size int) *slowUpload {
 	t.Helper()
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPatch, n.url+upload, pr)
-	req.ContentLength = int64(size)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", strconv.Itoa(offset))
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	req.Header.Set("x-user-api-key", apiKey)
-	u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			u.errc <- err
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		u.done <- resp
-	}()
-	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-	return u
+	return startSlow(t, http.MethodPatch, n.url+upload, size, http.Header{
+		"Tus-Resumable":  {"1.0.0"},
+		"Upload-Offset":  {strconv.Itoa(offset)},
+		"Content-Type":   {"application/offset+octet-stream"},
+		"X-User-Api-Key": {apiKey},
+	})
 }
 
 func num(v map[string]any, k string) float64 { f, _ := v[k].(float64); return f }
 
 func TestTusPatchesAlternatingNodes(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "tus", srv.Addr, originAddr)
-	b := startNode(t, "tus", srv.Addr, originAddr)
+	c := startCluster(t, "tus")
+	a, b := c.node(t), c.node(t)
 	const size = 3 << 20
 	body := testkit.RandomBytes(size, 3)
 	upload := tusCreate(t, a, size)
@@ -497,36 +521,17 @@ func TestTusPatchesAlternatingNodes(t *testing.T) {
 // rawUpload starts a raw upload to target through n, owned by apiKey.
 func rawUpload(t *testing.T, n *caddyNode, target string, size int, header map[string]string) *slowUpload {
 	t.Helper()
-	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, n.url+target, pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(size)
-	req.Header.Set("x-user-api-key", apiKey)
+	hdr := http.Header{}
+	hdr.Set("x-user-api-key", apiKey)
 	for k, v := range header {
-		req.Header.Set(k, v)
+		hdr.Set(k, v)
 	}
-	u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			u.errc <- err
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		u.done <- resp
-	}()
-	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-	return u
+	return startSlow(t, http.MethodPost, n.url+target, size, hdr)
 }
 
 func TestSingleRequestProtocolsOnTheOtherNode(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "pcloud nginx", srv.Addr, originAddr)
-	b := startNode(t, "pcloud nginx", srv.Addr, originAddr)
+	c := startCluster(t, "pcloud nginx")
+	a, b := c.node(t), c.node(t)
 	const size = 1 << 20
 	for _, c := range []struct {
 		name, upload, status string
@@ -565,28 +570,11 @@ func TestSingleRequestProtocolsOnTheOtherNode(t *testing.T) {
 }
 
 func TestWatcherOnTheOtherNode(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/watched.bin",
-		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	read := func() map[string]any {
-		t.Helper()
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
-		var v map[string]any
-		json.Unmarshal(b, &v)
-		return v
-	}
+	read := watchWS(t, ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/watched.bin", keyHeader)
 	if v := read(); v["status"] != "not_exist" {
 		t.Fatalf("first message %v", v)
 	}
@@ -602,6 +590,28 @@ func TestWatcherOnTheOtherNode(t *testing.T) {
 	}
 }
 
+// watchWS dials the WebSocket watcher at url with hdr and returns the
+// reader of its messages, each decoded as JSON, which fails the test when
+// a read fails. The connection is closed when the test ends.
+func watchWS(t *testing.T, ctx context.Context, url string, hdr http.Header) func() map[string]any {
+	t.Helper()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return func() map[string]any {
+		t.Helper()
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("watcher on the other node: %v", err)
+		}
+		var v map[string]any
+		json.Unmarshal(msg, &v)
+		return v
+	}
+}
+
 // sandboxDo sends a request of the sandbox API through n with the bearer
 // token and returns the status and the decoded JSON reply.
 func sandboxDo(t *testing.T, n *caddyNode, method, path string, body []byte) (int, map[string]any) {
@@ -612,22 +622,12 @@ func sandboxDo(t *testing.T, n *caddyNode, method, path string, body []byte) (in
 	}
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var v map[string]any
-	b, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(b, &v)
-	return resp.StatusCode, v
+	return doJSON(t, req)
 }
 
 func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "sandbox", srv.Addr, originAddr)
-	b := startNode(t, "sandbox", srv.Addr, originAddr)
+	c := startCluster(t, "sandbox")
+	a, b := c.node(t), c.node(t)
 	const part = 1 << 20
 	code, obj := sandboxDo(t, a, http.MethodPost, "/v1/sandboxes/sb1/uploads",
 		[]byte(fmt.Sprintf(`{"target_path":"/two.bin","content_length":%d,"part_size":%d,"kind":"file","conflict":"replace"}`, 2*part, part)))
@@ -637,38 +637,14 @@ func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
 	session := "/v1/sandboxes/sb1/uploads/" + obj["upload_id"].(string)
 	status := func(n *caddyNode, what string, ok func(v map[string]any) bool) map[string]any {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			code, v := sandboxDo(t, n, http.MethodGet, session, nil)
-			if code == http.StatusOK && ok(v) {
-				return v
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: status on %s not %s within %v: %d %v", session, n.url, what, within, code, v)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		return poll(t, n.url+" "+session, what, func() (int, map[string]any) {
+			return sandboxDo(t, n, http.MethodGet, session, nil)
+		}, func(code int, v map[string]any) bool { return code == http.StatusOK && ok(v) })
 	}
 	// Part 1 through a, part 2 through b, both half sent.
 	putPart := func(n *caddyNode, num int) *slowUpload {
 		t.Helper()
-		pr, pw := io.Pipe()
-		req, _ := http.NewRequest(http.MethodPut, n.url+session+"/parts/"+strconv.Itoa(num), pr)
-		req.ContentLength = part
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
-		go func() {
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				u.errc <- err
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			u.done <- resp
-		}()
-		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-		return u
+		return startSlow(t, http.MethodPut, n.url+session+"/parts/"+strconv.Itoa(num), part, http.Header{"Authorization": {"Bearer " + apiKey}})
 	}
 	p1, p2 := putPart(a, 1), putPart(b, 2)
 	p1.write(t, make([]byte, part/2))
@@ -709,11 +685,9 @@ func TestSandboxPartsToTwoNodesAtOnce(t *testing.T) {
 }
 
 func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "dstor", srv.Addr, originAddr)
-	b := startNode(t, "dstor", srv.Addr, originAddr)
-	do := func(n *caddyNode, method, path, token, contentType string, body io.Reader, size int) (*http.Request, error) {
+	c := startCluster(t, "dstor")
+	a, b := c.node(t), c.node(t)
+	do := func(n *caddyNode, method, path, token, contentType string, body io.Reader) (*http.Request, error) {
 		req, err := http.NewRequest(method, n.url+path, body)
 		if err != nil {
 			return nil, err
@@ -725,12 +699,9 @@ func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
-		if size >= 0 {
-			req.ContentLength = int64(size)
-		}
 		return req, nil
 	}
-	req, _ := do(a, http.MethodPost, "/v1/upload/get-token", "", "application/json", strings.NewReader(`{"chunks_number":2,"folder_path":"/photos"}`), -1)
+	req, _ := do(a, http.MethodPost, "/v1/upload/get-token", "", "application/json", strings.NewReader(`{"chunks_number":2,"folder_path":"/photos"}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -747,45 +718,22 @@ func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 		f, _ := mw.CreateFormFile("file", name)
 		f.Write(make([]byte, size))
 		mw.Close()
-		pr, pw := io.Pipe()
-		req, err := do(n, http.MethodPost, "/v1/upload/", tok.Token, mw.FormDataContentType(), pr, buf.Len())
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &slowUpload{w: pw, done: make(chan *http.Response, 1), errc: make(chan error, 1)}
-		go func() {
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				u.errc <- err
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			u.done <- resp
-		}()
-		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+		u := startSlow(t, http.MethodPost, n.url+"/v1/upload/", buf.Len(), http.Header{
+			"Authorization":        {apiKey},
+			"X-Dstor-Upload-Token": {tok.Token},
+			"Content-Type":         {mw.FormDataContentType()},
+		})
 		return u, buf.Bytes()
 	}
 	status := func(n *caddyNode, what string, ok func(v map[string]any) bool) map[string]any {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			req, _ := do(n, http.MethodGet, "/v1/upload/get-status/", tok.Token, "", nil, -1)
-			resp, err := http.DefaultClient.Do(req)
+		return poll(t, n.url+" get-status", what, func() (int, map[string]any) {
+			req, err := do(n, http.MethodGet, "/v1/upload/get-status/", tok.Token, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var v map[string]any
-			json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && ok(v) {
-				return v
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("get-status on %s not %s within %v: %s %v", n.url, what, within, resp.Status, v)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return doJSON(t, req)
+		}, func(code int, v map[string]any) bool { return code == http.StatusOK && ok(v) })
 	}
 	c1, body1 := chunk(a, "2024/one.jpg", 256<<10)
 	c2, body2 := chunk(b, "2024/two.jpg", 256<<10)
@@ -815,29 +763,13 @@ func TestDstorChunksToTwoNodesAtOnce(t *testing.T) {
 }
 
 func TestTusWatcherOnTheOtherNode(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "tus", srv.Addr, originAddr)
-	b := startNode(t, "tus", srv.Addr, originAddr)
+	c := startCluster(t, "tus")
+	a, b := c.node(t), c.node(t)
 	const size = 1 << 20
 	upload := tusCreate(t, a, size)
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/tus/progress/ws?upload="+upload, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	read := func() map[string]any {
-		t.Helper()
-		_, msg, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
-		var v map[string]any
-		json.Unmarshal(msg, &v)
-		return v
-	}
+	read := watchWS(t, ctx, testkit.WebSocketURL(b.url)+"/tus/progress/ws?upload="+upload, nil)
 	if v := read(); v["status"] != "created" || num(v, "length") != size {
 		t.Fatalf("first message on the other node: %v", v)
 	}
@@ -856,35 +788,18 @@ func TestTusWatcherOnTheOtherNode(t *testing.T) {
 }
 
 func TestWatcherStaysThroughAStoreOutage(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	u := startShardUpload(t, a, "/outage.bin", 3<<20)
 	u.write(t, make([]byte, 1<<20))
 	b.waitFor(t, "/progress?path=/outage.bin", "uploading", func(code int, v map[string]any) bool { return uploaded(v) == 1<<20 })
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/outage.bin",
-		&websocket.DialOptions{HTTPHeader: http.Header{"X-User-Api-Key": {apiKey}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	read := func() map[string]any {
-		t.Helper()
-		_, msg, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatalf("watcher on the other node: %v", err)
-		}
-		var v map[string]any
-		json.Unmarshal(msg, &v)
-		return v
-	}
+	read := watchWS(t, ctx, testkit.WebSocketURL(b.url)+"/ws/progress?path=/outage.bin", keyHeader)
 	if v := read(); uploaded(v) != 1<<20 {
 		t.Fatalf("first message %v", v)
 	}
-	srv.Kill()
+	c.redis.Kill()
 	for v := read(); v["error"] != "progress store unavailable"; v = read() {
 		if v["status"] == "not_exist" {
 			t.Fatalf("the watcher was told the upload does not exist: %v", v)
@@ -894,7 +809,7 @@ func TestWatcherStaysThroughAStoreOutage(t *testing.T) {
 	// first hear the state from before the outage, and then only a step
 	// more is news.
 	u.write(t, make([]byte, 1<<20))
-	srv.Restart()
+	c.redis.Restart()
 	for v := read(); uploaded(v) != 2<<20; v = read() {
 		if v["status"] == "not_exist" {
 			t.Fatalf("the watcher was told the upload does not exist: %v", v)

@@ -2,13 +2,11 @@ package multinode
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddy-upload-progress/caddy-upload-progress/internal/redistest"
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/ssetest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/internal/testkit"
 )
 
@@ -19,34 +17,20 @@ var keyHeader = http.Header{"X-User-Api-Key": {apiKey}}
 // and returns the refusal's status and body.
 func refusedStream(t *testing.T, n *caddyNode, path string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, n.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.Header.Get("Content-Type") == "text/event-stream" {
-		t.Fatalf("%s%s: an event stream, want a refusal", n.url, path)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
+	return ssetest.Refused(t, http.DefaultClient, n.url+path, nil)
 }
 
 // followTo reads progress events of an upload in flight until one shows
 // want bytes uploaded, failing the test on anything else: another event,
 // another status, or a count that goes back or past want.
-func followTo(t *testing.T, s *sseStream, want float64) {
+func followTo(t *testing.T, s *ssetest.Stream, want float64) {
 	t.Helper()
 	last := -1.0
 	for {
-		ev := s.next(t)
-		v := ev.json()
-		if ev.event != "progress" || v["status"] != "uploading" || uploaded(v) < last || uploaded(v) > want {
-			t.Fatalf("following the upload to %v bytes, after %v: %s %s", want, last, ev.event, ev.data)
+		ev := s.Next(t)
+		v := ev.JSON()
+		if ev.Event != "progress" || v["status"] != "uploading" || uploaded(v) < last || uploaded(v) > want {
+			t.Fatalf("following the upload to %v bytes, after %v: %s %s", want, last, ev.Event, ev.Data)
 		}
 		if last = uploaded(v); last == want {
 			return
@@ -57,25 +41,23 @@ func followTo(t *testing.T, s *sseStream, want float64) {
 // followToEnd reads progress events until the end event, which it
 // returns, failing the test on an event that is neither the upload going
 // on nor its completed state.
-func followToEnd(t *testing.T, s *sseStream) sseEvent {
+func followToEnd(t *testing.T, s *ssetest.Stream) ssetest.Event {
 	t.Helper()
 	for {
-		ev := s.next(t)
-		v := ev.json()
+		ev := s.Next(t)
+		v := ev.JSON()
 		switch {
-		case ev.event == "end":
+		case ev.Event == "end":
 			return ev
-		case ev.event != "progress" || (v["status"] != "uploading" && v["status"] != "completed"):
-			t.Fatalf("following the upload to its end: %s %s", ev.event, ev.data)
+		case ev.Event != "progress" || (v["status"] != "uploading" && v["status"] != "completed"):
+			t.Fatalf("following the upload to its end: %s %s", ev.Event, ev.Data)
 		}
 	}
 }
 
 func TestWatchTokenOfOneNodeOnTheOther(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	// A watcher hears of every MiB more (updatingRate, unitOfMeasurement).
 	const piece = 1 << 20
 	body := testkit.RandomBytes(4*piece, 11)
@@ -113,10 +95,10 @@ func TestWatchTokenOfOneNodeOnTheOther(t *testing.T) {
 		t.Fatalf("upload answered %d", code)
 	}
 	end := followToEnd(t, s)
-	s.ended(t)
+	s.Ended(t)
 	want := a.waitFor(t, "/progress?path=/token.bin", "completed", func(code int, v map[string]any) bool { return v["status"] == "completed" })
-	if got := end.json(); fmt.Sprint(got) != fmt.Sprint(want) || uploaded(got) != float64(len(body)) {
-		t.Fatalf("the end event on the other node: %s; the carrying node answers %v", end.data, want)
+	if got := end.JSON(); fmt.Sprint(got) != fmt.Sprint(want) || uploaded(got) != float64(len(body)) {
+		t.Fatalf("the end event on the other node: %s; the carrying node answers %v", end.Data, want)
 	}
 	if v := b.waitForAs(t, "/progress?"+byToken, "", "completed, asked with the token alone", func(code int, v map[string]any) bool {
 		return code == http.StatusOK && v["status"] == "completed"
@@ -126,23 +108,21 @@ func TestWatchTokenOfOneNodeOnTheOther(t *testing.T) {
 }
 
 func TestTusEventStreamOnTheOtherNode(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "tus", srv.Addr, originAddr)
-	b := startNode(t, "tus", srv.Addr, originAddr)
+	c := startCluster(t, "tus")
+	a, b := c.node(t), c.node(t)
 	const size = 1 << 20
 	upload := tusCreate(t, a, size)
 	s := openSSE(t, b, "/tus/progress/ws?upload="+upload, nil)
-	if ev := s.next(t); ev.event != "progress" || ev.json()["status"] != "created" || num(ev.json(), "length") != size {
-		t.Fatalf("first event on the other node: %s %s", ev.event, ev.data)
+	if ev := s.Next(t); ev.Event != "progress" || ev.JSON()["status"] != "created" || num(ev.JSON(), "length") != size {
+		t.Fatalf("first event on the other node: %s %s", ev.Event, ev.Data)
 	}
 	p := tusPatch(t, a, upload, 0, size)
 	p.write(t, make([]byte, size/2))
 	for {
-		ev := s.next(t)
-		v := ev.json()
-		if ev.event != "progress" || v["status"] != "uploading" {
-			t.Fatalf("following the PATCH on the other node: %s %s", ev.event, ev.data)
+		ev := s.Next(t)
+		v := ev.JSON()
+		if ev.Event != "progress" || v["status"] != "uploading" {
+			t.Fatalf("following the PATCH on the other node: %s %s", ev.Event, ev.Data)
 		}
 		if num(v, "received") == size/2 {
 			break
@@ -152,18 +132,16 @@ func TestTusEventStreamOnTheOtherNode(t *testing.T) {
 		t.Fatalf("PATCH answered %d", code)
 	}
 	end := followToEnd(t, s)
-	s.ended(t)
+	s.Ended(t)
 	want := a.waitFor(t, "/tus/progress?upload="+upload, "completed", func(code int, v map[string]any) bool { return v["status"] == "completed" })
-	if got := end.json(); fmt.Sprint(got) != fmt.Sprint(want) || num(got, "offset") != size {
-		t.Fatalf("the end event on the other node: %s; the carrying node answers %v", end.data, want)
+	if got := end.JSON(); fmt.Sprint(got) != fmt.Sprint(want) || num(got, "offset") != size {
+		t.Fatalf("the end event on the other node: %s; the carrying node answers %v", end.Data, want)
 	}
 }
 
 func TestEventStreamThroughAStoreOutage(t *testing.T) {
-	srv := redistest.Start(t)
-	originAddr, _ := startOrigin(t)
-	a := startNode(t, "shard", srv.Addr, originAddr)
-	b := startNode(t, "shard", srv.Addr, originAddr)
+	c := startCluster(t, "shard")
+	a, b := c.node(t), c.node(t)
 	const path = "/ws/progress?path=/outage-sse.bin"
 	u := startShardUpload(t, a, "/outage-sse.bin", 3<<20)
 	u.write(t, make([]byte, 1<<20))
@@ -171,20 +149,20 @@ func TestEventStreamThroughAStoreOutage(t *testing.T) {
 	before := openSSE(t, b, path, keyHeader)
 	followTo(t, before, 1<<20)
 
-	srv.Kill()
+	c.redis.Kill()
 	killed := time.Now()
 	// Only the store knows of the upload on b: both the watcher that was
 	// there and one that comes now hear that it cannot be reached, in the
 	// protocol's shape, and stay.
 	const unavailable = `{"error":"progress store unavailable"}`
-	for ev := before.next(t); ev.data != unavailable; ev = before.next(t) {
-		if ev.event != "progress" || ev.json()["status"] != "uploading" {
-			t.Fatalf("the watcher, the store gone: %s %s", ev.event, ev.data)
+	for ev := before.Next(t); ev.Data != unavailable; ev = before.Next(t) {
+		if ev.Event != "progress" || ev.JSON()["status"] != "uploading" {
+			t.Fatalf("the watcher, the store gone: %s %s", ev.Event, ev.Data)
 		}
 	}
 	during := openSSE(t, b, path, keyHeader)
-	if ev := during.next(t); ev.event != "progress" || ev.data != unavailable {
-		t.Fatalf("a watcher coming while the store is down: %s %s", ev.event, ev.data)
+	if ev := during.Next(t); ev.Event != "progress" || ev.Data != unavailable {
+		t.Fatalf("a watcher coming while the store is down: %s %s", ev.Event, ev.Data)
 	}
 	u.write(t, make([]byte, 1<<20))
 	a.waitFor(t, "/progress?path=/outage-sse.bin", "right on its own node", func(code int, v map[string]any) bool { return uploaded(v) == 2<<20 })
@@ -194,17 +172,17 @@ func TestEventStreamThroughAStoreOutage(t *testing.T) {
 	// not a synchronisation.
 	time.Sleep(time.Until(killed.Add(lease + 100*time.Millisecond)))
 
-	srv.Restart()
-	for _, s := range []*sseStream{before, during} {
+	c.redis.Restart()
+	for _, s := range []*ssetest.Stream{before, during} {
 		followTo(t, s, 2<<20)
 	}
 	if code := u.finish(t, make([]byte, 1<<20)); code != http.StatusCreated {
 		t.Fatalf("upload answered %d", code)
 	}
-	for _, s := range []*sseStream{before, during} {
-		if v := followToEnd(t, s).json(); v["status"] != "completed" || uploaded(v) != 3<<20 {
+	for _, s := range []*ssetest.Stream{before, during} {
+		if v := followToEnd(t, s).JSON(); v["status"] != "completed" || uploaded(v) != 3<<20 {
 			t.Fatalf("the end event: %v", v)
 		}
-		s.ended(t)
+		s.Ended(t)
 	}
 }
