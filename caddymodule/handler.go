@@ -112,9 +112,9 @@ type Handler struct {
 	// endpoints. Default: none (not served).
 	ClientPath string `json:"client_path,omitempty"`
 
-	// How often, at most, a WebSocket watcher gets a progress update:
-	// updates go out on ticks every update_interval shared by all watchers
-	// (never two to one watcher within half an interval). The bytes that
+	// How often, at most, a watcher (WebSocket or event stream) gets a
+	// progress update: updates go out on ticks every update_interval
+	// shared by all watchers (never two to one watcher within half an interval). The bytes that
 	// arrive in between are coalesced into the next update, so a fast
 	// upload costs its watchers a few messages a second, not one per step.
 	// An end (completed, failed) is sent at once; the start of an upload
@@ -124,8 +124,8 @@ type Handler struct {
 	// update is a write on the proxy and a read on the watcher.
 	UpdateInterval caddy.Duration `json:"update_interval,omitempty"`
 
-	// The most progress updates a second that the WebSocket watchers of one
-	// key get between them: a key with more watchers than this times
+	// The most progress updates a second that the watchers (WebSocket and
+	// event stream) of one key get between them: a key with more watchers than this times
 	// update_interval paces each of them further apart (at 250, up to 62
 	// watchers get an update every 250ms, 1,000 get one every 4 s). Each
 	// update is a write for the proxy and a wake-up for the watcher's
@@ -138,8 +138,9 @@ type Handler struct {
 	// and finds watchers that are gone. Default: 30s.
 	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
 
-	// How long a WebSocket watcher may take to answer a ping or to take a
-	// message. A watcher that does not answer a ping in time is closed with
+	// How long a watcher may take to answer a ping (WebSocket) or to take
+	// a message or heartbeat. A WebSocket watcher that does not answer a
+	// ping in time is closed with
 	// 1008 (policy violation); one whose connection is so full that a
 	// message cannot be written in time is disconnected, as no close frame
 	// could reach it either. Default: 10s.
