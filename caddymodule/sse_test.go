@@ -330,27 +330,7 @@ func TestEventStreamRefusals(t *testing.T) {
 // within watcher_timeout is dropped, counted as write_timeout.
 func TestEventStreamWriteTimeout(t *testing.T) {
 	h := &Handler{Zone: uniqueZone(t), WatcherTimeout: caddy.Duration(50 * time.Millisecond)}
-	provisionForTest(t, h)
-	before := counterValue(t, watchersDropped, map[string]string{"zone": h.Zone, "reason": "write_timeout"})
-	w := &stuckWriter{header: http.Header{}}
-	r := newRequest(http.MethodGet, "/ws/progress?path=/stuck.bin", nil, testAPIKey)
-	r.Header.Set("Accept", "text/event-stream")
-	done := make(chan error, 1)
-	go func() { done <- h.ServeHTTP(w, r, nil) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stuck watcher was not dropped")
-	}
-	if v := counterValue(t, watchersDropped, map[string]string{"zone": h.Zone, "reason": "write_timeout"}); v != before+1 {
-		t.Errorf("watchers_dropped_total{reason=write_timeout} = %v, want %v", v, before+1)
-	}
-	if s := h.tracker().Stats(); s.Watchers != 0 {
-		t.Errorf("%d watchers left", s.Watchers)
-	}
+	expectWriteTimeoutDrop(t, h, &stuckWriter{header: http.Header{}}, "/ws/progress?path=/stuck.bin")
 }
 
 // TestEventStreamHeartbeatWriteTimeout: a watcher whose connection took
@@ -358,10 +338,22 @@ func TestEventStreamWriteTimeout(t *testing.T) {
 // dropped, counted as write_timeout.
 func TestEventStreamHeartbeatWriteTimeout(t *testing.T) {
 	h := &Handler{Zone: uniqueZone(t), PingInterval: caddy.Duration(10 * time.Millisecond), WatcherTimeout: caddy.Duration(50 * time.Millisecond)}
-	provisionForTest(t, h)
-	before := counterValue(t, watchersDropped, map[string]string{"zone": h.Zone, "reason": "write_timeout"})
 	w := &stuckWriter{header: http.Header{}, takeFlushes: 1}
-	r := newRequest(http.MethodGet, "/ws/progress?path=/stuck-later.bin", nil, testAPIKey)
+	expectWriteTimeoutDrop(t, h, w, "/ws/progress?path=/stuck-later.bin")
+	if got := w.taken.String(); !strings.Contains(got, "event: progress\n") || strings.Contains(got, ": ping") {
+		t.Errorf("taken before the stall: %q, want the first event only", got)
+	}
+}
+
+// expectWriteTimeoutDrop serves an event stream at target on w and
+// checks that the watcher is dropped, counted as write_timeout, and
+// leaves no watcher behind.
+func expectWriteTimeoutDrop(t *testing.T, h *Handler, w *stuckWriter, target string) {
+	t.Helper()
+	provisionForTest(t, h)
+	dropped := map[string]string{"zone": h.Zone, "reason": "write_timeout"}
+	before := counterValue(t, watchersDropped, dropped)
+	r := newRequest(http.MethodGet, target, nil, testAPIKey)
 	r.Header.Set("Accept", "text/event-stream")
 	done := make(chan error, 1)
 	go func() { done <- h.ServeHTTP(w, r, nil) }()
@@ -373,10 +365,7 @@ func TestEventStreamHeartbeatWriteTimeout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stuck watcher was not dropped")
 	}
-	if got := w.taken.String(); !strings.Contains(got, "event: progress\n") || strings.Contains(got, ": ping") {
-		t.Errorf("taken before the stall: %q, want the first event only", got)
-	}
-	if v := counterValue(t, watchersDropped, map[string]string{"zone": h.Zone, "reason": "write_timeout"}); v != before+1 {
+	if v := counterValue(t, watchersDropped, dropped); v != before+1 {
 		t.Errorf("watchers_dropped_total{reason=write_timeout} = %v, want %v", v, before+1)
 	}
 	if s := h.tracker().Stats(); s.Watchers != 0 {
