@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -39,15 +40,19 @@ func acceptsEventStream(r *http.Request) bool {
 // same messages at the same pace as the WebSocket (follow), each an
 // `event: progress` with an id one more than the last, the final state
 // then again as `event: end`, and comment heartbeats every
-// ping_interval. It writes and flushes through http.ResponseController,
-// so it works over HTTP/1.1, HTTP/2 and HTTP/3 alike.
+// ping_interval.
 //
-// A config reload does not end it: Caddy lets the old server's requests
-// run to their end, and the zone's tracker goes on. The client going away
-// ends it (the request's context), as do the tracker closing and the
-// process exiting: the stream then ends with a comment and no end event,
-// so that the EventSource reconnects, after retry, to the server that
-// takes over.
+// Over HTTP/1.1 the stream is detached from its request once its header
+// is out (detachEventStream), as a WebSocket watcher is: it goes on on its
+// connection, and the request, the server's goroutine and its buffers are
+// freed. Over HTTP/2 and HTTP/3 a stream is one of its connection's, so it
+// stays a response, written and flushed through http.ResponseController.
+//
+// A config reload does not end it: the zone's tracker goes on, and so do
+// a detached stream and the old server's requests. The client going away
+// ends it, as do the tracker closing and the process exiting: the stream
+// then ends with a comment and no end event, so that the EventSource
+// reconnects, after retry, to the server that takes over.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protocol) error {
 	if r.Method != http.MethodGet {
 		return h.refuseMethod(w, r, p, transportSSE, http.MethodGet)
@@ -56,7 +61,6 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 	if wt == nil {
 		return err
 	}
-	defer wt.sub.Close()
 
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
@@ -71,19 +75,33 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 	w.WriteHeader(http.StatusOK)
 	statusRequests.WithLabelValues(h.Zone, p.name, transportSSE, "200").Inc()
 
+	s := &eventStream{h: h, p: p, w: w, rc: http.NewResponseController(w), timeout: h.watcherTimeout, id: lastEventID(r)}
+	switch conn, err := detachEventStream(w, r, s.rc); {
+	case err != nil:
+		wt.sub.Close()
+		return nil // the connection broke as it was taken
+	case conn != nil:
+		first := h.firstState(wt)
+		ctx, drop := context.WithCancelCause(detachWatch(wt, r))
+		s.w, s.rc, s.conn, s.drop = nil, nil, conn, drop
+		go s.readClient()
+		go h.streamDetached(ctx, wt, first, s)
+		return nil
+	}
+	defer wt.sub.Close()
+
 	// The request's context ends when the client goes away (or its
 	// connection is closed); a reload does not cancel it. The handler's
 	// pinger writes the heartbeats: the stream has no goroutine but the
 	// request's.
 	ctx, drop := context.WithCancelCause(r.Context())
 	defer liveStreams.add(drop)()
-	s := &eventStream{h: h, p: p, w: w, rc: http.NewResponseController(w), timeout: h.watcherTimeout,
-		drop: drop, id: lastEventID(r)}
+	s.drop = drop
 	h.pinger.addStream(s)
 	// The response writer is not to be used once the handler returns.
 	defer func() {
 		h.pinger.removeStream(s)
-		s.close()
+		s.close(false)
 		drop(nil)
 	}()
 
@@ -92,12 +110,31 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 		s.end(watchEnd{kind: endClosed})
 		return nil
 	}
+	h.streamEnded(ctx, p, err)
+	return nil
+}
+
+// streamDetached follows a detached stream's upload from its first event
+// to its end, and closes its connection; ctx ends when the client goes
+// away.
+func (h *Handler) streamDetached(ctx context.Context, wt *watch, first progress.Snapshot, s *eventStream) {
+	defer wt.sub.Close()
+	h.pinger.addStream(s)
+	err := h.follow(ctx, wt, first, s)
+	h.pinger.removeStream(s)
+	s.close(ctx.Err() == nil)
+	s.drop(nil)
+	h.streamEnded(ctx, wt.p, err)
+}
+
+// streamEnded counts a stream that ended for a write that took longer
+// than watcher_timeout (the loop's, err, or a heartbeat's, ctx's cause).
+func (h *Handler) streamEnded(ctx context.Context, p *protocol, err error) {
 	if !errors.Is(err, errWriteTimeout) && !errors.Is(context.Cause(ctx), errWriteTimeout) {
-		return nil
+		return
 	}
 	watchersDropped.WithLabelValues(h.Zone, p.name, errWriteTimeout.Error()).Inc()
 	h.logger.Debug("event stream watcher dropped", zap.String("protocol", p.name), zap.String("reason", errWriteTimeout.Error()))
-	return nil
 }
 
 // lastEventID is the id of the last event a reconnecting EventSource
@@ -116,10 +153,13 @@ func lastEventID(r *http.Request) uint64 {
 type eventStream struct {
 	h       *Handler
 	p       *protocol
-	w       http.ResponseWriter
-	rc      *http.ResponseController
 	timeout time.Duration
 	drop    context.CancelCauseFunc
+	// The stream goes out through its response (w, rc) or, once
+	// detached, on its connection (conn), as chunks.
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	conn net.Conn
 	// lastBeat is the pinger's; id and retrySet the loop's.
 	lastBeat time.Time
 	id       uint64
@@ -177,10 +217,19 @@ func (s *eventStream) heartbeat() {
 
 var pingComment = []byte(": ping\n\n")
 
-// close waits for a heartbeat under way, and stops any other.
-func (s *eventStream) close() {
+// close waits for a heartbeat under way, and stops any other. A detached
+// stream's connection is closed, after the response's last chunk when
+// complete.
+func (s *eventStream) close(complete bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.conn != nil {
+		if complete && s.err == nil {
+			s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+			s.conn.Write(lastChunk)
+		}
+		s.conn.Close()
+	}
 	s.err = errStreamEnded
 }
 
@@ -228,8 +277,26 @@ func (s *eventStream) writeLocked(parts ...[]byte) error {
 		return s.err
 	}
 	start := time.Now()
+	var err error
+	if s.conn != nil {
+		err = s.writeChunk(start.Add(s.timeout), parts)
+	} else {
+		err = s.writeResponse(start.Add(s.timeout), parts)
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) >= s.timeout {
+			err = errWriteTimeout
+		}
+		s.err = err
+		return err
+	}
+	return nil
+}
+
+// writeResponse writes parts to the response and flushes them.
+func (s *eventStream) writeResponse(deadline time.Time, parts [][]byte) error {
 	// Where the connection has no deadlines, the write is not bounded.
-	_ = s.rc.SetWriteDeadline(start.Add(s.timeout))
+	_ = s.rc.SetWriteDeadline(deadline)
 	var err error
 	for _, b := range parts {
 		if _, err = s.w.Write(b); err != nil {
@@ -239,15 +306,10 @@ func (s *eventStream) writeLocked(parts ...[]byte) error {
 	if err == nil {
 		err = s.rc.Flush()
 	}
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) >= s.timeout {
-			err = errWriteTimeout
-		}
-		s.err = err
-		return err
+	if err == nil {
+		_ = s.rc.SetWriteDeadline(time.Time{})
 	}
-	_ = s.rc.SetWriteDeadline(time.Time{})
-	return nil
+	return err
 }
 
 // errServerExiting ends the event streams of a process that exits.

@@ -42,19 +42,9 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 
 	// The watcher goes on in a goroutine of its own, and the request
 	// returns: the server's goroutine, with its deep stack, and the
-	// request's state are not held for as long as the watcher stays. The
-	// request's own context is not used: a config reload must not end a
-	// watcher whose upload goes on (the tracker closing does). Only a
-	// protocol that asks its origin about watched sessions keeps the
-	// request, whose credentials it forwards.
+	// request's state are not held for as long as the watcher stays.
 	first := h.firstState(wt)
-	ctx := context.Background()
-	if p.refresher != nil {
-		ctx = context.WithoutCancel(r.Context())
-		wt.r = r.Clone(ctx)
-	} else {
-		wt.r = nil
-	}
+	ctx := detachWatch(wt, r)
 	ctx, drop := context.WithCancelCause(ctx)
 	c.onGone = func() { drop(errWatcherGone) }
 	c.noPong = func() { drop(errNoPong) }

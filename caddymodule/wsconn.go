@@ -105,19 +105,22 @@ func acceptWatcher(w http.ResponseWriter, r *http.Request, timeout time.Duration
 type rootHijacker struct{ http.ResponseWriter }
 
 func (h rootHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	rw := h.ResponseWriter
-	for {
-		u, ok := rw.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			break
-		}
-		rw = u.Unwrap()
-	}
-	hj, ok := rw.(http.Hijacker)
+	hj, ok := rootWriter(h.ResponseWriter).(http.Hijacker)
 	if !ok {
 		return nil, nil, http.ErrNotSupported
 	}
 	return hj.Hijack()
+}
+
+// rootWriter is the server's own response beneath rw's wrappers.
+func rootWriter(rw http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := rw.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return rw
+		}
+		rw = u.Unwrap()
+	}
 }
 
 // appendFrame appends a whole, unmasked server frame of op and payload.
