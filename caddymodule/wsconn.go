@@ -235,12 +235,11 @@ func (c *wsConn) readClient() {
 			c.onGone()
 		}
 	}()
-	buf := make([]byte, ws.MaxHeaderSize-2)
-	var ctl [125]byte
+	in := &clientReader{r: c.in}
 	var msg int64    // bytes of the current message so far
 	refused := false // the client was sent 1008 or 1009; its messages are skipped
 	for {
-		h, err := ws.ReadHeaderBuffer(c.in, buf)
+		h, err := ws.ReadHeaderBuffer(in, in.hdr[:])
 		if err != nil {
 			return
 		}
@@ -254,7 +253,7 @@ func (c *wsConn) readClient() {
 				refused = true
 				c.close(nil, closeMessageTooBig, "read limited at "+strconv.Itoa(watcherReadLimit+1)+" bytes")
 			}
-			if _, err := io.CopyN(io.Discard, c.in, h.Length); err != nil {
+			if _, err := io.CopyN(io.Discard, in, h.Length); err != nil {
 				return
 			}
 			if h.Fin {
@@ -266,8 +265,8 @@ func (c *wsConn) readClient() {
 			}
 			continue
 		}
-		p := ctl[:h.Length]
-		if _, err := io.ReadFull(c.in, p); err != nil {
+		p := in.ctl[:h.Length]
+		if _, err := io.ReadFull(in, p); err != nil {
 			return
 		}
 		ws.Cipher(p, h.Mask, 0)
@@ -287,6 +286,33 @@ func (c *wsConn) readClient() {
 			return
 		}
 	}
+}
+
+// clientReader reads a client's frames from its connection in as few
+// reads as the client sent them: a control frame (a pong, a close) is
+// one read rather than one for each part of its header and its payload.
+type clientReader struct {
+	r    io.Reader
+	hdr  [ws.MaxHeaderSize - 2]byte // a frame header
+	ctl  [125]byte                  // a control frame's payload
+	buf  [144]byte                  // read ahead
+	i, n int                        // buf[i:n] is read ahead, not yet taken
+}
+
+func (cr *clientReader) Read(p []byte) (int, error) {
+	if cr.i == cr.n {
+		if len(p) >= len(cr.buf) {
+			return cr.r.Read(p)
+		}
+		n, err := cr.r.Read(cr.buf[:])
+		cr.i, cr.n = 0, n
+		if n == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, cr.buf[cr.i:cr.n])
+	cr.i += n
+	return n, nil
 }
 
 // drain reads until the client answers the server's close, or closeWait
