@@ -48,12 +48,13 @@ type w10Plan struct {
 	Size     int64 `json:"size"`
 	Watchers []int `json:"watchers"`
 	Idle     []int `json:"idle"`
+	IdleSSE  []int `json:"idle_sse"`
 	REST     int   `json:"rest_requests"`
 }
 
 var (
-	w10Full  = w10Plan{Rounds: 5, Uploads: 10, Size: 128 * mib, Watchers: []int{1000, 3000, 10000}, Idle: []int{10000, 18000, 100000}, REST: 5000}
-	w10Quick = w10Plan{Rounds: 2, Uploads: 10, Size: 64 * mib, Watchers: []int{1000, 10000}, Idle: []int{10000}, REST: 2000}
+	w10Full  = w10Plan{Rounds: 5, Uploads: 10, Size: 128 * mib, Watchers: []int{1000, 3000, 10000}, Idle: []int{10000, 18000, 100000}, IdleSSE: []int{10000}, REST: 5000}
+	w10Quick = w10Plan{Rounds: 2, Uploads: 10, Size: 64 * mib, Watchers: []int{1000, 10000}, Idle: []int{10000}, IdleSSE: []int{10000}, REST: 2000}
 )
 
 // w10FileLimit is the open-file limit the bench sets for itself and its
@@ -300,28 +301,40 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 
 	type idle struct {
 		n          int
+		sse        bool // event streams, not WebSockets
 		mem        float64
 		goroutines float64
 		accept     time.Duration
 		err        error
 	}
 	var idles []idle
+	var idleRuns []idle
 	for _, n := range p.Idle {
+		idleRuns = append(idleRuns, idle{n: n})
+	}
+	for _, n := range p.IdleSSE {
+		idleRuns = append(idleRuns, idle{n: n, sse: true})
+	}
+	for _, run := range idleRuns {
+		n, dial, what := run.n, "dial", "watchers"
+		if run.sse {
+			dial, what = "dialsse", "event streams"
+		}
 		if uint64(n)+1000 > files {
-			idles = append(idles, idle{n: n, err: fmt.Errorf("open-file limit %d", files)})
+			idles = append(idles, idle{n: n, sse: run.sse, err: fmt.Errorf("open-file limit %d", files)})
 			continue
 		}
 		keys := make([]string, p.Uploads)
 		for i := range keys {
-			keys[i] = fmt.Sprintf("/w10-idle-%d-%d", n, i)
+			keys[i] = fmt.Sprintf("/w10-idle-%s-%d-%d", dial, n, i)
 		}
 		m0, err := readCaddyMemory(ctx, admin)
 		if err != nil {
 			return err
 		}
 		c0 := cpu()
-		if _, err := wc.do("dial %d %s %s", n, wsBase, strings.Join(keys, ",")); err != nil {
-			idles = append(idles, idle{n: n, err: err})
+		if _, err := wc.do("%s %d %s %s", dial, n, wsBase, strings.Join(keys, ",")); err != nil {
+			idles = append(idles, idle{n: n, sse: run.sse, err: err})
 			wc.do("close")
 			continue
 		}
@@ -330,17 +343,17 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 		if err != nil {
 			return err
 		}
-		it := idle{n: n, accept: acc, mem: (float64(m1.total()) - float64(m0.total())) / float64(n), goroutines: float64(m1.goroutines-m0.goroutines) / float64(n)}
+		it := idle{n: n, sse: run.sse, accept: acc, mem: (float64(m1.total()) - float64(m0.total())) / float64(n), goroutines: float64(m1.goroutines-m0.goroutines) / float64(n)}
 		if heapDir != "" {
 			for _, what := range []string{"heap", "goroutine"} {
-				name := fmt.Sprintf("%s/W10-idle-%d.%s.pprof", heapDir, n, what)
+				name := fmt.Sprintf("%s/W10-idle-%s-%d.%s.pprof", heapDir, dial, n, what)
 				if err := (&profiler{admin: admin}).fetch(ctx, what, name); err != nil {
 					return err
 				}
 				log.Printf("  W10 %s profile written to %s", what, name)
 			}
 		}
-		log.Printf("  W10 idle %6d watchers: %.1f KiB and %.2f goroutines per watcher (Caddy heap+stacks %d MiB), accept %v each", n, it.mem/1024, it.goroutines, m1.total()/mib, acc)
+		log.Printf("  W10 idle %6d %s: %.1f KiB and %.2f goroutines per watcher (Caddy heap+stacks %d MiB), accept %v each", n, what, it.mem/1024, it.goroutines, m1.total()/mib, acc)
 		idles = append(idles, it)
 		if _, err := wc.do("close"); err != nil {
 			return err
@@ -388,22 +401,26 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 		fmt.Println("| idle watchers | Go memory per watcher (KiB) | Caddy Go memory for them (MiB) | goroutines per watcher | accept CPU per watcher (µs) |")
 		fmt.Println("|---|---|---|---|---|")
 		for _, it := range idles {
+			label := strconv.Itoa(it.n)
+			if it.sse {
+				label += " event streams (HTTP/1.1)"
+			}
 			if it.err != nil {
-				fmt.Printf("| %d | not measured: %v | | | |\n", it.n, it.err)
+				fmt.Printf("| %s | not measured: %v | | | |\n", label, it.err)
 				continue
 			}
-			fmt.Printf("| %d | %.1f | %.0f | %.2f | %.0f |\n", it.n, it.mem/1024, it.mem*float64(it.n)/mib, it.goroutines, float64(it.accept)/1e3)
+			fmt.Printf("| %s | %.1f | %.0f | %.2f | %.0f |\n", label, it.mem/1024, it.mem*float64(it.n)/mib, it.goroutines, float64(it.accept)/1e3)
 		}
 		// Where the open-file limit stops a count, the largest measured
 		// count's memory per watcher, scaled.
 		var last *idle
 		for i := range idles {
-			if idles[i].err == nil {
+			if idles[i].err == nil && !idles[i].sse {
 				last = &idles[i]
 			}
 		}
 		for _, it := range idles {
-			if it.err != nil && last != nil {
+			if it.err != nil && !it.sse && last != nil {
 				fmt.Printf("\n%d idle watchers, extrapolated from %d at %.1f KiB each: %.0f MiB of Caddy Go memory.\n", it.n, last.n, last.mem/1024, last.mem*float64(it.n)/mib)
 			}
 		}

@@ -28,6 +28,7 @@ const w10ChildArg = "__w10-watchers"
 // stdin ends.
 //
 //	dial <n> <base URL> <key,key,...>   n watchers over the keys, each reading; ok once each has its first message
+//	dialsse <n> <base URL> <key,...>    the same as event streams (HTTP/1.1, Accept: text/event-stream)
 //	wait <seconds>                      ok <messages> when every watcher has ended with completed and a 1000 close
 //	close                               ok once every watcher has closed (1001 from the client)
 //	rest <n> <conc> <fresh 0|1> <URL>   n GETs of URL, on a new connection each with fresh
@@ -61,7 +62,13 @@ func (s *watcherSet) do(f []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return "ok", s.dial(n, f[2], strings.Split(f[3], ","))
+		return "ok", s.dial(n, f[2], strings.Split(f[3], ","), dialRaw)
+	case f[0] == "dialsse" && len(f) == 4:
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			return "", err
+		}
+		return "ok", s.dial(n, f[2], strings.Split(f[3], ","), dialEvents)
 	case f[0] == "wait" && len(f) == 2:
 		secs, err := strconv.Atoi(f[1])
 		if err != nil {
@@ -97,7 +104,7 @@ func localFor(open int) *net.TCPAddr {
 }
 
 // dial connects n watchers, 64 at a time.
-func (s *watcherSet) dial(n int, base string, keys []string) error {
+func (s *watcherSet) dial(n int, base string, keys []string, dialOne func(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawWatcher, error)) error {
 	u, err := url.Parse(base)
 	if err != nil {
 		return err
@@ -112,7 +119,7 @@ func (s *watcherSet) dial(n int, base string, keys []string) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			w, err := dialRaw(u.Host, u.RequestURI()+url.QueryEscape(keys[i%len(keys)]), localFor(open+i), &s.msgs)
+			w, err := dialOne(u.Host, u.RequestURI()+url.QueryEscape(keys[i%len(keys)]), localFor(open+i), &s.msgs)
 			if err != nil {
 				mu.Lock()
 				first = cmpErr(first, err)
@@ -163,7 +170,11 @@ func (s *watcherSet) wait(within time.Duration) error {
 // and waits for their connections to end.
 func (s *watcherSet) close() error {
 	for _, w := range s.all {
-		w.writeFrame(0x8, binary.BigEndian.AppendUint16(nil, 1001))
+		if w.events {
+			w.c.Close()
+		} else {
+			w.writeFrame(0x8, binary.BigEndian.AppendUint16(nil, 1001))
+		}
 	}
 	deadline := time.After(60 * time.Second)
 	for _, w := range s.all {
@@ -192,6 +203,7 @@ type rawWatcher struct {
 	c         net.Conn
 	wmu       sync.Mutex
 	done      chan struct{}
+	events    bool // an event stream, not a WebSocket
 	code      int  // the server's close code
 	completed bool // the last message said completed
 	err       error
@@ -236,6 +248,62 @@ func dialRaw(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawW
 	}
 	c.SetDeadline(time.Time{})
 	return w, nil
+}
+
+// dialEvents opens an event stream of target on addr from local and
+// returns once its first event came; it is read until it ends.
+func dialEvents(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawWatcher, error) {
+	d := net.Dialer{Timeout: 30 * time.Second}
+	if local != nil {
+		d.LocalAddr = local
+		d.Control = reuseAddr
+	}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", target, addr); err != nil {
+		c.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		c.Close()
+		return nil, fmt.Errorf("%s: %s", target, resp.Status)
+	}
+	w := &rawWatcher{c: c, events: true, done: make(chan struct{})}
+	first := make(chan error, 1)
+	go w.readEvents(bufio.NewReaderSize(resp.Body, 512), msgs, first)
+	if err := <-first; err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return w, nil
+}
+
+// readEvents reads an event stream until it ends; the first event is
+// reported on first.
+func (w *rawWatcher) readEvents(br *bufio.Reader, msgs *atomic.Int64, first chan<- error) {
+	defer close(w.done)
+	defer w.c.Close()
+	for n := 0; ; {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			w.end(n, first, err)
+			return
+		}
+		if string(line) == "\n" {
+			msgs.Add(1)
+			if n++; n == 1 {
+				first <- nil
+			}
+		}
+	}
 }
 
 // read reads frames until the close; the first message is reported on
