@@ -172,6 +172,8 @@ type Handler struct {
 	// key.
 	pinger *pinger
 	frames *frameCache
+	// feeds drive the watchers of each key (feed.go).
+	feeds *feeds
 }
 
 // CaddyModule returns the Caddy module information.

@@ -51,6 +51,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.watcherTimeout = orDefault(h.WatcherTimeout, defaultWatcherTimeout)
 	h.pinger = &pinger{every: h.pingInterval, timeout: h.watcherTimeout}
 	h.frames = new(frameCache)
+	h.feeds = new(feeds)
 	h.watchTokenTTL = orDefault(h.WatchTokenTTL, defaultWatchTokenTTL)
 	if err := h.loadProtocols(ctx); err != nil {
 		return err

@@ -82,8 +82,14 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 		return nil // the connection broke as it was taken
 	case conn != nil:
 		first := h.firstState(wt)
-		ctx, drop := context.WithCancelCause(detachWatch(wt, r))
-		s.w, s.rc, s.conn, s.drop = nil, nil, conn, drop
+		base := detachWatch(wt, r)
+		s.w, s.rc, s.conn = nil, nil, conn
+		if p.refresher == nil {
+			h.feedStream(wt, s, first)
+			return nil
+		}
+		ctx, drop := context.WithCancelCause(base)
+		s.drop = drop
 		go s.readClient()
 		go h.streamDetached(ctx, wt, first, s)
 		return nil
@@ -110,7 +116,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, p *protoco
 		s.end(watchEnd{kind: endClosed})
 		return nil
 	}
-	h.streamEnded(ctx, p, err)
+	h.streamEnded(p, err, context.Cause(ctx))
 	return nil
 }
 
@@ -124,17 +130,40 @@ func (h *Handler) streamDetached(ctx context.Context, wt *watch, first progress.
 	h.pinger.removeStream(s)
 	s.close(ctx.Err() == nil)
 	s.drop(nil)
-	h.streamEnded(ctx, wt.p, err)
+	h.streamEnded(wt.p, err, context.Cause(ctx))
 }
 
 // streamEnded counts a stream that ended for a write that took longer
-// than watcher_timeout (the loop's, err, or a heartbeat's, ctx's cause).
-func (h *Handler) streamEnded(ctx context.Context, p *protocol, err error) {
-	if !errors.Is(err, errWriteTimeout) && !errors.Is(context.Cause(ctx), errWriteTimeout) {
-		return
+// than watcher_timeout (the loop's error, or a heartbeat's, among errs).
+func (h *Handler) streamEnded(p *protocol, errs ...error) {
+	for _, err := range errs {
+		if errors.Is(err, errWriteTimeout) {
+			watchersDropped.WithLabelValues(h.Zone, p.name, errWriteTimeout.Error()).Inc()
+			h.logger.Debug("event stream watcher dropped", zap.String("protocol", p.name), zap.String("reason", errWriteTimeout.Error()))
+			return
+		}
 	}
-	watchersDropped.WithLabelValues(h.Zone, p.name, errWriteTimeout.Error()).Inc()
-	h.logger.Debug("event stream watcher dropped", zap.String("protocol", p.name), zap.String("reason", errWriteTimeout.Error()))
+}
+
+// feedStream has the key's feed follow a detached stream's upload
+// (feed.go); the stream has no goroutine of its own but its reader.
+func (h *Handler) feedStream(wt *watch, s *eventStream, first progress.Snapshot) {
+	w := newFedWatcher(wt.sub, streamFeed{s}, wt.sr.q.Step)
+	s.drop = func(err error) { w.leave(err) }
+	h.pinger.addStream(s)
+	go s.readClient()
+	h.startFed(w, refreshKey{wt.sr.owner, wt.sr.q.Key}, first)
+}
+
+// streamFeed is a fed watch over a detached event stream.
+type streamFeed struct{ *eventStream }
+
+// over implements fedTransport: the stream's connection closes, after the
+// response's last chunk once its end was written.
+func (s streamFeed) over(err error) {
+	s.h.pinger.removeStream(s.eventStream)
+	s.close(err == nil)
+	s.h.streamEnded(s.p, err)
 }
 
 // lastEventID is the id of the last event a reconnecting EventSource
@@ -209,8 +238,9 @@ func (s *eventStream) end(e watchEnd) {
 // proxies and finds watchers that are gone; one that cannot be written
 // within watcher_timeout ends the watch. The pinger calls it holding s.mu.
 func (s *eventStream) heartbeat() {
-	defer s.mu.Unlock()
-	if err := s.writeLocked(pingComment); err != nil {
+	err := s.writeLocked(pingComment)
+	s.mu.Unlock()
+	if err != nil {
 		s.drop(err)
 	}
 }

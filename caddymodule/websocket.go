@@ -45,6 +45,10 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	// request's state are not held for as long as the watcher stays.
 	first := h.firstState(wt)
 	ctx := detachWatch(wt, r)
+	if p.refresher == nil {
+		h.feedSocket(wt, c, first)
+		return nil
+	}
 	ctx, drop := context.WithCancelCause(ctx)
 	c.onGone = func() { drop(errWatcherGone) }
 	c.noPong = func() { drop(errNoPong) }
@@ -76,13 +80,47 @@ func (h *Handler) watchSocket(ctx context.Context, drop context.CancelCauseFunc,
 	if dropped == nil {
 		return
 	}
+	sub.Close() // free its place at once; the close handshake may take a while
+	h.socketDropped(p, c, dropped)
+}
+
+// socketDropped counts and logs a watcher dropped for dropped (errNoPong,
+// errWriteTimeout), and tells it why where its connection still takes
+// bytes.
+func (h *Handler) socketDropped(p *protocol, c *wsConn, dropped error) {
 	watchersDropped.WithLabelValues(h.Zone, p.name, dropped.Error()).Inc()
 	h.logger.Debug("websocket watcher dropped", zap.String("protocol", p.name), zap.String("reason", dropped.Error()))
-	sub.Close() // free its place at once; the close handshake may take a while
 	if dropped == errNoPong {
-		// Its connection still takes bytes, so the close frame tells it why.
 		c.close(nil, closePolicyViolation, "watcher too slow: no pong within "+h.watcherTimeout.String())
 	}
+}
+
+// feedSocket has the key's feed follow an accepted watcher's upload over
+// its WebSocket (feed.go); the watcher has no goroutine of its own but its
+// reader.
+func (h *Handler) feedSocket(wt *watch, c *wsConn, first progress.Snapshot) {
+	w := newFedWatcher(wt.sub, socketFeed{socketSink{h, wt.p, c}}, wt.sr.q.Step)
+	c.onGone = func() { w.leave(c.goneWhy()) }
+	c.noPong = func() { w.leave(errNoPong) }
+	h.pinger.add(c)
+	go c.readClient()
+	h.startFed(w, refreshKey{wt.sr.owner, wt.sr.q.Key}, first)
+}
+
+// socketFeed is a fed watch over a WebSocket.
+type socketFeed struct{ socketSink }
+
+// over implements fedTransport.
+func (s socketFeed) over(err error) {
+	s.h.pinger.remove(s.c)
+	switch {
+	case errors.Is(err, errNoPong):
+		s.h.socketDropped(s.p, s.c, errNoPong)
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.h.socketDropped(s.p, s.c, errWriteTimeout)
+	}
+	s.c.abort()
 }
 
 // socketSink is a watch over a WebSocket. Its messages are the frames the

@@ -60,7 +60,10 @@ type wsConn struct {
 	closeSent bool // under wmu: no frame goes after a close
 
 	pongs atomic.Uint64
-	gone  chan struct{} // closed when the reader ends
+	// failed is the error of a write that failed, which closed the
+	// connection (and so ended the reader).
+	failed atomic.Pointer[error]
+	gone   chan struct{} // closed when the reader ends
 	// onGone is called, once, when the reader ends.
 	onGone func()
 	// noPong drops the watcher for not answering a ping.
@@ -165,9 +168,19 @@ func (c *wsConn) write(frames []byte, closing bool) error {
 	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	_, err := c.conn.Write(frames)
 	if err != nil {
+		c.failed.Store(&err)
 		c.conn.Close()
 	}
 	return err
+}
+
+// goneWhy is why the connection ended: a write's error, if one failed,
+// else the client going away.
+func (c *wsConn) goneWhy() error {
+	if err := c.failed.Load(); err != nil {
+		return *err
+	}
+	return errWatcherGone
 }
 
 // send writes one message frame.

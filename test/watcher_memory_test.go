@@ -14,13 +14,17 @@ import (
 )
 
 // watcherMemoryBound is what an idle watcher may hold of the proxy's Go
-// memory (heap and goroutine stacks), generously: the performance page's
-// W10 measures about 15 KiB (20 under the race detector), while a
-// watcher that kept its request and the server's goroutine, as a
-// WebSocket watcher with a general WebSocket library once did (49 KiB)
-// and an HTTP/1.1 event stream that stayed a response did (42 KiB),
-// holds more.
-const watcherMemoryBound = 32 << 10
+// memory (heap and goroutine stacks): the budget, twice what the
+// performance page's W10 measures with the watchers of a key fed from one
+// goroutine (about 4 KiB; 7.5 under the race detector). A watcher with a
+// goroutine of its own held about 15 KiB; one that kept its request and
+// the server's goroutine (a WebSocket over a general WebSocket library,
+// an HTTP/1.1 event stream that stayed a response) 42 to 49 KiB.
+const watcherMemoryBound = 16 << 10
+
+// watcherGoroutinesBound is the goroutines an idle watcher may keep: its
+// reader (the watchers of a key share their feed's).
+const watcherGoroutinesBound = 1.2
 
 // 1,000 idle watchers hold less than watcherMemoryBound of Go memory each,
 // measured after garbage collection, and give it back when they leave.
@@ -58,6 +62,9 @@ func testWatcherMemory(t *testing.T, dial func(base, target string) (net.Conn, e
 		float64(m1.goroutines-m0.goroutines)/n)
 	if per > watcherMemoryBound {
 		t.Errorf("an idle watcher holds %d bytes of Go memory, want at most %d", per, watcherMemoryBound)
+	}
+	if g := float64(m1.goroutines-m0.goroutines) / n; g > watcherGoroutinesBound {
+		t.Errorf("an idle watcher keeps %.2f goroutines, want at most %.1f", g, watcherGoroutinesBound)
 	}
 
 	// Gone with its connection: the goroutines end, the memory goes.

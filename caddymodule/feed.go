@@ -1,0 +1,334 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
+)
+
+// The watchers of a key are fed from one goroutine, the key's feed,
+// rather than each waiting on the key in a goroutine of its own: the feed
+// waits on the key for all of them, decides for each what goes out and
+// when (progress.Paced: the pacing of NextPaced), and hands each message
+// to the watcher, whose writer is a goroutine that lives as long as its
+// write. A watcher at rest is then its connection and its reader
+// goroutine; a much-watched key wakes one goroutine per change rather
+// than one per watcher, with one timer rather than one each
+// (docs/performance.md, W10).
+//
+// Watchers whose protocol asks the origin about watched sessions (its
+// refresher) follow their key on their own (follow), as do event streams
+// that stay responses (HTTP/2, HTTP/3): they have a goroutine anyway.
+
+// feeds are a handler's feeds, one per watched key and owner.
+type feeds struct {
+	mu sync.Mutex
+	m  map[refreshKey]*feed
+}
+
+// feed drives the watchers of one key and owner.
+type feed struct {
+	h *Handler
+	k refreshKey
+
+	mu      sync.Mutex
+	members map[*fedWatcher]struct{}
+	// wait is the subscription the feed waits on, a member's; retired
+	// are subscriptions of members gone, closed once not waited on.
+	wait    progress.Subscription
+	retired []progress.Subscription
+	// kick ends the feed's wait (nil when not waiting); until is the
+	// wait's deadline (zero: none), live whether the key shows an upload
+	// under way.
+	kick    context.CancelFunc
+	until   time.Time
+	live    bool
+	stopped bool
+}
+
+// fedTransport is where a fed watcher's messages go.
+type fedTransport interface {
+	watchSink
+	// over is called once, when the watcher is over: err is nil once its
+	// end was written, else why it went (errWatcherGone, errNoPong, a
+	// write's error).
+	over(err error)
+}
+
+// fedWatcher is one watcher of a feed.
+type fedWatcher struct {
+	sub  progress.Subscription
+	t    fedTransport
+	pace progress.Paced // the feed's, once joined
+
+	mu       sync.Mutex
+	f        *feed // nil until joined
+	writing  bool  // a writer goroutine runs
+	next     progress.Snapshot
+	hasNext  bool
+	end      *watchEnd
+	done     bool // nothing more is to be written but the end
+	overOnce sync.Once
+}
+
+// newFedWatcher is a watcher of sub over t, started by start.
+func newFedWatcher(sub progress.Subscription, t fedTransport, step int64) *fedWatcher {
+	w := &fedWatcher{sub: sub, t: t}
+	w.pace.Step = step
+	return w
+}
+
+// start sends first, the watcher's first message, and joins the key's
+// feed; a first that is final ends the watcher at once.
+func (h *Handler) startFed(w *fedWatcher, k refreshKey, first progress.Snapshot) {
+	if first.State.Terminal() {
+		w.sub.Close()
+		w.finish(watchEnd{kind: endFinal, state: first.State, snap: first})
+		return
+	}
+	w.pace.Sent(first, time.Now())
+	w.deliver(first)
+	h.feeds.join(h, k, w)
+}
+
+// join adds w to the feed of k, starting one if none runs.
+func (fs *feeds) join(h *Handler, k refreshKey, w *fedWatcher) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.m[k]
+	if f == nil {
+		if fs.m == nil {
+			fs.m = make(map[refreshKey]*feed)
+		}
+		f = &feed{h: h, k: k, members: make(map[*fedWatcher]struct{})}
+		fs.m[k] = f
+		go f.run()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return // it left before it joined, and closed its subscription
+	}
+	w.f = f
+	f.members[w] = struct{}{}
+	// A feed that sleeps past the newcomer's first tick, with an upload
+	// under way, looks again.
+	if f.kick != nil && f.live && (f.until.IsZero() || w.pace.Tick(f.h.pace.For(w.sub.Watchers())).Before(f.until)) {
+		f.kick()
+	}
+}
+
+// remove takes w out of the feed and closes its subscription, or retires
+// it if the feed waits on it. It may be called more than once.
+func (f *feed) remove(w *fedWatcher) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.members, w)
+	if w.sub == f.wait {
+		f.wait = nil
+		f.retired = append(f.retired, w.sub)
+		if f.kick != nil {
+			f.kick()
+		}
+		return
+	}
+	w.sub.Close()
+}
+
+// run feeds the members until there is none left.
+func (f *feed) run() {
+	var list []*fedWatcher
+	for {
+		f.mu.Lock()
+		if len(f.members) == 0 {
+			f.stopped = true
+			retired := f.retired
+			f.retired = nil
+			f.mu.Unlock()
+			f.h.feeds.forget(f)
+			for _, s := range retired {
+				s.Close()
+			}
+			return
+		}
+		if f.wait == nil {
+			for w := range f.members {
+				f.wait = w.sub
+				break
+			}
+		}
+		retired := f.retired
+		f.retired = nil
+		list = list[:0]
+		for w := range f.members {
+			list = append(list, w)
+		}
+		sub := f.wait
+		ctx, kick := context.WithCancel(context.Background())
+		f.kick = kick
+		f.mu.Unlock()
+		for _, s := range retired {
+			s.Close()
+		}
+
+		now := time.Now()
+		snap := named(sub.Current(), f.k.key)
+		interval := f.h.pace.For(sub.Watchers())
+		var until time.Time
+		bytes := int64(math.MaxInt64)
+		for _, w := range list {
+			send, u, b := w.pace.Look(snap, now, interval)
+			if send {
+				if snap.State.Terminal() {
+					f.remove(w)
+					w.finish(watchEnd{kind: endFinal, state: snap.State, snap: snap})
+					continue
+				}
+				w.pace.Sent(snap, now)
+				w.deliver(snap)
+				// What it waits for next.
+				_, u, b = w.pace.Look(snap, now, interval)
+			}
+			if !u.IsZero() && (until.IsZero() || u.Before(until)) {
+				until = u
+			}
+			bytes = min(bytes, b)
+		}
+		clear(list)
+
+		f.mu.Lock()
+		f.until, f.live = until, snap.Found && !snap.State.Terminal()
+		f.mu.Unlock()
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if !until.IsZero() {
+			wctx, cancel = context.WithDeadline(ctx, until)
+		}
+		step := int64(math.MaxInt64)
+		if bytes != math.MaxInt64 {
+			step = max(bytes-snap.Received, 1)
+		}
+		_, err := sub.Next(wctx, snap, step)
+		woken := wctx.Err() != nil // kicked, or its deadline
+		cancel()
+		f.mu.Lock()
+		f.kick = nil
+		f.mu.Unlock()
+		kick()
+		if err != nil && !woken {
+			// The tracker closed (the server shuts down), or the key
+			// cannot be read: every watcher ends.
+			f.endAll(err)
+		}
+	}
+}
+
+// endAll ends every member: with a going-away end when the tracker closed,
+// else as if each had gone.
+func (f *feed) endAll(err error) {
+	f.mu.Lock()
+	list := make([]*fedWatcher, 0, len(f.members))
+	for w := range f.members {
+		list = append(list, w)
+	}
+	f.mu.Unlock()
+	for _, w := range list {
+		f.remove(w)
+		if errors.Is(err, progress.ErrClosed) {
+			w.finish(watchEnd{kind: endClosed})
+		} else {
+			w.leave(err)
+		}
+	}
+}
+
+// forget drops f from the feeds, once it stopped.
+func (fs *feeds) forget(f *feed) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m[f.k] == f {
+		delete(fs.m, f.k)
+	}
+}
+
+// deliver hands snap's message to the watcher's writer: at once, or after
+// the write under way, in place of any message still waiting (the latest
+// state is what a watcher wants).
+func (w *fedWatcher) deliver(snap progress.Snapshot) {
+	w.mu.Lock()
+	if w.done {
+		w.mu.Unlock()
+		return
+	}
+	w.next, w.hasNext = snap, true
+	start := !w.writing
+	w.writing = true
+	w.mu.Unlock()
+	if start {
+		go w.write()
+	}
+}
+
+// finish ends the watcher on the server's side: e goes out after the
+// write under way, in place of any message waiting, and nothing after it.
+func (w *fedWatcher) finish(e watchEnd) {
+	w.mu.Lock()
+	if w.done {
+		w.mu.Unlock()
+		return
+	}
+	w.done = true
+	w.end, w.hasNext = &e, false
+	start := !w.writing
+	w.writing = true
+	w.mu.Unlock()
+	if start {
+		go w.write()
+	}
+}
+
+// leave ends the watcher for err, from its side: it went away, did not
+// answer pings, or a write failed.
+func (w *fedWatcher) leave(err error) {
+	w.mu.Lock()
+	w.done = true
+	w.end, w.hasNext = nil, false
+	f := w.f
+	w.mu.Unlock()
+	if f != nil {
+		f.remove(w)
+	} else {
+		w.sub.Close()
+	}
+	w.overOnce.Do(func() { w.t.over(err) })
+}
+
+// write is the watcher's writer: it writes what is handed to it, then
+// ends.
+func (w *fedWatcher) write() {
+	for {
+		w.mu.Lock()
+		end, snap, has := w.end, w.next, w.hasNext
+		w.end, w.hasNext = nil, false
+		if end == nil && !has {
+			w.writing = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		if end != nil {
+			w.t.end(*end)
+			w.overOnce.Do(func() { w.t.over(nil) })
+			return
+		}
+		if err := w.t.send(context.Background(), snap); err != nil {
+			w.leave(err)
+			return
+		}
+	}
+}
