@@ -27,7 +27,7 @@ func (r *recordingTransport) send(_ context.Context, s progress.Snapshot) error 
 	r.msgs <- s
 	return nil
 }
-func (r *recordingTransport) end(e watchEnd)  { r.ends <- e }
+func (r *recordingTransport) end(e watchEnd) { r.ends <- e }
 func (r *recordingTransport) over(err error) { r.overs <- err }
 
 // until returns the first message that ok accepts, skipping others.
