@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,7 +37,7 @@ type feed struct {
 	k refreshKey
 
 	mu      sync.Mutex
-	members map[*fedWatcher]struct{}
+	members []*fedWatcher
 	// wait is the subscription the feed waits on, a member's; retired
 	// are subscriptions of members gone, closed once not waited on.
 	wait    progress.Subscription
@@ -48,6 +49,8 @@ type feed struct {
 	until   time.Time
 	live    bool
 	stopped bool
+
+	next feedWait // the run's: what it waits for after a turn
 }
 
 // fedTransport is where a fed watcher's messages go.
@@ -104,7 +107,7 @@ func (fs *feeds) join(h *Handler, k refreshKey, w *fedWatcher) {
 		if fs.m == nil {
 			fs.m = make(map[refreshKey]*feed)
 		}
-		f = &feed{h: h, k: k, members: make(map[*fedWatcher]struct{})}
+		f = &feed{h: h, k: k}
 		fs.m[k] = f
 		go f.run()
 	}
@@ -116,7 +119,7 @@ func (fs *feeds) join(h *Handler, k refreshKey, w *fedWatcher) {
 		return // it left before it joined, and closed its subscription
 	}
 	w.f = f
-	f.members[w] = struct{}{}
+	f.members = append(f.members, w)
 	// A feed that sleeps past the newcomer's first tick, with an upload
 	// under way, looks again.
 	if f.kick != nil && f.live && (f.until.IsZero() || w.pace.Tick(f.h.pace.For(w.sub.Watchers())).Before(f.until)) {
@@ -129,7 +132,12 @@ func (fs *feeds) join(h *Handler, k refreshKey, w *fedWatcher) {
 func (f *feed) remove(w *fedWatcher) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.members, w)
+	if i := slices.Index(f.members, w); i >= 0 {
+		last := len(f.members) - 1
+		f.members[i] = f.members[last]
+		f.members[last] = nil
+		f.members = f.members[:last]
+	}
 	if w.sub == f.wait {
 		f.wait = nil
 		f.retired = append(f.retired, w.sub)
@@ -141,90 +149,107 @@ func (f *feed) remove(w *fedWatcher) {
 	w.sub.Close()
 }
 
-// run feeds the members until there is none left.
+// run feeds the members until there is none left: it looks at the key
+// for each (turn), then waits for the key to change, the earliest tick,
+// or a kick. The wait is in a frame of its own, so that a feed at rest
+// holds a small stack.
 func (f *feed) run() {
-	var list []*fedWatcher
-	for {
-		f.mu.Lock()
-		if len(f.members) == 0 {
-			f.stopped = true
-			retired := f.retired
-			f.retired = nil
-			f.mu.Unlock()
-			f.h.feeds.forget(f)
-			for _, s := range retired {
-				s.Close()
-			}
-			return
-		}
-		if f.wait == nil {
-			for w := range f.members {
-				f.wait = w.sub
-				break
-			}
-		}
+	for f.turn() {
+		f.await()
+	}
+}
+
+// feedWait is what a feed waits for after a turn: the key to show
+// something else than seen (or step bytes more), until (if not zero), or
+// a kick.
+type feedWait struct {
+	sub   progress.Subscription
+	seen  progress.Snapshot
+	step  int64
+	until time.Time
+}
+
+// turn sends each member what is due, and sets what to wait for next
+// (f.next); false once there is no member left.
+func (f *feed) turn() bool {
+	f.mu.Lock()
+	if len(f.members) == 0 {
+		f.stopped = true
 		retired := f.retired
 		f.retired = nil
-		list = list[:0]
-		for w := range f.members {
-			list = append(list, w)
-		}
-		sub := f.wait
-		ctx, kick := context.WithCancel(context.Background())
-		f.kick = kick
 		f.mu.Unlock()
+		f.h.feeds.forget(f)
 		for _, s := range retired {
 			s.Close()
 		}
+		return false
+	}
+	if f.wait == nil {
+		f.wait = f.members[0].sub
+	}
+	retired := f.retired
+	f.retired = nil
+	list := slices.Clone(f.members)
+	sub := f.wait
+	f.mu.Unlock()
+	for _, s := range retired {
+		s.Close()
+	}
 
-		now := time.Now()
-		snap := named(sub.Current(), f.k.key)
-		interval := f.h.pace.For(sub.Watchers())
-		var until time.Time
-		bytes := int64(math.MaxInt64)
-		for _, w := range list {
-			send, u, b := w.pace.Look(snap, now, interval)
-			if send {
-				if snap.State.Terminal() {
-					f.remove(w)
-					w.finish(watchEnd{kind: endFinal, state: snap.State, snap: snap})
-					continue
-				}
-				w.pace.Sent(snap, now)
-				w.deliver(snap)
-				// What it waits for next.
-				_, u, b = w.pace.Look(snap, now, interval)
+	now := time.Now()
+	snap := named(sub.Current(), f.k.key)
+	interval := f.h.pace.For(sub.Watchers())
+	var until time.Time
+	bytes := int64(math.MaxInt64)
+	for _, w := range list {
+		send, u, b := w.pace.Look(snap, now, interval)
+		if send {
+			if snap.State.Terminal() {
+				f.remove(w)
+				w.finish(watchEnd{kind: endFinal, state: snap.State, snap: snap})
+				continue
 			}
-			if !u.IsZero() && (until.IsZero() || u.Before(until)) {
-				until = u
-			}
-			bytes = min(bytes, b)
+			w.pace.Sent(snap, now)
+			w.deliver(snap)
+			// What it waits for next.
+			_, u, b = w.pace.Look(snap, now, interval)
 		}
-		clear(list)
+		if !u.IsZero() && (until.IsZero() || u.Before(until)) {
+			until = u
+		}
+		bytes = min(bytes, b)
+	}
+	step := int64(math.MaxInt64)
+	if bytes != math.MaxInt64 {
+		step = max(bytes-snap.Received, 1)
+	}
+	f.next = feedWait{sub: sub, seen: snap, step: step, until: until}
+	return true
+}
 
-		f.mu.Lock()
-		f.until, f.live = until, snap.Found && !snap.State.Terminal()
-		f.mu.Unlock()
-		wctx, cancel := ctx, context.CancelFunc(func() {})
-		if !until.IsZero() {
-			wctx, cancel = context.WithDeadline(ctx, until)
-		}
-		step := int64(math.MaxInt64)
-		if bytes != math.MaxInt64 {
-			step = max(bytes-snap.Received, 1)
-		}
-		_, err := sub.Next(wctx, snap, step)
-		woken := wctx.Err() != nil // kicked, or its deadline
-		cancel()
-		f.mu.Lock()
-		f.kick = nil
-		f.mu.Unlock()
-		kick()
-		if err != nil && !woken {
-			// The tracker closed (the server shuts down), or the key
-			// cannot be read: every watcher ends.
-			f.endAll(err)
-		}
+// await waits as f.next says; the tracker closing ends every member.
+func (f *feed) await() {
+	t := &f.next
+	var ctx context.Context
+	var kick context.CancelFunc
+	if t.until.IsZero() {
+		ctx, kick = context.WithCancel(context.Background())
+	} else {
+		ctx, kick = context.WithDeadline(context.Background(), t.until)
+	}
+	f.mu.Lock()
+	f.kick, f.until, f.live = kick, t.until, t.seen.Found && !t.seen.State.Terminal()
+	f.mu.Unlock()
+	_, err := t.sub.Next(ctx, t.seen, t.step)
+	woken := ctx.Err() != nil // kicked, or its deadline
+	f.mu.Lock()
+	f.kick = nil
+	f.mu.Unlock()
+	kick()
+	if err != nil && !woken {
+		// The tracker closed (the server shuts down), or the key cannot
+		// be read: every watcher ends.
+		f.endAll(err)
 	}
 }
 
@@ -232,10 +257,7 @@ func (f *feed) run() {
 // else as if each had gone.
 func (f *feed) endAll(err error) {
 	f.mu.Lock()
-	list := make([]*fedWatcher, 0, len(f.members))
-	for w := range f.members {
-		list = append(list, w)
-	}
+	list := slices.Clone(f.members)
 	f.mu.Unlock()
 	for _, w := range list {
 		f.remove(w)

@@ -87,7 +87,12 @@ func (h *Handler) firstState(wt *watch) progress.Snapshot {
 	return snap
 }
 
-// follow sends first (firstState) at once, then an update each time the
+// follow is the loop of a watcher that follows its key on its own
+// goroutine: one whose protocol asks the origin about watched sessions
+// (the refresh turn below), or an event stream that stays a response. The
+// others are fed by their key's feed (feed.go), by the same rules.
+//
+// It sends first (firstState) at once, then an update each time the
 // asked-for number of bytes more arrived (paced by progress.NextPaced:
 // update_interval, key_updates_per_second), then the final state, with
 // the end of the sink. A watcher of a key with no upload yet gets its

@@ -57,7 +57,8 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, p *protocol
 	return nil
 }
 
-// watchSocket follows an accepted watcher's upload over its WebSocket,
+// watchSocket follows an accepted watcher's upload over its WebSocket on
+// a goroutine of its own (a protocol that asks its origin, follow),
 // from its first message to its close; ctx ends when the client goes
 // away, or is dropped for not answering pings (the pinger's).
 func (h *Handler) watchSocket(ctx context.Context, drop context.CancelCauseFunc, wt *watch, first progress.Snapshot, c *wsConn) {
