@@ -44,7 +44,9 @@ type feed struct {
 	retired []progress.Subscription
 	// kick ends the feed's wait (nil when not waiting); until is the
 	// wait's deadline (zero: none), live whether the key shows an upload
-	// under way.
+	// under way; stale that a member came or went that the last turn did
+	// not see, and that the feed must look again before it waits.
+	stale   bool
 	kick    context.CancelFunc
 	until   time.Time
 	live    bool
@@ -122,7 +124,16 @@ func (fs *feeds) join(h *Handler, k refreshKey, w *fedWatcher) {
 	f.members = append(f.members, w)
 	// A feed that sleeps past the newcomer's first tick, with an upload
 	// under way, looks again.
-	if f.kick != nil && f.live && (f.until.IsZero() || w.pace.Tick(f.h.pace.For(w.sub.Watchers())).Before(f.until)) {
+	if f.live && (f.until.IsZero() || w.pace.Tick(f.h.pace.For(w.sub.Watchers())).Before(f.until)) {
+		f.wakeLocked()
+	}
+}
+
+// wakeLocked has the feed look again: its wait ends, or the next does not
+// begin.
+func (f *feed) wakeLocked() {
+	f.stale = true
+	if f.kick != nil {
 		f.kick()
 	}
 }
@@ -138,12 +149,13 @@ func (f *feed) remove(w *fedWatcher) {
 		f.members[last] = nil
 		f.members = f.members[:last]
 	}
+	if len(f.members) == 0 {
+		f.wakeLocked() // to end
+	}
 	if w.sub == f.wait {
 		f.wait = nil
 		f.retired = append(f.retired, w.sub)
-		if f.kick != nil {
-			f.kick()
-		}
+		f.wakeLocked()
 		return
 	}
 	w.sub.Close()
@@ -184,6 +196,7 @@ func (f *feed) turn() bool {
 		}
 		return false
 	}
+	f.stale = false
 	if f.wait == nil {
 		f.wait = f.members[0].sub
 	}
@@ -238,7 +251,14 @@ func (f *feed) await() {
 		ctx, kick = context.WithDeadline(context.Background(), t.until)
 	}
 	f.mu.Lock()
-	f.kick, f.until, f.live = kick, t.until, t.seen.Found && !t.seen.State.Terminal()
+	f.until, f.live = t.until, t.seen.Found && !t.seen.State.Terminal()
+	if f.stale {
+		// A member came or went since the turn.
+		f.mu.Unlock()
+		kick()
+		return
+	}
+	f.kick = kick
 	f.mu.Unlock()
 	_, err := t.sub.Next(ctx, t.seen, t.step)
 	woken := ctx.Err() != nil // kicked, or its deadline
