@@ -69,6 +69,7 @@ type fedWatcher struct {
 	sub  progress.Subscription
 	t    fedTransport
 	pace progress.Paced // the feed's, once joined
+	idx  int            // where it is in its feed's members, under the feed's lock
 
 	mu       sync.Mutex
 	f        *feed // nil until joined
@@ -120,7 +121,7 @@ func (fs *feeds) join(h *Handler, k refreshKey, w *fedWatcher) {
 	if w.done {
 		return // it left before it joined, and closed its subscription
 	}
-	w.f = f
+	w.f, w.idx = f, len(f.members)
 	f.members = append(f.members, w)
 	// A feed that sleeps past the newcomer's first tick, with an upload
 	// under way, looks again.
@@ -143,9 +144,10 @@ func (f *feed) wakeLocked() {
 func (f *feed) remove(w *fedWatcher) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if i := slices.Index(f.members, w); i >= 0 {
+	if i := w.idx; i < len(f.members) && f.members[i] == w {
 		last := len(f.members) - 1
 		f.members[i] = f.members[last]
+		f.members[i].idx = i
 		f.members[last] = nil
 		f.members = f.members[:last]
 	}

@@ -49,12 +49,15 @@ type w10Plan struct {
 	Watchers []int `json:"watchers"`
 	Idle     []int `json:"idle"`
 	IdleSSE  []int `json:"idle_sse"`
-	REST     int   `json:"rest_requests"`
+	// IdleOwn are counts of idle WebSocket watchers each of a key of its
+	// own (each key's feed to itself).
+	IdleOwn []int `json:"idle_own"`
+	REST    int   `json:"rest_requests"`
 }
 
 var (
-	w10Full  = w10Plan{Rounds: 5, Uploads: 10, Size: 128 * mib, Watchers: []int{1000, 3000, 10000}, Idle: []int{10000, 18000, 100000}, IdleSSE: []int{10000}, REST: 5000}
-	w10Quick = w10Plan{Rounds: 2, Uploads: 10, Size: 64 * mib, Watchers: []int{1000, 10000}, Idle: []int{10000}, IdleSSE: []int{10000}, REST: 2000}
+	w10Full  = w10Plan{Rounds: 5, Uploads: 10, Size: 128 * mib, Watchers: []int{1000, 3000, 10000}, Idle: []int{10000, 18000, 100000}, IdleSSE: []int{10000}, IdleOwn: []int{10000}, REST: 5000}
+	w10Quick = w10Plan{Rounds: 2, Uploads: 10, Size: 64 * mib, Watchers: []int{1000, 10000}, Idle: []int{10000}, IdleSSE: []int{10000}, IdleOwn: []int{10000}, REST: 2000}
 )
 
 // w10FileLimit is the open-file limit the bench sets for itself and its
@@ -302,6 +305,7 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 	type idle struct {
 		n          int
 		sse        bool // event streams, not WebSockets
+		own        bool // each watcher of a key of its own
 		mem        float64
 		goroutines float64
 		accept     time.Duration
@@ -315,18 +319,24 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 	for _, n := range p.IdleSSE {
 		idleRuns = append(idleRuns, idle{n: n, sse: true})
 	}
+	for _, n := range p.IdleOwn {
+		idleRuns = append(idleRuns, idle{n: n, own: true})
+	}
 	for _, run := range idleRuns {
 		n, dial, what := run.n, "dial", "watchers"
 		if run.sse {
 			dial, what = "dialsse", "event streams"
 		}
 		if uint64(n)+1000 > files {
-			idles = append(idles, idle{n: n, sse: run.sse, err: fmt.Errorf("open-file limit %d", files)})
+			idles = append(idles, idle{n: n, sse: run.sse, own: run.own, err: fmt.Errorf("open-file limit %d", files)})
 			continue
 		}
 		keys := make([]string, p.Uploads)
 		for i := range keys {
 			keys[i] = fmt.Sprintf("/w10-idle-%s-%d-%d", dial, n, i)
+		}
+		if run.own {
+			keys, what = []string{fmt.Sprintf("/w10-idle-own-%d-*", n)}, "watchers of a key each"
 		}
 		m0, err := readCaddyMemory(ctx, admin)
 		if err != nil {
@@ -334,7 +344,7 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 		}
 		c0 := cpu()
 		if _, err := wc.do("%s %d %s %s", dial, n, wsBase, strings.Join(keys, ",")); err != nil {
-			idles = append(idles, idle{n: n, sse: run.sse, err: err})
+			idles = append(idles, idle{n: n, sse: run.sse, own: run.own, err: err})
 			wc.do("close")
 			continue
 		}
@@ -343,10 +353,14 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 		if err != nil {
 			return err
 		}
-		it := idle{n: n, sse: run.sse, accept: acc, mem: (float64(m1.total()) - float64(m0.total())) / float64(n), goroutines: float64(m1.goroutines-m0.goroutines) / float64(n)}
+		it := idle{n: n, sse: run.sse, own: run.own, accept: acc, mem: (float64(m1.total()) - float64(m0.total())) / float64(n), goroutines: float64(m1.goroutines-m0.goroutines) / float64(n)}
 		if heapDir != "" {
 			for _, what := range []string{"heap", "goroutine"} {
-				name := fmt.Sprintf("%s/W10-idle-%s-%d.%s.pprof", heapDir, dial, n, what)
+				tag := dial
+				if run.own {
+					tag += "-own"
+				}
+				name := fmt.Sprintf("%s/W10-idle-%s-%d.%s.pprof", heapDir, tag, n, what)
 				if err := (&profiler{admin: admin}).fetch(ctx, what, name); err != nil {
 					return err
 				}
@@ -402,8 +416,11 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 		fmt.Println("|---|---|---|---|---|")
 		for _, it := range idles {
 			label := strconv.Itoa(it.n)
-			if it.sse {
+			switch {
+			case it.sse:
 				label += " event streams (HTTP/1.1)"
+			case it.own:
+				label += ", a key each"
 			}
 			if it.err != nil {
 				fmt.Printf("| %s | not measured: %v | | | |\n", label, it.err)
@@ -415,12 +432,12 @@ func runW10(ctx context.Context, b *bench, admin string, caddyPID int, p w10Plan
 		// count's memory per watcher, scaled.
 		var last *idle
 		for i := range idles {
-			if idles[i].err == nil && !idles[i].sse {
+			if idles[i].err == nil && !idles[i].sse && !idles[i].own {
 				last = &idles[i]
 			}
 		}
 		for _, it := range idles {
-			if it.err != nil && !it.sse && last != nil {
+			if it.err != nil && !it.sse && !it.own && last != nil {
 				fmt.Printf("\n%d idle watchers, extrapolated from %d at %.1f KiB each: %.0f MiB of Caddy Go memory.\n", it.n, last.n, last.mem/1024, last.mem*float64(it.n)/mib)
 			}
 		}

@@ -28,6 +28,7 @@ const w10ChildArg = "__w10-watchers"
 // stdin ends.
 //
 //	dial <n> <base URL> <key,key,...>   n watchers over the keys, each reading; ok once each has its first message
+//	                                    (one key ending in *: each watcher a key of its own, the prefix and its number)
 //	dialsse <n> <base URL> <key,...>    the same as event streams (HTTP/1.1, Accept: text/event-stream)
 //	wait <seconds>                      ok <messages> when every watcher has ended with completed and a 1000 close
 //	close                               ok once every watcher has closed (1001 from the client)
@@ -119,7 +120,11 @@ func (s *watcherSet) dial(n int, base string, keys []string, dialOne func(addr, 
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			w, err := dialOne(u.Host, u.RequestURI()+url.QueryEscape(keys[i%len(keys)]), localFor(open+i), &s.msgs)
+			key := keys[i%len(keys)]
+			if prefix, ok := strings.CutSuffix(key, "*"); ok && len(keys) == 1 {
+				key = prefix + strconv.Itoa(i) // a key of its own
+			}
+			w, err := dialOne(u.Host, u.RequestURI()+url.QueryEscape(key), localFor(open+i), &s.msgs)
 			if err != nil {
 				mu.Lock()
 				first = cmpErr(first, err)
