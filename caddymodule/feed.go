@@ -106,15 +106,24 @@ func (fs *feeds) join(h *Handler, k refreshKey, w *fedWatcher) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	f := fs.m[k]
+	if f != nil {
+		f.mu.Lock()
+		if f.stopped {
+			// It ended with its last member, and is about to be
+			// forgotten.
+			f.mu.Unlock()
+			f = nil
+		}
+	}
 	if f == nil {
 		if fs.m == nil {
 			fs.m = make(map[refreshKey]*feed)
 		}
 		f = &feed{h: h, k: k}
 		fs.m[k] = f
+		f.mu.Lock()
 		go f.run()
 	}
-	f.mu.Lock()
 	defer f.mu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()

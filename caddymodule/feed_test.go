@@ -147,3 +147,45 @@ func TestFeedEndsItsWatchersWhenTheTrackerCloses(t *testing.T) {
 		t.Fatal("no end when the tracker closed")
 	}
 }
+
+// TestFeedStartsAgainForANewWatcher: a watcher of a key whose feed ended
+// with its last watcher is fed by a new one.
+func TestFeedStartsAgainForANewWatcher(t *testing.T) {
+	h := &Handler{Zone: uniqueZone(t), UpdateInterval: caddy.Duration(5 * time.Millisecond), KeyUpdatesPerSecond: 100000}
+	provisionForTest(t, h)
+	tr := h.tracker()
+	k := refreshKey{progress.Anyone, "/again.bin"}
+	join := func() (*fedWatcher, *recordingTransport) {
+		sub, err := tr.Subscribe(progress.Anyone, k.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := newRecordingTransport()
+		w := newFedWatcher(sub, rt, 1)
+		h.startFed(w, k, named(sub.Current(), k.key))
+		<-rt.msgs
+		return w, rt
+	}
+	first, _ := join()
+	first.leave(errWatcherGone)
+	waitFor(t, "the feed to end", func() bool {
+		h.feeds.mu.Lock()
+		defer h.feeds.mu.Unlock()
+		return len(h.feeds.m) == 0
+	})
+	_, rt := join()
+	rec, err := tr.Begin(progress.Anyone, k.key, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(progress.NewBody(io.NopCloser(bytes.NewReader(make([]byte, 10))), rec), make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	rt.until(t, "with 4 bytes", func(s progress.Snapshot) bool { return s.Received == 4 })
+	tr.End(rec, progress.Event{Status: 201, Received: 4})
+	select {
+	case <-rt.ends:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no end")
+	}
+}
