@@ -18,7 +18,7 @@ const frameCacheSize = 1024
 // parts of its own (files, a protocol's detail, a session) is rendered
 // for each watcher: they are not in the key.
 type frameCache struct {
-	mu sync.Mutex
+	mu sync.RWMutex // the watchers of a key read at once
 	m  map[frameKey][]byte
 }
 
@@ -66,9 +66,9 @@ func (fc *frameCache) message(p *protocol, snap progress.Snapshot, form frameFor
 	k := frameKey{p: p, form: form, found: snap.Found, id: snap.ID, version: snap.Version, key: snap.Key, err: snap.Error,
 		total: snap.Total, received: snap.Received, state: snap.State, httpStatus: snap.HTTPStatus,
 		started: snap.Started.UnixNano(), finished: snap.Finished.UnixNano(), unavailable: snap.Unavailable}
-	fc.mu.Lock()
+	fc.mu.RLock()
 	b, ok := fc.m[k]
-	fc.mu.Unlock()
+	fc.mu.RUnlock()
 	if ok {
 		return b, nil
 	}
