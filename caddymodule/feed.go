@@ -312,31 +312,26 @@ func (fs *feeds) forget(f *feed) {
 // deliver hands snap's message to the watcher's writer: at once, or after
 // the write under way, in place of any message still waiting (the latest
 // state is what a watcher wants).
-func (w *fedWatcher) deliver(snap progress.Snapshot) {
-	w.mu.Lock()
-	if w.done {
-		w.mu.Unlock()
-		return
-	}
-	w.next, w.hasNext = snap, true
-	start := !w.writing
-	w.writing = true
-	w.mu.Unlock()
-	if start {
-		go w.write()
-	}
-}
+func (w *fedWatcher) deliver(snap progress.Snapshot) { w.hand(snap, nil) }
 
 // finish ends the watcher on the server's side: e goes out after the
 // write under way, in place of any message waiting, and nothing after it.
-func (w *fedWatcher) finish(e watchEnd) {
+func (w *fedWatcher) finish(e watchEnd) { w.hand(progress.Snapshot{}, &e) }
+
+// hand gives the writer snap's message, or the end e if not nil, unless
+// the watcher is done, and starts the writer if none runs.
+func (w *fedWatcher) hand(snap progress.Snapshot, e *watchEnd) {
 	w.mu.Lock()
 	if w.done {
 		w.mu.Unlock()
 		return
 	}
-	w.done = true
-	w.end, w.hasNext = &e, false
+	if e != nil {
+		w.done = true
+		w.end, w.hasNext = e, false
+	} else {
+		w.next, w.hasNext = snap, true
+	}
 	start := !w.writing
 	w.writing = true
 	w.mu.Unlock()

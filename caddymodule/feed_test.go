@@ -30,6 +30,19 @@ func (r *recordingTransport) send(_ context.Context, s progress.Snapshot) error 
 func (r *recordingTransport) end(e watchEnd) { r.ends <- e }
 func (r *recordingTransport) over(err error) { r.overs <- err }
 
+// joinFeed starts a fed watcher of k with step, recording what it is sent.
+func joinFeed(t *testing.T, h *Handler, k refreshKey, step int64) (*fedWatcher, *recordingTransport) {
+	t.Helper()
+	sub, err := h.tracker().Subscribe(k.owner, k.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newRecordingTransport()
+	w := newFedWatcher(sub, rt, step)
+	h.startFed(w, k, named(sub.Current(), k.key))
+	return w, rt
+}
+
 // until returns the first message that ok accepts, skipping others.
 func (r *recordingTransport) until(t *testing.T, what string, ok func(progress.Snapshot) bool) progress.Snapshot {
 	t.Helper()
@@ -58,13 +71,7 @@ func TestFeedFollowsAKeyForEachOfItsWatchers(t *testing.T) {
 	var ts []*recordingTransport
 	var ws []*fedWatcher
 	for range 3 {
-		sub, err := tr.Subscribe(progress.Anyone, k.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt := newRecordingTransport()
-		w := newFedWatcher(sub, rt, 100)
-		h.startFed(w, k, named(sub.Current(), k.key))
+		w, rt := joinFeed(t, h, k, 100)
 		ts, ws = append(ts, rt), append(ws, w)
 	}
 	for i, rt := range ts {
@@ -130,12 +137,7 @@ func TestFeedEndsItsWatchersWhenTheTrackerCloses(t *testing.T) {
 	provisionForTest(t, h)
 	tr := h.tracker()
 	k := refreshKey{progress.Anyone, "/closing.bin"}
-	sub, err := tr.Subscribe(progress.Anyone, k.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := newRecordingTransport()
-	h.startFed(newFedWatcher(sub, rt, 1), k, named(sub.Current(), k.key))
+	_, rt := joinFeed(t, h, k, 1)
 	<-rt.msgs
 	tr.Close()
 	select {
@@ -156,13 +158,7 @@ func TestFeedStartsAgainForANewWatcher(t *testing.T) {
 	tr := h.tracker()
 	k := refreshKey{progress.Anyone, "/again.bin"}
 	join := func() (*fedWatcher, *recordingTransport) {
-		sub, err := tr.Subscribe(progress.Anyone, k.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt := newRecordingTransport()
-		w := newFedWatcher(sub, rt, 1)
-		h.startFed(w, k, named(sub.Current(), k.key))
+		w, rt := joinFeed(t, h, k, 1)
 		<-rt.msgs
 		return w, rt
 	}

@@ -218,9 +218,10 @@ type rawWatcher struct {
 const handshake = "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 
-// dialRaw opens a watcher of target on addr from local and returns once
-// its first message came.
-func dialRaw(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawWatcher, error) {
+// dialRequest connects to addr from local, sends request, and reads its
+// response's header, which must have status; the connection's deadline
+// is 60 s until the caller clears it.
+func dialRequest(addr string, local *net.TCPAddr, request string, status int) (net.Conn, *bufio.Reader, *http.Response, error) {
 	d := net.Dialer{Timeout: 30 * time.Second}
 	if local != nil {
 		d.LocalAddr = local
@@ -228,22 +229,31 @@ func dialRaw(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawW
 	}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := fmt.Fprintf(c, handshake, target, addr); err != nil {
+	if _, err := io.WriteString(c, request); err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, nil, err
 	}
 	br := bufio.NewReaderSize(c, 512)
 	resp, err := http.ReadResponse(br, nil)
+	if err == nil && resp.StatusCode != status {
+		err = errors.New(resp.Status)
+	}
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, nil, err
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		c.Close()
-		return nil, fmt.Errorf("%s: %s", target, resp.Status)
+	return c, br, resp, nil
+}
+
+// dialRaw opens a watcher of target on addr from local and returns once
+// its first message came.
+func dialRaw(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawWatcher, error) {
+	c, br, _, err := dialRequest(addr, local, fmt.Sprintf(handshake, target, addr), http.StatusSwitchingProtocols)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", target, err)
 	}
 	w := &rawWatcher{c: c, done: make(chan struct{})}
 	first := make(chan error, 1)
@@ -258,28 +268,9 @@ func dialRaw(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawW
 // dialEvents opens an event stream of target on addr from local and
 // returns once its first event came; it is read until it ends.
 func dialEvents(addr, target string, local *net.TCPAddr, msgs *atomic.Int64) (*rawWatcher, error) {
-	d := net.Dialer{Timeout: 30 * time.Second}
-	if local != nil {
-		d.LocalAddr = local
-		d.Control = reuseAddr
-	}
-	c, err := d.Dial("tcp", addr)
+	c, _, resp, err := dialRequest(addr, local, fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", target, addr), http.StatusOK)
 	if err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", target, addr); err != nil {
-		c.Close()
-		return nil, err
-	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		c.Close()
-		return nil, fmt.Errorf("%s: %s", target, resp.Status)
+		return nil, fmt.Errorf("%s: %w", target, err)
 	}
 	w := &rawWatcher{c: c, events: true, done: make(chan struct{})}
 	first := make(chan error, 1)
