@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -121,44 +122,56 @@ func goMemory() goMem {
 // goroutine or buffer of its own, so that the memory measured is the
 // proxy's.
 func dialIdleWatcher(base, target string) (net.Conn, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, err
-	}
-	c, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"x-user-api-key: %s\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", target, u.Host, apiKey)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err == nil && resp.StatusCode != http.StatusSwitchingProtocols {
-		err = fmt.Errorf("%s: %s", target, resp.Status)
-	}
-	var hdr [2]byte
-	if err == nil {
-		_, err = io.ReadFull(br, hdr[:])
-	}
-	if err == nil && (hdr[0] != 0x81 || hdr[1] >= 126) {
-		err = fmt.Errorf("%s: first frame % x, want a short text message", target, hdr)
-	}
-	if err == nil {
-		_, err = io.CopyN(io.Discard, br, int64(hdr[1]))
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
+	return dialIdle(base, target, "Upgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+		func(resp *http.Response, br *bufio.Reader) error {
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				return errors.New(resp.Status)
+			}
+			var hdr [2]byte
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				return err
+			}
+			if hdr[0] != 0x81 || hdr[1] >= 126 {
+				return fmt.Errorf("first frame % x, want a short text message", hdr)
+			}
+			_, err := io.CopyN(io.Discard, br, int64(hdr[1]))
+			return err
+		})
 }
 
 // dialIdleEventStream opens an event stream watcher on base's target over
 // HTTP/1.1 and returns once its first event came; like dialIdleWatcher, it
 // reads nothing more.
 func dialIdleEventStream(base, target string) (net.Conn, error) {
+	return dialIdle(base, target, "Accept: text/event-stream\r\n", func(resp *http.Response, _ *bufio.Reader) error {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+			return fmt.Errorf("%s, %s", resp.Status, resp.Header.Get("Content-Type"))
+		}
+		// The first event ends with an empty line; its data is a message.
+		body := bufio.NewReader(resp.Body)
+		data := false
+		for {
+			line, err := body.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			if line == "\n" {
+				break
+			}
+			data = data || strings.HasPrefix(line, "data: {")
+		}
+		if !data {
+			return errors.New("first event without a message")
+		}
+		return nil
+	})
+}
+
+// dialIdle sends a GET of target to base with the headers (each line
+// ending in CRLF) and the API key, and returns the connection once first
+// has read the response and its first message.
+func dialIdle(base, target, headers string, first func(*http.Response, *bufio.Reader) error) (net.Conn, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, err
@@ -168,31 +181,15 @@ func dialIdleEventStream(base, target string) (net.Conn, error) {
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nx-user-api-key: %s\r\n\r\n", target, u.Host, apiKey)
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n%sx-user-api-key: %s\r\n\r\n", target, u.Host, headers, apiKey)
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
-	if err == nil && (resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream") {
-		err = fmt.Errorf("%s: %s, %s", target, resp.Status, resp.Header.Get("Content-Type"))
-	}
-	// The first event ends with an empty line; its data is a message.
 	if err == nil {
-		body := bufio.NewReader(resp.Body)
-		data := false
-		for {
-			var line string
-			line, err = body.ReadString('\n')
-			if err != nil || line == "\n" {
-				break
-			}
-			data = data || strings.HasPrefix(line, "data: {")
-		}
-		if err == nil && !data {
-			err = fmt.Errorf("%s: first event without a message", target)
-		}
+		err = first(resp, br)
 	}
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", target, err)
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
