@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-upload-progress/caddy-upload-progress/internal/ssetest"
 	"github.com/caddy-upload-progress/caddy-upload-progress/progress"
 	"github.com/caddy-upload-progress/caddy-upload-progress/protocols/shard"
 )
@@ -36,48 +37,13 @@ func serveHandler(t *testing.T, h *Handler, next caddyhttp.Handler) *httptest.Se
 	return srv
 }
 
-// sseEvent is one event of a stream, or one comment.
-type sseEvent struct {
-	id, event, data, comment string
-	retry                    string
-}
-
-// sseReader reads a stream's events, each within a bound.
+// sseReader reads a stream's events, one at a time.
 type sseReader struct {
-	t  *testing.T
 	br *bufio.Reader
 }
 
 // next returns the next event or comment; io.EOF at the stream's end.
-func (s *sseReader) next() (sseEvent, error) {
-	var ev sseEvent
-	var data []string
-	for {
-		line, err := s.br.ReadString('\n')
-		if err != nil {
-			return ev, err
-		}
-		line = strings.TrimSuffix(line, "\n")
-		if line == "" {
-			ev.data = strings.Join(data, "\n")
-			return ev, nil
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "":
-			ev.comment = value
-		case "id":
-			ev.id = value
-		case "event":
-			ev.event = value
-		case "data":
-			data = append(data, value)
-		case "retry":
-			ev.retry = value
-		}
-	}
-}
+func (s *sseReader) next() (ssetest.Event, error) { return ssetest.ReadEvent(s.br) }
 
 // openEvents opens an event stream at target; header adds request headers.
 func openEvents(t *testing.T, ctx context.Context, base, target string, header ...string) (*http.Response, *sseReader) {
@@ -95,7 +61,7 @@ func openEvents(t *testing.T, ctx context.Context, base, target string, header .
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { res.Body.Close() })
-	return res, &sseReader{t: t, br: bufio.NewReader(res.Body)}
+	return res, &sseReader{br: bufio.NewReader(res.Body)}
 }
 
 // getToken asks the shard status endpoint for a watch token of key.
@@ -150,7 +116,7 @@ func TestEventStreamFollowsAnUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.retry != "2000" || first.id != "1" || first.event != "progress" || first.data != `{"total_size":0,"uploaded":0,"status":"not_exist","error":""}` {
+	if first.Retry != "2000" || first.ID != "1" || first.Event != "progress" || first.Data != `{"total_size":0,"uploaded":0,"status":"not_exist","error":""}` {
 		t.Fatalf("first event %+v", first)
 	}
 
@@ -169,7 +135,7 @@ func TestEventStreamFollowsAnUpload(t *testing.T) {
 	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
 	chunk := make([]byte, mib)
 	id := 1
-	var last sseEvent
+	var last ssetest.Event
 	var uploaded int64
 	// next reads events (skipping heartbeats) until one shows more than
 	// was seen, or the end.
@@ -180,19 +146,19 @@ func TestEventStreamFollowsAnUpload(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
-			if ev.comment != "" {
+			if ev.Comment != "" {
 				continue
 			}
 			id++
-			if ev.id != strconv.Itoa(id) {
-				t.Fatalf("event id %q, want %d", ev.id, id)
+			if ev.ID != strconv.Itoa(id) {
+				t.Fatalf("event id %q, want %d", ev.ID, id)
 			}
 			var st shard.Status
-			if err := json.Unmarshal([]byte(ev.data), &st); err != nil {
-				t.Fatalf("event data %q: %v", ev.data, err)
+			if err := json.Unmarshal([]byte(ev.Data), &st); err != nil {
+				t.Fatalf("event data %q: %v", ev.Data, err)
 			}
 			last = ev
-			if st.Uploaded > uploaded || ev.event == "end" {
+			if st.Uploaded > uploaded || ev.Event == "end" {
 				uploaded = st.Uploaded
 				return
 			}
@@ -205,7 +171,7 @@ func TestEventStreamFollowsAnUpload(t *testing.T) {
 			t.Fatal(err)
 		}
 		nextEvent("after " + strconv.Itoa(sent) + " MiB")
-		if !strings.Contains(last.data, `"status":"uploading"`) || last.event != "progress" {
+		if !strings.Contains(last.Data, `"status":"uploading"`) || last.Event != "progress" {
 			t.Fatalf("after %d MiB: %+v, want uploading", sent, last)
 		}
 	}
@@ -217,21 +183,21 @@ func TestEventStreamFollowsAnUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The final state, as progress if not yet seen, then as end.
-	for last.event != "end" {
+	for last.Event != "end" {
 		ev, err := events.next()
 		if err != nil {
 			t.Fatalf("waiting for the end event: %v", err)
 		}
-		if ev.comment != "" {
+		if ev.Comment != "" {
 			continue
 		}
-		if ev.event == "end" && ev.data != last.data {
-			t.Errorf("end event data %q, want the final state %q", ev.data, last.data)
+		if ev.Event == "end" && ev.Data != last.Data {
+			t.Errorf("end event data %q, want the final state %q", ev.Data, last.Data)
 		}
 		last = ev
 	}
-	if want := `{"total_size":3145728,"uploaded":3145728,"status":"completed","error":""}`; last.data != want {
-		t.Errorf("end data %q, want %q", last.data, want)
+	if want := `{"total_size":3145728,"uploaded":3145728,"status":"completed","error":""}`; last.Data != want {
+		t.Errorf("end data %q, want %q", last.Data, want)
 	}
 	if ev, err := events.next(); err != io.EOF {
 		t.Errorf("after the end event: %+v, %v; want the end of the stream", ev, err)
@@ -244,10 +210,10 @@ func TestEventStreamFollowsAnUpload(t *testing.T) {
 	// ids going on from the last it saw.
 	_, again := openEvents(t, ctx, srv.URL, "/ws/progress?path=/e.bin&watch_token="+token, "Last-Event-ID", "41")
 	ev, err := again.next()
-	if err != nil || ev.id != "42" || ev.event != "progress" || ev.data != last.data {
+	if err != nil || ev.ID != "42" || ev.Event != "progress" || ev.Data != last.Data {
 		t.Errorf("after reconnecting: %+v %v", ev, err)
 	}
-	if ev, err := again.next(); err != nil || ev.id != "43" || ev.event != "end" {
+	if ev, err := again.next(); err != nil || ev.ID != "43" || ev.Event != "end" {
 		t.Errorf("after reconnecting: %+v %v, want the end event", ev, err)
 	}
 }
@@ -261,11 +227,11 @@ func TestEventStreamHeartbeat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, events := openEvents(t, ctx, srv.URL, "/ws/progress?path=/idle.bin", shard.APIKeyHeader, testAPIKey)
-	if ev, err := events.next(); err != nil || ev.event != "progress" {
+	if ev, err := events.next(); err != nil || ev.Event != "progress" {
 		t.Fatalf("first event %+v %v", ev, err)
 	}
 	for range 2 {
-		if ev, err := events.next(); err != nil || ev.comment != "ping" || ev.event != "" {
+		if ev, err := events.next(); err != nil || ev.Comment != "ping" || ev.Event != "" {
 			t.Fatalf("while idle: %+v %v, want a ping comment", ev, err)
 		}
 	}

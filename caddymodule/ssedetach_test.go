@@ -51,7 +51,7 @@ func TestEventStreamDetachesFromItsRequest(t *testing.T) {
 	if res.StatusCode != 200 || len(res.TransferEncoding) != 1 || res.TransferEncoding[0] != "chunked" {
 		t.Fatalf("status %d, transfer encoding %v; want 200, chunked", res.StatusCode, res.TransferEncoding)
 	}
-	if ev, err := events.next(); err != nil || ev.event != "progress" || !strings.Contains(ev.data, `"status":"not_exist"`) {
+	if ev, err := events.next(); err != nil || ev.Event != "progress" || !strings.Contains(ev.Data, `"status":"not_exist"`) {
 		t.Fatalf("first event %+v %v", ev, err)
 	}
 	select {
@@ -60,7 +60,7 @@ func TestEventStreamDetachesFromItsRequest(t *testing.T) {
 		t.Fatal("the stream's request did not return")
 	}
 	for range 3 {
-		if ev, err := events.next(); err != nil || ev.comment != "ping" {
+		if ev, err := events.next(); err != nil || ev.Comment != "ping" {
 			t.Fatalf("after the request returned: %+v %v, want heartbeats", ev, err)
 		}
 	}
@@ -90,7 +90,7 @@ func TestDetachedEventStreamWriteTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, events := openEvents(t, ctx, srv.URL, "/ws/progress?path=/stall.bin", "X-User-Api-Key", testAPIKey)
-	if ev, err := events.next(); err != nil || ev.event != "progress" {
+	if ev, err := events.next(); err != nil || ev.Event != "progress" {
 		t.Fatalf("first event %+v %v", ev, err)
 	}
 	waitFor(t, "the stalled watcher to be dropped", func() bool {

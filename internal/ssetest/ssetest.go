@@ -102,20 +102,30 @@ func Refused(t testing.TB, client *http.Client, url string, hdr http.Header) (in
 // read parses events until the stream ends.
 func (s *Stream) read(br *bufio.Reader) {
 	defer close(s.Events)
+	for {
+		ev, err := ReadEvent(br)
+		if err != nil {
+			s.Err = err
+			return
+		}
+		s.Events <- ev
+	}
+}
+
+// ReadEvent reads the next event or comment of a stream from br, as far as
+// the empty line that ends it; io.EOF at the stream's end.
+func ReadEvent(br *bufio.Reader) (Event, error) {
 	var ev Event
 	var data []string
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			s.Err = err
-			return
+			return ev, err
 		}
 		line = strings.TrimSuffix(line, "\n")
 		if line == "" {
 			ev.Data = strings.Join(data, "\n")
-			s.Events <- ev
-			ev, data = Event{}, nil
-			continue
+			return ev, nil
 		}
 		field, value, _ := strings.Cut(line, ":")
 		value = strings.TrimPrefix(value, " ")
